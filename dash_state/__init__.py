@@ -1,0 +1,58 @@
+"""dash-state: ``ServerStore``, a drop-in ``dcc.Store`` whose data stays on the server.
+
+Installing the package is the whole setup (a Dash plugin registers itself); ``init_app`` is there for
+explicit configuration. The component class is imported lazily, so a process that never uses it
+does not even load its JavaScript.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, DashStateError, StoreValueError
+
+__version__ = "0.1.0"
+
+_js_dist = [
+    {"relative_package_path": "dash_state.min.js", "namespace": "dash_state"},
+]
+_css_dist: list = []
+
+if TYPE_CHECKING:
+    import dash
+
+    from .ServerStore import ServerStore
+    from .manager import StateManager
+
+
+def init_app(app: "dash.Dash", **config: Any) -> "StateManager":
+    """Set dash-state up for ``app`` with settings that win over config.toml, the environment and
+    ``app.server.config``; returns the app's StateManager. Raises ConfigError on invalid settings."""
+    from .plugin import install
+
+    state = install(app)
+    state.overrides.update(config)
+    state.reset()
+    return state.manager
+
+
+def get_state_manager(app: "dash.Dash | None" = None) -> "StateManager":
+    """The StateManager of ``app`` (default: the current Dash app)."""
+    import dash
+
+    from .plugin import install
+
+    return install(app or dash.get_app()).manager
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ServerStore":
+        import importlib
+
+        # Importing the submodule binds the *module* to this name; bind the class over it.
+        component = importlib.import_module(".ServerStore", __name__).ServerStore
+        globals()["ServerStore"] = component
+        return component
+    raise AttributeError(f"module 'dash_state' has no attribute {name!r}")
+
+
+__all__ = ["ServerStore", "init_app", "get_state_manager", "ConfigError", "DashStateError", "StoreValueError"]

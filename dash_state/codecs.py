@@ -1,0 +1,182 @@
+"""Values kept by ServerStore: JSON-compatible data, pandas DataFrame/Series and numpy arrays.
+
+A :class:`Snapshot` is a private, frozen copy of one value. The memory backend keeps the snapshot
+itself (a copy in, a copy out: no encoding at all); the other backends keep ``snapshot.to_bytes()``.
+The byte format never uses pickle: orjson for JSON values, Arrow IPC for frames, series and arrays,
+so a stored value can only ever decode into plain data.
+
+Byte format: ``b"DS" + version (1 byte) + kind (1 byte) + payload``.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+
+from .errors import StoreValueError
+
+MAGIC = b"DS\x01"
+JSON, FRAME, SERIES, ARRAY = b"J", b"F", b"S", b"A"
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_SERIES_NAME = b"dash_state.series_name"
+_ARRAY_META = b"dash_state.array"
+
+
+class Snapshot:
+    """An immutable copy of a stored value. ``thaw()`` gives every reader its own copy."""
+
+    __slots__ = ("kind", "_obj", "_payload", "nbytes")
+
+    def __init__(self, kind: bytes, obj: Any = None, payload: bytes | None = None, nbytes: int = 0):
+        self.kind = kind
+        self._obj = obj
+        self._payload = payload
+        self.nbytes = nbytes
+
+    def thaw(self) -> Any:
+        if self.kind == JSON:
+            return orjson.loads(self._payload)
+        if self._obj is not None:
+            return self._obj.copy()
+        return _decode_arrow(self.kind, self._payload)
+
+    def to_bytes(self) -> bytes:
+        if self._payload is None:
+            self._payload = _encode_arrow(self.kind, self._obj)
+        return MAGIC + self.kind + self._payload
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Snapshot":
+        """Parse stored bytes; raises ValueError on anything that is not a dash-state value."""
+        if len(data) < 4 or data[:3] != MAGIC or data[3:4] not in (JSON, FRAME, SERIES, ARRAY):
+            raise ValueError("not a dash-state value")
+        return cls(data[3:4], payload=memoryview(data)[4:], nbytes=len(data))
+
+
+def freeze(value: Any, store_id: str = "?") -> Snapshot:
+    """Take a private copy of ``value``; raises StoreValueError naming the store and the type."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
+        kind = FRAME if isinstance(value, pd.DataFrame) else SERIES
+        copy = value.copy(deep=True)
+        return Snapshot(kind, obj=copy, nbytes=_frame_nbytes(copy))
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.ndarray):
+        return Snapshot(ARRAY, obj=value.copy(), nbytes=value.nbytes)
+    try:
+        payload = orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise StoreValueError(
+            f"ServerStore {store_id!r}: cannot store a value of type {_offending_type(value)}: {exc}. "
+            "Store JSON-compatible data, a pandas DataFrame/Series or a numpy array."
+        ) from None
+    return Snapshot(JSON, payload=payload, nbytes=len(payload))
+
+
+def check_encodable(snapshot: Snapshot, store_id: str) -> bytes:
+    """Encode for a byte-storing backend, turning Arrow's errors into a StoreValueError."""
+    try:
+        return snapshot.to_bytes()
+    except StoreValueError:
+        raise
+    except Exception as exc:  # pyarrow raises several unrelated types for unsupported data
+        raise StoreValueError(f"ServerStore {store_id!r}: cannot encode {type(snapshot._obj).__name__}: {exc}") from None
+
+
+def _json_default(obj: Any) -> Any:
+    """What Dash's own JSON encoder accepts beyond plain JSON, so dcc.Store apps keep working."""
+    if hasattr(obj, "to_plotly_json"):
+        return obj.to_plotly_json()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if hasattr(obj, "tolist") and not _is_frame_like(obj):
+        return obj.tolist()
+    raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
+
+
+def _is_frame_like(obj: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series))
+
+
+def _offending_type(value: Any) -> str:
+    """The first value inside containers that JSON cannot hold, for the error message."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif not isinstance(item, (str, int, float, bool, type(None))):
+            try:
+                _json_default(item)
+            except TypeError:
+                return _type_name(item)
+    return _type_name(value)
+
+
+def _type_name(obj: Any) -> str:
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _frame_nbytes(obj: Any) -> int:
+    """A cheap size estimate (exact for numeric and Arrow-backed columns; sampled for object columns)."""
+    frame = obj.to_frame() if hasattr(obj, "to_frame") else obj
+    total = int(frame.index.nbytes)
+    for _, column in frame.items():
+        total += int(column.array.nbytes)
+        if column.dtype == object and len(column):
+            sample = column.iloc[:64]
+            total += int(sum(sys.getsizeof(v) for v in sample) / len(sample) * len(column))
+    return total
+
+
+def _arrow():
+    try:
+        import pyarrow
+        import pyarrow.ipc  # noqa: F401
+    except ImportError:
+        raise StoreValueError(
+            "storing DataFrames, Series or arrays outside the memory backend needs pyarrow: "
+            "pip install 'dash-state[arrow]'"
+        ) from None
+    return pyarrow
+
+
+def _encode_arrow(kind: bytes, obj: Any) -> bytes:
+    pa = _arrow()
+    if kind == FRAME:
+        table = pa.Table.from_pandas(obj, preserve_index=True)
+    elif kind == SERIES:
+        table = pa.Table.from_pandas(obj.to_frame(name="values"), preserve_index=True)
+        meta = dict(table.schema.metadata or {})
+        meta[_SERIES_NAME] = orjson.dumps(obj.name, default=str)
+        table = table.replace_schema_metadata(meta)
+    else:
+        flat = pa.array(obj.reshape(-1))
+        meta = orjson.dumps({"shape": list(obj.shape), "dtype": obj.dtype.str})
+        table = pa.table({"values": flat}).replace_schema_metadata({_ARRAY_META: meta})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _decode_arrow(kind: bytes, payload: Any) -> Any:
+    pa = _arrow()
+    table = pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+    meta = table.schema.metadata or {}
+    if kind == FRAME:
+        return table.to_pandas()
+    if kind == SERIES:
+        series = table.to_pandas()["values"]
+        series.name = orjson.loads(meta[_SERIES_NAME]) if _SERIES_NAME in meta else None
+        return series
+    import numpy as np
+
+    info = orjson.loads(meta[_ARRAY_META])
+    values = table.column("values").to_numpy(zero_copy_only=False)
+    return np.array(values, dtype=np.dtype(info["dtype"])).reshape(info["shape"])

@@ -1,0 +1,18 @@
+"""Default configuration. Every key can be set in config.toml, the environment, or ``app.server.config``."""
+
+DEFAULTS: dict = {
+    # Where ServerStore data lives: "memory", "client", "redis" or "database".
+    "STATE_BACKEND": "memory",
+    # Seconds a stored value lives without being written or touched.
+    "STATE_TTL_DEFAULT": 3600,
+    # Keep each browser session's data apart; false shares one namespace between all users.
+    "STATE_ENABLE_USER_ISOLATION": True,
+    "STATE_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "STATE_DATABASE_URL": "sqlite:///state.db",
+    # Byte cap of the memory backend; least recently used values are evicted beyond it.
+    "STATE_MEMORY_MAX_BYTES": 1 << 30,
+    # Per-store overrides, keyed by store id: {"backend": ..., "ttl": ...}.
+    "STATE_STORES": {},
+}
+
+BACKEND_NAMES = ("memory", "client", "redis", "database")

@@ -1,0 +1,17 @@
+"""Exceptions raised by dash-state. Each message names what is wrong so the user can fix it."""
+
+
+class DashStateError(Exception):
+    """Base class for every error dash-state raises."""
+
+
+class ConfigError(DashStateError, ValueError):
+    """Invalid configuration: raised when the app starts, naming the key and where it came from."""
+
+
+class StoreValueError(DashStateError, TypeError):
+    """A callback returned a value that a ServerStore cannot keep; nothing was stored."""
+
+
+class BackendUnavailable(DashStateError, RuntimeError):
+    """A backend's server could not be reached or refused the operation."""

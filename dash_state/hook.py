@@ -1,0 +1,175 @@
+"""Callback rewriting: references in, real values to the function; values out, references to the browser.
+
+Dash has no hook that rewrites callback arguments or return values, so :mod:`dash_state.plugin`
+routes two points of Dash's callback path here, for every transport (HTTP, websocket, background):
+
+* :func:`resolve_inputs` sees the ``inputs + state`` list before Dash turns it into arguments;
+* :func:`rewrite_outputs` sees the return value (and ``set_props`` updates) before Dash encodes it.
+
+Both leave anything that is not a ServerStore's ``data`` untouched, and return the very same objects
+when there is nothing to do.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
+
+from dash import Patch
+from dash._grouping import flatten_grouping, make_grouping_by_index
+from dash._utils import stringify_id
+from dash.development.base_component import Component
+
+from . import references
+from .errors import StoreValueError
+from .layout import contains_component, rewrite_stores, with_data
+
+if TYPE_CHECKING:
+    from .runtime import AppState
+
+
+def _is_no_update(value: Any) -> bool:
+    from dash._callback import NoUpdate
+
+    return NoUpdate.is_no_update(value)
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+def resolve_inputs(state: "AppState", inputs: list) -> list:
+    """Replace each ServerStore ``data`` entry's reference by the value it stands for (new dicts; the
+    originals stay in ``dash.ctx.inputs_list`` / ``states_list``)."""
+    resolved = None
+    for index, item in enumerate(inputs):
+        if isinstance(item, list):  # ALL / ALLSMALLER pattern: a list of entries
+            new = [_resolve_entry(state, entry) for entry in item]
+            if any(a is not b for a, b in zip(new, item)):
+                resolved = resolved or list(inputs)
+                resolved[index] = new
+        else:
+            new = _resolve_entry(state, item)
+            if new is not item:
+                resolved = resolved or list(inputs)
+                resolved[index] = new
+    return inputs if resolved is None else resolved
+
+
+def _resolve_entry(state: "AppState", entry: Any) -> Any:
+    if not isinstance(entry, dict) or entry.get("property") != "data":
+        return entry
+    value = entry.get("value")
+    if value is None:
+        return entry
+    store_id = entry.get("id")
+    is_reference = references.looks_like_reference(value)
+    if not is_reference and store_id not in state.store_ids:
+        return entry  # not a ServerStore: a dcc.Store or another component's data prop
+    manager = state.manager
+    sid = stringify_id(store_id)
+    if is_reference:
+        return {**entry, "value": manager.load(sid, value)}
+    if not manager.keeps_on_server(sid):
+        return entry  # rolled back to the client backend: the data itself, as with dcc.Store
+    return {**entry, "value": manager.load(sid, value)}  # raw data where a reference belongs: missing
+
+
+# -- outputs -----------------------------------------------------------------------------------------
+def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schema: Any, ctx: Any) -> Any:
+    """Store ServerStore outputs server-side and return the value with references in their place.
+
+    Every value is checked before anything is written, so a callback that returns one bad value
+    stores nothing at all.
+    """
+    plan: list[tuple[Callable[[Any], None], str, Any]] = []  # (put the reference back, store id, value)
+    trees: list[Any] = []  # component trees whose ServerStores were rewritten
+    for id_str, props in (getattr(ctx, "updated_props", None) or {}).items():  # set_props
+        if isinstance(props, dict):
+            for prop in list(props):
+                _plan(state, partial(props.__setitem__, prop), id_str, prop, props[prop], plan, trees)
+
+    flat = None
+    if spec and not _is_no_update(value):
+        flat, specs = _flatten(value, spec, multi, schema)
+        for index, (val, spc) in enumerate(zip(flat or [], specs)):
+            if isinstance(spc, list) and isinstance(val, (list, tuple)):  # ALL / ALLSMALLER output
+                val = flat[index] = list(val)
+                for j, (v, s) in enumerate(zip(val, spc)):
+                    _plan(state, partial(val.__setitem__, j), s.get("id"), s.get("property"), v, plan, trees)
+            elif isinstance(spc, dict):
+                _plan(state, partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), val, plan, trees)
+
+    if plan:
+        _store(state, plan)
+    if flat is None or not (plan or trees):
+        return value
+    return flat[0] if not multi else make_grouping_by_index(schema, flat)
+
+
+def _flatten(value: Any, spec: Any, multi: bool, schema: Any) -> tuple[list | None, list]:
+    if not multi:
+        return [value], [spec]
+    try:
+        values = list(value) if isinstance(value, tuple) else value
+        return list(flatten_grouping(values, schema)), list(spec)
+    except Exception:  # a malformed return: leave it to Dash, which reports it properly
+        return None, []
+
+
+def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: Any, value: Any,
+          plan: list, trees: list) -> None:
+    if value is None or _is_no_update(value):
+        return
+    if contains_component(value):
+        new = _serve_tree(state, value)
+        if new is not value:
+            put(new)
+            trees.append(new)
+        return
+    if prop != "data" or store_id not in state.store_ids:
+        return
+    sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
+    if not state.manager.keeps_on_server(sid):
+        return
+    if isinstance(value, Patch):
+        raise StoreValueError(f"ServerStore {sid!r}: Patch() outputs are not supported yet; return the whole value")
+    plan.append((put, sid, value))
+
+
+def _store(state: "AppState", plan: list) -> None:
+    manager = state.manager
+    pending = [manager.prepare(sid, value) for _, sid, value in plan]  # may raise: nothing written yet
+    tokens = manager.commit(pending, manager.user())
+    for (put, _, _), token in zip(plan, tokens):
+        put(token)
+
+
+# -- component trees (layouts and callback outputs) ------------------------------------------------
+def serve_tree(state: "AppState", tree: Any) -> Any:
+    """Register the tree's ServerStores and move their initial ``data`` server-side."""
+    return _serve_tree(state, tree)
+
+
+def _serve_tree(state: "AppState", tree: Any) -> Any:
+    def replace(store: Component) -> Component:
+        store_id = getattr(store, "id", None)
+        state.store_ids.add(store_id)
+        data = getattr(store, "data", None)
+        sid = stringify_id(store_id) if store_id is not None else "?"
+        if data is None or references.looks_like_reference(data) or not state.manager.keeps_on_server(sid):
+            return store
+        manager = state.manager
+        token = manager.commit([manager.prepare(sid, data)], manager.user(), stable=True)[0]
+        return with_data(store, token)
+
+    return rewrite_stores(tree, replace)
+
+
+def strip_tree(state: "AppState", tree: Any) -> Any:
+    """The tree with server-side stores' data removed, for Dash's validation layout in the index page."""
+    def strip(store: Component) -> Component:
+        store_id = getattr(store, "id", None)
+        state.store_ids.add(store_id)
+        if getattr(store, "data", None) is None:
+            return store
+        sid = stringify_id(store_id) if store_id is not None else "?"
+        return with_data(store, None) if state.manager.keeps_on_server(sid) else store
+
+    return rewrite_stores(tree, strip)

@@ -1,0 +1,123 @@
+"""Finding ServerStores in component trees, and the per-app record of which ids are ServerStores.
+
+Dash's callback requests carry only ``{id, property}`` for outputs, not component types, so the hook
+learns which ids are ServerStores from every tree it sees: the layout, the validation layout, page
+layouts and components returned by callbacks. Trees are never modified in place: a static layout is
+shared by every request, so changed branches are copied.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Callable, Iterator
+
+from dash._utils import stringify_id
+from dash.development.base_component import Component
+
+NAMESPACE = "dash_state"
+TYPE = "ServerStore"
+
+
+def is_server_store(obj: Any) -> bool:
+    return isinstance(obj, Component) and obj._namespace == NAMESPACE and obj._type == TYPE
+
+
+def find_stores(tree: Any) -> Iterator[Component]:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Component):
+            if is_server_store(node):
+                yield node
+            else:
+                stack.extend(getattr(node, name, None) for name in node._prop_names)
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+
+
+def rewrite_stores(tree: Any, fn: Callable[[Component], Component]) -> Any:
+    """Return ``tree`` with each ServerStore replaced by ``fn(store)``, copying only changed branches."""
+    if isinstance(tree, Component):
+        if is_server_store(tree):
+            return fn(tree)
+        changed = {}
+        for name in tree._prop_names:
+            value = getattr(tree, name, None)
+            if value is not None and not isinstance(value, (str, int, float)):
+                new = rewrite_stores(value, fn)
+                if new is not value:
+                    changed[name] = new
+        if not changed:
+            return tree
+        clone = copy.copy(tree)
+        for name, value in changed.items():
+            setattr(clone, name, value)
+        return clone
+    if isinstance(tree, (list, tuple)):
+        items = [rewrite_stores(item, fn) for item in tree]
+        if all(a is b for a, b in zip(items, tree)):
+            return tree
+        return type(tree)(items) if isinstance(tree, tuple) else items
+    if isinstance(tree, dict):
+        values = {k: rewrite_stores(v, fn) for k, v in tree.items()}
+        return tree if all(values[k] is tree[k] for k in tree) else values
+    return tree
+
+
+def with_data(store: Component, data: Any) -> Component:
+    clone = copy.copy(store)
+    clone.data = data
+    return clone
+
+
+def contains_component(value: Any) -> bool:
+    """Cheap check before walking an output: only component trees can carry new ServerStores."""
+    if isinstance(value, Component):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(item, Component) for item in value)
+    return False
+
+
+class StoreIds:
+    """The ids of this app's ServerStores.
+
+    String ids match exactly. A dict id (pattern matching) also matches by *family*: the same keys
+    and the same string values, any numbers. So ``{"type": "cart", "index": 7}`` is recognised even in
+    a worker that only saw ``{"type": "cart", "index": 1}``, as happens when stores are created by
+    callbacks in another gunicorn worker.
+    """
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._families: set[tuple] = set()
+
+    def add(self, store_id: Any) -> None:
+        if isinstance(store_id, dict):
+            self._ids.add(stringify_id(store_id))
+            self._families.add(_family(store_id))
+        elif isinstance(store_id, str):
+            self._ids.add(store_id)
+
+    def add_tree(self, tree: Any) -> None:
+        for store in find_stores(tree):
+            self.add(getattr(store, "id", None))
+
+    def __contains__(self, store_id: Any) -> bool:
+        if isinstance(store_id, dict):
+            return stringify_id(store_id) in self._ids or _family(store_id) in self._families
+        if isinstance(store_id, str) and store_id.startswith("{") and store_id not in self._ids:
+            try:  # set_props keys dict ids as their JSON string
+                return json.loads(store_id) in self
+            except ValueError:
+                return False
+        return store_id in self._ids
+
+    def __bool__(self) -> bool:
+        return bool(self._ids)
+
+
+def _family(store_id: dict) -> tuple:
+    return (frozenset(store_id), frozenset((k, v) for k, v in store_id.items() if isinstance(v, str)))

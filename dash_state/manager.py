@@ -1,0 +1,172 @@
+"""StateManager: turns values into references and back, for one app.
+
+It owns the configuration, the backends (created on first use) and the counters. Layers above it
+(the callback hook, the layout hook, the public API) only ever hand it a store id, a value or a
+reference; layers below it (backends) only ever see namespaced keys and snapshots.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from . import identity, references
+from .backends import Backend, create_backend
+from .codecs import JSON, Snapshot, check_encodable, freeze
+from .config import Config, StoreSettings
+from .defaults import BACKEND_NAMES
+
+log = logging.getLogger("dash_state")
+
+MISS_REASONS = {
+    "malformed": "is not a valid dash-state reference",
+    "foreign": "belongs to another session (or the session cookie is gone)",
+    "missing": "has expired or is unknown",
+    "unknown_backend": "names a backend this app does not use",
+    "corrupt": "could not be decoded",
+}
+
+
+@dataclass
+class Pending:
+    """A value checked and copied, ready to be written: writing can no longer fail on the value."""
+
+    store_id: str
+    settings: StoreSettings
+    snapshot: Snapshot
+
+
+class StateManager:
+    def __init__(self, config: Config, secret: bytes):
+        self.config = config
+        self._secret = references.derive_secret(secret)
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    # -- configuration -------------------------------------------------------------------------
+    def settings(self, store_id: str) -> StoreSettings:
+        return self.config.store(store_id)
+
+    def keeps_on_server(self, store_id: str) -> bool:
+        return self.settings(store_id).backend != "client"
+
+    def backend(self, name: str) -> Backend:
+        backend = self._backends.get(name)
+        if backend is None:
+            with self._lock:
+                backend = self._backends.get(name)
+                if backend is None:
+                    backend = self._backends[name] = create_backend(name, self.config)
+        return backend
+
+    def user(self, create: bool = True) -> str | None:
+        return identity.current_user(self.config["STATE_ENABLE_USER_ISOLATION"], create=create)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def prepare(self, store_id: str, value: Any) -> Pending:
+        """Copy and check a value; raises StoreValueError naming the store, storing nothing."""
+        settings = self.settings(store_id)
+        snapshot = freeze(value, store_id)
+        if not self.backend(settings.backend).keeps_objects:
+            check_encodable(snapshot, store_id)
+        return Pending(store_id, settings, snapshot)
+
+    def commit(self, pending: Iterable[Pending], user: str, stable: bool = False) -> list[str]:
+        """Write every pending value or none of them; returns one reference each.
+
+        ``stable`` derives the key from the value (a layout's initial data), so serving the same
+        layout again reuses one entry instead of piling up copies until they expire.
+        """
+        written: list[tuple[Backend, str]] = []
+        tokens = []
+        try:
+            for item in pending:
+                backend = self.backend(item.settings.backend)
+                key = self._key(item, stable)
+                backend.set(f"{user}/{key}", item.snapshot, item.settings.ttl)
+                written.append((backend, f"{user}/{key}"))
+                tokens.append(references.make(self._secret, user, backend.name, key))
+                self._counts["writes"] += 1
+                self._counts["bytes_written"] += item.snapshot.nbytes
+        except Exception:
+            for backend, key in written:
+                backend.delete(key)
+            raise
+        return tokens
+
+    def save(self, store_id: str, value: Any, user: str | None = None) -> str:
+        user = user or self.user()
+        return self.commit([self.prepare(store_id, value)], user)[0]
+
+    # -- reading ---------------------------------------------------------------------------------
+    def load(self, store_id: str, token: Any, user: str | None = None) -> Any:
+        """The value a reference stands for, or None (logged and counted) when it cannot be served."""
+        self._counts["reads"] += 1
+        found = self._locate(token, user)
+        if isinstance(found, str):
+            return self._miss(found, store_id)
+        try:
+            value = found.thaw()
+        except Exception:  # a corrupt entry is missing data, never a crash
+            return self._miss("corrupt", store_id)
+        self._counts["hits"] += 1
+        return value
+
+    def delete(self, token: Any, user: str | None = None) -> bool:
+        ref = references.parse(token)
+        user = user or self.user(create=False)
+        if ref is None or user is None or not self._usable(ref, user):
+            return False
+        return self.backend(ref.backend).delete(f"{user}/{ref.key}")
+
+    def describe(self, token: Any, user: str | None = None) -> dict:
+        """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
+        found = self._locate(token, user)
+        server = 0 if isinstance(found, str) else found.nbytes
+        ref = references.parse(token)
+        return {"backend": ref.backend if ref else None, "server_bytes": server,
+                "browser_bytes": len(token.encode()) if isinstance(token, str) else 0}
+
+    def stats(self) -> dict:
+        counts = dict(self._counts)
+        return {
+            "reads": counts.get("reads", 0),
+            "hits": counts.get("hits", 0),
+            "writes": counts.get("writes", 0),
+            "bytes_written": counts.get("bytes_written", 0),
+            "misses": {reason: counts.get(f"miss.{reason}", 0) for reason in MISS_REASONS},
+            "backends": {name: backend.stats() for name, backend in self._backends.items()},
+        }
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _locate(self, token: Any, user: str | None) -> Snapshot | str:
+        ref = references.parse(token)
+        if ref is None:
+            return "malformed"
+        user = user or self.user(create=False)
+        if ref.backend not in BACKEND_NAMES or ref.backend == "client":
+            return "unknown_backend"
+        if user is None or not references.verify(self._secret, user, ref):
+            return "foreign"
+        snapshot = self.backend(ref.backend).get(f"{user}/{ref.key}")
+        return "missing" if snapshot is None else snapshot
+
+    def _usable(self, ref: references.Reference, user: str) -> bool:
+        return ref.backend in BACKEND_NAMES and ref.backend != "client" and references.verify(self._secret, user, ref)
+
+    def _key(self, item: Pending, stable: bool) -> str:
+        if stable and item.snapshot.kind == JSON:
+            return references.digest_key(item.store_id.encode(), item.snapshot.to_bytes())
+        return references.new_key()
+
+    def _miss(self, reason: str, store_id: str) -> None:
+        self._counts[f"miss.{reason}"] += 1
+        log.warning("ServerStore %r: reference %s; the callback gets None", store_id, MISS_REASONS[reason])
+        return None

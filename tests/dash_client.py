@@ -1,0 +1,57 @@
+"""Drive a Dash app's callbacks through Flask's test client, the way the renderer does."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dash
+
+
+class DashClient:
+    def __init__(self, app: dash.Dash):
+        self.app = app
+        self.http = app.server.test_client()
+        self.last_response_bytes = 0
+
+    def layout(self) -> dict:
+        response = self.http.get("/_dash-layout")
+        assert response.status_code == 200, response.data[:500]
+        return response.get_json()
+
+    def index(self) -> str:
+        response = self.http.get("/")
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    def raw_call(self, outputs: list[tuple[Any, str]], inputs: list[tuple[Any, str, Any]],
+                 state: list[tuple[Any, str, Any]] = (), changed: list[str] | None = None):
+        """POST one callback request; ``outputs`` are (id, prop), inputs/state are (id, prop, value)."""
+        def item(id_, prop, *value):
+            out = {"id": id_, "property": prop}
+            if value:
+                out["value"] = value[0]
+            return out
+
+        def key(id_):
+            return json.dumps(id_, sort_keys=True, separators=(",", ":")) if isinstance(id_, dict) else id_
+
+        output_items = [item(i, p) for i, p in outputs]
+        output_str = ".." + "...".join(f"{key(i)}.{p}" for i, p in outputs) + ".." if len(outputs) > 1 \
+            else f"{key(outputs[0][0])}.{outputs[0][1]}"
+        body = {
+            "output": output_str,
+            "outputs": output_items if len(outputs) > 1 else output_items[0],
+            "inputs": [item(i, p, v) for i, p, v in inputs],
+            "state": [item(i, p, v) for i, p, v in state],
+            "changedPropIds": changed if changed is not None else [f"{key(i)}.{p}" for i, p, _ in inputs[:1]],
+        }
+        response = self.http.post("/_dash-update-component", data=json.dumps(body),
+                                   content_type="application/json")
+        self.last_response_bytes = len(response.data)
+        return response
+
+    def call(self, outputs, inputs, state=()) -> dict:
+        """Like raw_call, but asserts success and returns ``{id: {prop: value}}``."""
+        response = self.raw_call(outputs, inputs, state)
+        assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+        return response.get_json()["response"]
