@@ -24,7 +24,8 @@ class DashClient:
         return response.get_data(as_text=True)
 
     def raw_call(self, outputs: list[tuple[Any, str]], inputs: list[tuple[Any, str, Any]],
-                 state: list[tuple[Any, str, Any]] = (), changed: list[str] | None = None):
+                 state: list[tuple[Any, str, Any]] = (), changed: list[str] | None = None,
+                 callback_id: str | None = None):
         """POST one callback request; ``outputs`` are (id, prop), inputs/state are (id, prop, value)."""
         def item(id_, prop, *value):
             out = {"id": id_, "property": prop}
@@ -36,11 +37,11 @@ class DashClient:
             return json.dumps(id_, sort_keys=True, separators=(",", ":")) if isinstance(id_, dict) else id_
 
         output_items = [item(i, p) for i, p in outputs]
-        output_str = ".." + "...".join(f"{key(i)}.{p}" for i, p in outputs) + ".." if len(outputs) > 1 \
-            else f"{key(outputs[0][0])}.{outputs[0][1]}"
+        output_str = f"{key(outputs[0][0])}.{outputs[0][1]}" if len(outputs) == 1 \
+            else ".." + "...".join(f"{key(i)}.{p}" for i, p in outputs) + ".."
         body = {
-            "output": output_str,
-            "outputs": output_items if len(outputs) > 1 else output_items[0],
+            "output": callback_id or output_str,
+            "outputs": output_items if len(outputs) != 1 else output_items[0],
             "inputs": [item(i, p, v) for i, p, v in inputs],
             "state": [item(i, p, v) for i, p, v in state],
             "changedPropIds": changed if changed is not None else [f"{key(i)}.{p}" for i, p, _ in inputs[:1]],
@@ -50,8 +51,8 @@ class DashClient:
         self.last_response_bytes = len(response.data)
         return response
 
-    def call(self, outputs, inputs, state=()) -> dict:
+    def call(self, outputs, inputs, state=(), callback_id=None) -> dict:
         """Like raw_call, but asserts success and returns ``{id: {prop: value}}``."""
-        response = self.raw_call(outputs, inputs, state)
+        response = self.raw_call(outputs, inputs, state, callback_id=callback_id)
         assert response.status_code == 200, response.get_data(as_text=True)[:2000]
         return response.get_json()["response"]

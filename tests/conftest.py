@@ -1,0 +1,38 @@
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+os.environ.setdefault("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
+
+
+def pytest_configure(config):
+    # dash_duo: headless unless told otherwise (the test command always runs headless).
+    if hasattr(config.option, "headless"):
+        config.option.headless = True
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dash(tmp_path, monkeypatch):
+    """Each test gets an empty working directory (no stray config.toml) and Dash's global callback
+    registry cleared, so apps from earlier tests do not leak callbacks into this one."""
+    from dash import _callback
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("STATE_")]:
+        monkeypatch.delenv(key)
+    _callback.GLOBAL_CALLBACK_MAP.clear()
+    _callback.GLOBAL_CALLBACK_LIST.clear()
+    yield
+    _callback.GLOBAL_CALLBACK_MAP.clear()
+    _callback.GLOBAL_CALLBACK_LIST.clear()
+
+
+@pytest.fixture
+def warnings_log(caplog):
+    caplog.set_level(logging.WARNING, logger="dash_state")
+    return caplog

@@ -1,0 +1,368 @@
+"""The server-side hook, driven through Flask's test client exactly as the renderer calls Dash."""
+import json
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from dash import Input, Output, State, dcc, html
+
+import dash_state
+from apps import new_app, write_read_app
+from dash_client import DashClient
+from dash_state import ServerStore
+
+
+def write(client, n=3):
+    return client.call([("s", "data")], [("btn", "n_clicks", n)])["s"]["data"]
+
+
+def read(client, token):
+    return client.call([("out", "children")], [("s", "data", token)])["out"]["children"]
+
+
+def test_output_is_a_small_reference_and_input_is_the_value():
+    client = DashClient(write_read_app(value_factory=lambda n: {"rows": list(range(100_000))}))
+    client.layout()
+    token = write(client)
+    assert isinstance(token, str) and token.startswith("dsr1.")
+    assert len(token.encode()) <= 256
+    assert client.last_response_bytes < 400  # the whole HTTP body, not just the token
+    assert read(client, token) == repr({"rows": list(range(100_000))})
+
+
+def test_reference_reveals_nothing_server_internal():
+    app = write_read_app()
+    client = DashClient(app)
+    client.layout()
+    token = write(client)
+    user = None
+    with client.http.session_transaction() as session:
+        user = session["_dash_state_user"]
+    for secret in (user, "memory/", "test-secret", "127.0.0.1", "localhost", "/tmp", "/work"):
+        assert secret not in token
+
+
+@pytest.mark.parametrize("value", [
+    pd.DataFrame({"a": np.arange(5), "b": list("abcde"), "t": pd.date_range("2024-01-01", periods=5)}),
+    pd.Series([1.5, 2.5, None], name="price"),
+    np.arange(12, dtype="int16").reshape(3, 4),
+])
+def test_frames_series_and_arrays_come_back_as_the_same_type(value):
+    received = {}
+    app = new_app()
+    app.layout = html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
+
+    @app.callback(Output("s", "data"), Input("btn", "n_clicks"))
+    def w(n):
+        return value
+
+    @app.callback(Output("out", "children"), Input("s", "data"))
+    def r(data):
+        received["value"] = data
+        if hasattr(data, "columns"):
+            data.iloc[0, 0] = 999  # a reader that mutates its input must not change the stored value
+        elif hasattr(data, "iloc"):
+            data.iloc[0] = 999
+        else:
+            data[0] = 99
+        return "ok"
+
+    client = DashClient(app)
+    client.layout()
+    token = write(client)
+    for _ in range(2):
+        read(client, token)
+    got = received["value"]  # what the second reader got, mutated by that reader afterwards
+    assert type(got) is type(value)
+    if isinstance(value, np.ndarray):
+        assert got.dtype == value.dtype and got.shape == value.shape
+        assert np.array_equal(got[1:], value[1:]) and (got[0] == 99).all()
+    else:
+        assert got.iloc[1:].equals(value.iloc[1:]) and list(got.dtypes if hasattr(got, "columns") else [got.dtype]) == \
+            list(value.dtypes if hasattr(value, "columns") else [value.dtype])
+    # two readers mutated their copies; the stored value is still the original
+    r_state = dash_state.get_state_manager(app).load("s", token, user=_user(client))
+    if isinstance(value, np.ndarray):
+        assert np.array_equal(r_state, value)
+    else:
+        assert r_state.equals(value)
+
+
+def _user(client):
+    with client.http.session_transaction() as session:
+        return session["_dash_state_user"]
+
+
+def test_writer_keeping_a_reference_to_its_value_cannot_change_the_stored_copy():
+    shared = {"items": [1, 2, 3]}
+    app = write_read_app(value_factory=lambda n: shared)
+    client = DashClient(app)
+    client.layout()
+    token = write(client)
+    shared["items"].append(4)
+    assert read(client, token) == repr({"items": [1, 2, 3]})
+
+
+def test_another_session_gets_none_and_a_warning(warnings_log):
+    app = write_read_app()
+    alice, mallory = DashClient(app), DashClient(app)
+    alice.layout()
+    mallory.layout()
+    token = write(alice)
+    assert read(mallory, token) == "None"
+    assert "another session" in warnings_log.text and "'s'" in warnings_log.text
+    assert dash_state.get_state_manager(app).stats()["misses"]["foreign"] == 1
+    assert read(alice, token) != "None"
+
+
+@pytest.mark.parametrize("bad", [
+    "dsr1.",
+    "dsr1.memory.short.sig",
+    "dsr1.memory." + "A" * 22 + ".forgedsignatureAAAAAAA",
+    "dsr1.evil." + "A" * 22 + ".x",
+    "dsr1." + "x" * 5000,
+    {"not": "a reference"},
+    [1, 2, 3],
+    12345,
+])
+def test_malformed_forged_or_oversized_references_are_missing_not_errors(bad, warnings_log):
+    app = write_read_app()
+    client = DashClient(app)
+    client.layout()
+    response = client.raw_call([("out", "children")], [("s", "data", bad)])
+    assert response.status_code == 200
+    assert response.get_json()["response"]["out"]["children"] == "None"
+    assert "ServerStore 's'" in warnings_log.text
+    assert "Traceback" not in response.get_data(as_text=True)
+    misses = dash_state.get_state_manager(app).stats()["misses"]
+    assert sum(misses.values()) == 1
+
+
+def test_tampering_with_a_valid_reference_is_detected(warnings_log):
+    client = DashClient(write_read_app())
+    client.layout()
+    token = write(client)
+    prefix, backend, key, sig = token.split(".")
+    other_key = ("B" if key[0] != "B" else "C") + key[1:]
+    assert read(client, f"{prefix}.{backend}.{other_key}.{sig}") == "None"
+    assert read(client, f"{prefix}.{backend}.{key}.{sig[:-1]}") == "None"
+
+
+def test_expired_data_is_never_served(warnings_log):
+    app = write_read_app()
+    client = DashClient(app)
+    client.layout()
+    token = write(client)
+    backend = dash_state.get_state_manager(app).backend("memory")
+    now = backend._clock()
+    backend._clock = lambda: now + 3601  # STATE_TTL_DEFAULT is 3600
+    assert read(client, token) == "None"
+    assert "expired" in warnings_log.text
+    assert dash_state.get_state_manager(app).stats()["misses"]["missing"] == 1
+
+
+def test_per_store_ttl_from_config():
+    app = write_read_app(STATE_STORES={"s": {"ttl": 5}})
+    client = DashClient(app)
+    client.layout()
+    token = write(client)
+    backend = dash_state.get_state_manager(app).backend("memory")
+    now = backend._clock()
+    backend._clock = lambda: now + 4
+    assert read(client, token) != "None"
+    backend._clock = lambda: now + 6
+    assert read(client, token) == "None"
+
+
+def test_unserializable_value_fails_naming_store_and_type_and_stores_nothing(caplog):
+    app = new_app()
+    app.layout = html.Div([html.Button(id="btn"), ServerStore(id="good"), ServerStore(id="bad")])
+
+    @app.callback(Output("good", "data"), Output("bad", "data"), Input("btn", "n_clicks"))
+    def w(n):
+        return {"fine": True}, {"oops": {1, 2}}
+
+    client = DashClient(app)
+    client.layout()
+    manager = dash_state.get_state_manager(app)
+    before = manager.backend("memory").stats()["entries"]
+    caplog.set_level(logging.ERROR)
+    response = client.raw_call([("good", "data"), ("bad", "data")], [("btn", "n_clicks", 1)])
+    assert response.status_code == 500
+    assert "Traceback" not in response.get_data(as_text=True)  # debug is off: no internals to the browser
+    assert re.search(r"StoreValueError: ServerStore 'bad': cannot store a value of type set", caplog.text)
+    assert manager.backend("memory").stats()["entries"] == before
+    assert manager.stats()["writes"] == 0
+
+
+def test_client_backend_is_exactly_dcc_store(tmp_path):
+    (tmp_path / "config.toml").write_text('[STATE_STORES.s]\nbackend = "client"\n')
+    app = write_read_app()
+    client = DashClient(app)
+    client.layout()
+    data = write(client, 2)
+    assert data == {"clicks": 2, "rows": [0, 1]}
+    assert read(client, data) == repr(data)
+
+
+def test_rollback_still_reads_references_written_before_the_switch():
+    app = write_read_app()
+    client = DashClient(app)
+    client.layout()
+    token = write(client)
+    dash_state.init_app(app, STATE_STORES={"s": {"backend": "client"}})
+    # the memory backend is rebuilt by init_app, so the old value is gone: None, not the token string
+    assert read(client, token) == "None"
+
+
+def test_without_user_isolation_all_sessions_share_data():
+    app = write_read_app(STATE_ENABLE_USER_ISOLATION=False)
+    alice, bob = DashClient(app), DashClient(app)
+    alice.layout()
+    token = write(alice)
+    assert read(bob, token) == repr({"clicks": 3, "rows": [0, 1, 2]})
+
+
+def test_initial_data_in_a_static_layout_is_stored_server_side():
+    big = {"rows": list(range(50_000))}
+    app = new_app()
+    app.layout = html.Div([ServerStore(id="s", data=big), html.Div(id="out")])
+
+    @app.callback(Output("out", "children"), Input("s", "data"))
+    def r(data):
+        return len(data["rows"])
+
+    client = DashClient(app)
+    layout = client.layout()
+    token = layout["props"]["children"][0]["props"]["data"]
+    assert token.startswith("dsr1.") and len(json.dumps(layout)) < 1000
+    assert client.call([("out", "children")], [("s", "data", token)])["out"]["children"] == 50_000
+    # the app's own layout object is untouched: every request gets the initial value again
+    assert app.layout.children[0].data is big
+    assert client.layout()["props"]["children"][0]["props"]["data"] == token  # same value, same entry
+
+
+def test_layout_function_and_index_page_carry_no_initial_data():
+    secret_rows = list(range(1000, 1100))
+
+    def layout():
+        return html.Div([ServerStore(id="s", data={"marker": "SECRETMARKER", "rows": secret_rows})])
+
+    app = new_app()
+    app.layout = layout
+    client = DashClient(app)
+    assert "SECRETMARKER" not in client.index()  # Dash embeds the validation layout in the index page
+    assert "SECRETMARKER" not in json.dumps(client.layout())
+
+
+def test_pattern_matching_ids_and_all_outputs():
+    from dash import ALL, MATCH
+
+    app = new_app()
+    app.layout = html.Div(
+        [html.Button(id={"type": "btn", "index": i}) for i in range(3)]
+        + [ServerStore(id={"type": "store", "index": i}) for i in range(3)]
+        + [html.Div(id={"type": "out", "index": i}) for i in range(3)]
+        + [html.Div(id="total")]
+    )
+
+    @app.callback(Output({"type": "store", "index": MATCH}, "data"), Input({"type": "btn", "index": MATCH}, "n_clicks"))
+    def w(n):
+        return {"n": n}
+
+    @app.callback(Output("total", "children"), Input({"type": "store", "index": ALL}, "data"))
+    def total(values):
+        return sum((v or {}).get("n", 0) for v in values)
+
+    client = DashClient(app)
+    client.layout()
+    tokens = []
+    for i in range(3):
+        sid = {"type": "store", "index": i}
+        r = client.call([(sid, "data")], [({"type": "btn", "index": i}, "n_clicks", i + 1)],
+                        callback_id='{"index":["MATCH"],"type":"store"}.data')
+        tokens.append(r[json.dumps(sid, sort_keys=True, separators=(",", ":"))]["data"])
+    assert all(t.startswith("dsr1.") for t in tokens)
+    body = {
+        "output": "total.children", "outputs": {"id": "total", "property": "children"},
+        "inputs": [[{"id": {"type": "store", "index": i}, "property": "data", "value": t} for i, t in enumerate(tokens)]],
+        "state": [], "changedPropIds": [],
+    }
+    response = client.http.post("/_dash-update-component", json=body)
+    assert response.get_json()["response"]["total"]["children"] == 6
+
+
+def test_set_props_writes_a_server_store():
+    from dash import set_props
+
+    app = new_app()
+    app.layout = html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
+
+    @app.callback(Input("btn", "n_clicks"))
+    def w(n):
+        set_props("s", {"data": {"via": "set_props", "n": n}})
+
+    @app.callback(Output("out", "children"), Input("s", "data"))
+    def r(data):
+        return repr(data)
+
+    client = DashClient(app)
+    client.layout()
+    (no_output_id,) = [k for k in app.callback_map if "." not in k]
+    side = client.raw_call([], [("btn", "n_clicks", 4)], callback_id=no_output_id).get_json()["sideUpdate"]
+    token = side["s"]["data"]
+    assert token.startswith("dsr1.")
+    assert read(client, token) == repr({"via": "set_props", "n": 4})
+
+
+def test_callback_returning_components_with_server_stores():
+    app = new_app(suppress_callback_exceptions=True)
+    app.layout = html.Div([html.Button(id="btn"), html.Div(id="holder"), html.Div(id="out")])
+
+    @app.callback(Output("holder", "children"), Input("btn", "n_clicks"))
+    def make(n):
+        return [ServerStore(id="s", data={"made": "SECRETMARKER"})]
+
+    @app.callback(Output("out", "children"), Input("s", "data"))
+    def r(data):
+        return repr(data)
+
+    client = DashClient(app)
+    client.layout()
+    children = client.call([("holder", "children")], [("btn", "n_clicks", 1)])["holder"]["children"]
+    token = children[0]["props"]["data"]
+    assert "SECRETMARKER" not in json.dumps(children)
+    assert read(client, token) == repr({"made": "SECRETMARKER"})
+
+
+def test_dcc_store_in_the_same_app_is_untouched():
+    app = new_app()
+    app.layout = html.Div([html.Button(id="btn"), dcc.Store(id="plain"), ServerStore(id="s"), html.Div(id="out")])
+
+    @app.callback(Output("plain", "data"), Output("s", "data"), Input("btn", "n_clicks"))
+    def w(n):
+        return {"plain": n}, {"server": n}
+
+    client = DashClient(app)
+    client.layout()
+    response = client.call([("plain", "data"), ("s", "data")], [("btn", "n_clicks", 7)])
+    assert response["plain"]["data"] == {"plain": 7}
+    assert response["s"]["data"].startswith("dsr1.")
+
+
+def test_no_update_and_none_pass_through():
+    from dash import no_update
+
+    app = new_app()
+    app.layout = html.Div([html.Button(id="btn"), ServerStore(id="a"), ServerStore(id="b")])
+
+    @app.callback(Output("a", "data"), Output("b", "data"), Input("btn", "n_clicks"))
+    def w(n):
+        return no_update, None
+
+    client = DashClient(app)
+    client.layout()
+    response = client.call([("a", "data"), ("b", "data")], [("btn", "n_clicks", 1)])
+    assert "a" not in response and response["b"]["data"] is None
