@@ -1,0 +1,91 @@
+# AUTO GENERATED FILE - DO NOT EDIT
+
+import typing  # noqa: F401
+from typing_extensions import TypedDict, NotRequired, Literal # noqa: F401
+from dash.development.base_component import Component, _explicitize_args
+try:
+    from dash.types import NumberType  # noqa: F401
+except ImportError:
+    # Backwards compatibility for dash<=4.1.0
+    if typing.TYPE_CHECKING:
+        raise
+    NumberType = typing.Union[  # noqa: F401
+        typing.SupportsFloat, typing.SupportsInt, typing.SupportsComplex
+    ]
+
+ComponentSingleType = typing.Union[str, int, float, Component, None]
+ComponentType = typing.Union[
+    ComponentSingleType,
+    typing.Sequence[ComponentSingleType],
+]
+
+
+class ServerStore(Component):
+    """A ServerStore component.
+ServerStore keeps JSON data in the browser, exactly like dcc.Store
+(same props, same storage keys and timestamps, same update rules).
+On the server, dash-state replaces `data` with a short opaque
+reference to the real value, so only that reference travels to the
+browser and is kept in memory, sessionStorage or localStorage.
+It renders nothing.
+
+Keyword arguments:
+
+- id (string | dict; required):
+    The ID used to identify this component in Dash callbacks; it must
+    be unique in the app. A dict ID (pattern-matching callbacks) works
+    too. Browser storage uses the ID as its key: a string ID as is, a
+    dict ID as its JSON text with the keys sorted.
+
+- clear_data (boolean; default False):
+    Set to True to delete the stored value: `data` becomes None and
+    `clear_data` goes back to False.
+
+- data (dict | list | number | string | boolean; optional):
+    The stored JSON value. With dash-state's server side this is a
+    short opaque reference that stands for the real value kept on the
+    server.
+
+- modified_timestamp (number; default -1):
+    When the stored value last changed, in milliseconds since the
+    epoch (-1 if never).
+
+- storage_type (a value equal to: 'local', 'session', 'memory'; default 'memory'):
+    Where the browser keeps `data`: 'memory': in this component only,
+    lost when the page reloads. 'local': window.localStorage, kept
+    after the browser is closed and shared by the tabs of the same
+    origin. 'session': window.sessionStorage, kept for the browser
+    tab's session. If the browser refuses the storage (quota, private
+    mode), this store falls back to 'memory' and logs a warning."""
+    _children_props: typing.List[str] = []
+    _base_nodes = ['children']
+    _namespace = 'dash_state'
+    _type = 'ServerStore'
+
+
+    def __init__(
+        self,
+        id: typing.Optional[typing.Union[str, dict]] = None,
+        storage_type: typing.Optional[Literal["local", "session", "memory"]] = None,
+        data: typing.Optional[typing.Union[dict, typing.Sequence, NumberType, str, bool]] = None,
+        clear_data: typing.Optional[bool] = None,
+        modified_timestamp: typing.Optional[NumberType] = None,
+        **kwargs
+    ):
+        self._prop_names = ['id', 'clear_data', 'data', 'modified_timestamp', 'storage_type']
+        self._valid_wildcard_attributes =            []
+        self.available_properties = ['id', 'clear_data', 'data', 'modified_timestamp', 'storage_type']
+        self.available_wildcard_properties =            []
+        _explicit_args = kwargs.pop('_explicit_args')
+        _locals = locals()
+        _locals.update(kwargs)  # For wildcard attrs and excess named props
+        args = {k: _locals[k] for k in _explicit_args}
+
+        for k in ['id']:
+            if k not in args:
+                raise TypeError(
+                    'Required argument `' + k + '` was not specified.')
+
+        super(ServerStore, self).__init__(**args)
+
+setattr(ServerStore, "__init__", _explicitize_args(ServerStore.__init__))

@@ -1,0 +1,5 @@
+from .ServerStore import ServerStore
+
+__all__ = [
+    "ServerStore"
+]

@@ -1,0 +1,377 @@
+import {Component} from 'react';
+import PropTypes from 'prop-types';
+
+/*
+ * Storage back ends. Each one stores values under a string key and keeps a
+ * modification time; they mirror the browser-side behaviour of dcc.Store.
+ */
+
+/** Per-instance store: lives as long as the component instance. */
+class MemoryBackstore {
+    constructor() {
+        this.isWeb = false;
+        this._data = {};
+        this._modified = -1;
+    }
+
+    getItem(key) {
+        return this._data[key];
+    }
+
+    setItem(key, value) {
+        this._data[key] = value;
+        this._modified = Date.now();
+    }
+
+    removeItem(key) {
+        delete this._data[key];
+        this._modified = Date.now();
+    }
+
+    getModified() {
+        return this._modified;
+    }
+}
+
+/**
+ * window.localStorage / window.sessionStorage: the value is kept as JSON
+ * under `key`, the write time under `${key}-timestamp`. Any of these calls
+ * may throw (quota exceeded, storage disabled); the component catches that.
+ */
+class WebBackstore {
+    constructor(storage) {
+        this.isWeb = true;
+        this.storage = storage;
+    }
+
+    getItem(key) {
+        const raw = this.storage.getItem(key);
+        if (raw === null) {
+            return null;
+        }
+        try {
+            return JSON.parse(raw);
+        } catch (e) {
+            // Not JSON (written by something else): treat it as absent.
+            return null;
+        }
+    }
+
+    setItem(key, value) {
+        this.storage.setItem(key, JSON.stringify(value));
+        this.storage.setItem(`${key}-timestamp`, String(Date.now()));
+    }
+
+    removeItem(key) {
+        this.storage.removeItem(key);
+        this.storage.removeItem(`${key}-timestamp`);
+    }
+
+    getModified(key) {
+        const ts = Number.parseInt(
+            this.storage.getItem(`${key}-timestamp`),
+            10
+        );
+        return Number.isNaN(ts) ? -1 : ts;
+    }
+}
+
+const isNil = value => value === null || value === undefined;
+
+/*
+ * JSON text with object keys sorted, used to compare two JSON values
+ * regardless of key order.
+ */
+const canonicalJson = value => {
+    if (value === undefined) {
+        return 'undefined';
+    }
+    return JSON.stringify(value, (k, v) => {
+        if (v && typeof v === 'object' && !Array.isArray(v)) {
+            return Object.keys(v)
+                .sort()
+                .reduce((acc, key) => {
+                    acc[key] = v[key];
+                    return acc;
+                }, {});
+        }
+        return v;
+    });
+};
+
+const sameJson = (a, b) => {
+    try {
+        return canonicalJson(a) === canonicalJson(b);
+    } catch (e) {
+        return false;
+    }
+};
+
+/*
+ * The key under which a store lives in browser storage: a string id as is,
+ * a dict (pattern-matching) id as JSON with its keys sorted, as Dash's own
+ * stringifyId does.
+ */
+const storageKey = id => {
+    if (id && typeof id === 'object') {
+        const sorted = {};
+        Object.keys(id)
+            .sort()
+            .forEach(k => {
+                sorted[k] = id[k];
+            });
+        return JSON.stringify(sorted);
+    }
+    return String(id);
+};
+
+const webStorage = storageType => {
+    // Reading window.localStorage itself throws when storage is disabled.
+    if (storageType === 'local') {
+        return window.localStorage;
+    }
+    if (storageType === 'session') {
+        return window.sessionStorage;
+    }
+    return null;
+};
+
+/**
+ * ServerStore keeps JSON data in the browser, exactly like dcc.Store
+ * (same props, same storage keys and timestamps, same update rules).
+ * On the server, dash-state replaces `data` with a short opaque
+ * reference to the real value, so only that reference travels to the
+ * browser and is kept in memory, sessionStorage or localStorage.
+ * It renders nothing.
+ */
+export default class ServerStore extends Component {
+    constructor(props) {
+        super(props);
+        this._backstore = null;
+        const storage_type = props.storage_type;
+        if (storage_type === 'local' || storage_type === 'session') {
+            try {
+                const storage = webStorage(storage_type);
+                if (!storage) {
+                    throw new Error(`window.${storage_type}Storage is missing`);
+                }
+                this._backstore = new WebBackstore(storage);
+            } catch (e) {
+                this._warnFallback(e);
+            }
+        }
+        if (!this._backstore) {
+            this._backstore = new MemoryBackstore();
+        }
+        this.onStorageChange = this.onStorageChange.bind(this);
+        this._listening = false;
+    }
+
+    _key() {
+        return storageKey(this.props.id);
+    }
+
+    _warnFallback(error) {
+        /* eslint-disable no-console */
+        console.warn(
+            `dash_state ServerStore ${JSON.stringify(this._key())}: ` +
+                `${this.props.storage_type}Storage is unavailable ` +
+                `(${error && error.name ? error.name : error}: ` +
+                `${error && error.message ? error.message : ''}); ` +
+                'keeping the data in memory for this component instead.'
+        );
+        /* eslint-enable no-console */
+    }
+
+    /*
+     * Run one storage operation; on any error (quota exceeded, storage
+     * disabled) warn, switch this instance to memory storage and run it
+     * again there.
+     */
+    _safely(operation) {
+        try {
+            return operation(this._backstore);
+        } catch (e) {
+            if (!this._backstore.isWeb) {
+                throw e;
+            }
+            this._warnFallback(e);
+            this._backstore = new MemoryBackstore();
+            this._stopListening();
+            return operation(this._backstore);
+        }
+    }
+
+    _getItem(key) {
+        return this._safely(store => store.getItem(key));
+    }
+
+    _setItem(key, value) {
+        this._safely(store => store.setItem(key, value));
+    }
+
+    _removeItem(key) {
+        this._safely(store => store.removeItem(key));
+    }
+
+    _getModified(key) {
+        return this._safely(store => store.getModified(key));
+    }
+
+    _stopListening() {
+        if (this._listening) {
+            window.removeEventListener('storage', this.onStorageChange);
+            this._listening = false;
+        }
+    }
+
+    onStorageChange(e) {
+        const {setProps} = this.props;
+        const backstore = this._backstore;
+        if (
+            !backstore.isWeb ||
+            !setProps ||
+            e.key !== this._key() ||
+            e.newValue === e.oldValue ||
+            (e.storageArea && e.storageArea !== backstore.storage)
+        ) {
+            return;
+        }
+        let data = null;
+        try {
+            data = JSON.parse(e.newValue);
+        } catch (err) {
+            data = null;
+        }
+        setProps({
+            data,
+            modified_timestamp: this._getModified(this._key()),
+        });
+    }
+
+    UNSAFE_componentWillMount() {
+        // Same moment as dcc.Store: before the first render, so the stored
+        // value reaches the renderer as early as dcc.Store's does.
+        const {setProps, data} = this.props;
+        const key = this._key();
+        const old = this._getItem(key);
+        if (isNil(old) && !isNil(data)) {
+            this._setItem(key, data);
+            if (setProps) {
+                setProps({modified_timestamp: this._getModified(key)});
+            }
+            return;
+        }
+        // Like dcc.Store, null and undefined differ here: a web store with
+        // nothing stored and no `data` reports data=null (timestamp -1).
+        if (!sameJson(old, data) && setProps) {
+            setProps({data: old, modified_timestamp: this._getModified(key)});
+        }
+    }
+
+    componentDidMount() {
+        const {storage_type} = this.props;
+        if (
+            storage_type !== 'memory' &&
+            this._backstore.isWeb &&
+            !this._listening
+        ) {
+            window.addEventListener('storage', this.onStorageChange);
+            this._listening = true;
+        }
+    }
+
+    componentWillUnmount() {
+        this._stopListening();
+    }
+
+    componentDidUpdate() {
+        const {data, clear_data, setProps} = this.props;
+        const key = this._key();
+        if (clear_data) {
+            this._removeItem(key);
+            if (setProps) {
+                setProps({
+                    clear_data: false,
+                    data: null,
+                    modified_timestamp: Date.now(),
+                });
+            }
+            return;
+        }
+        const old = this._getItem(key);
+        if (sameJson(data, old)) {
+            return;
+        }
+        if (data === undefined) {
+            if (setProps) {
+                setProps({data: old});
+            }
+            return;
+        }
+        this._setItem(key, data);
+        if (setProps) {
+            setProps({modified_timestamp: this._getModified(key)});
+        }
+    }
+
+    render() {
+        return null;
+    }
+}
+
+ServerStore.defaultProps = {
+    storage_type: 'memory',
+    clear_data: false,
+    modified_timestamp: -1,
+};
+
+ServerStore.propTypes = {
+    /**
+     * The ID used to identify this component in Dash callbacks; it must be
+     * unique in the app. A dict ID (pattern-matching callbacks) works too.
+     * Browser storage uses the ID as its key: a string ID as is, a dict ID
+     * as its JSON text with the keys sorted.
+     */
+    id: PropTypes.oneOfType([PropTypes.string, PropTypes.object]).isRequired,
+
+    /**
+     * Where the browser keeps `data`:
+     * 'memory': in this component only, lost when the page reloads.
+     * 'local': window.localStorage, kept after the browser is closed and
+     * shared by the tabs of the same origin.
+     * 'session': window.sessionStorage, kept for the browser tab's session.
+     * If the browser refuses the storage (quota, private mode), this store
+     * falls back to 'memory' and logs a warning.
+     */
+    storage_type: PropTypes.oneOf(['local', 'session', 'memory']),
+
+    /**
+     * The stored JSON value. With dash-state's server side this is a short
+     * opaque reference that stands for the real value kept on the server.
+     */
+    data: PropTypes.oneOfType([
+        PropTypes.object,
+        PropTypes.array,
+        PropTypes.number,
+        PropTypes.string,
+        PropTypes.bool,
+    ]),
+
+    /**
+     * Set to True to delete the stored value: `data` becomes None and
+     * `clear_data` goes back to False.
+     */
+    clear_data: PropTypes.bool,
+
+    /**
+     * When the stored value last changed, in milliseconds since the epoch
+     * (-1 if never).
+     */
+    modified_timestamp: PropTypes.number,
+
+    /**
+     * Dash-assigned callback that reports prop changes to the renderer.
+     */
+    setProps: PropTypes.func,
+};
