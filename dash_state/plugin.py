@@ -46,6 +46,7 @@ def install(app: dash.Dash) -> AppState:
     @functools.wraps(original_inputs)
     def _inputs_to_vals(inputs):
         if _in_use():
+            state.scan_layouts()
             inputs = hook.resolve_inputs(state, inputs)
         return original_inputs(inputs)
 
@@ -85,6 +86,7 @@ def _patch_prepare_response() -> None:
         arguments = bound.arguments
         state = app_state(arguments.get("app"))
         if state is not None and _in_use():
+            state.scan_layouts()
             arguments["output_value"] = hook.rewrite_outputs(
                 state,
                 arguments["output_value"],

@@ -26,6 +26,7 @@ class AppState:
         self.overrides: dict[str, Any] = {}
         self._manager: StateManager | None = None
         self._generated_secret: str | None = None
+        self._scanned_layout: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -38,6 +39,26 @@ class AppState:
                     self._manager = StateManager(config, self._secret(config))
                 manager = self._manager
         return manager
+
+    def scan_layouts(self) -> None:
+        """Learn the ServerStore ids of the app's layouts before the first callback.
+
+        A gunicorn worker (or a restarted server) may get a callback before it ever served the
+        layout; it must still know which outputs are ServerStores. Runs again if the layout changes.
+        """
+        layout = getattr(self.app, "_layout", None)
+        if layout is self._scanned_layout:
+            return
+        self._scanned_layout = layout
+        if layout is not None and not callable(layout):
+            self.store_ids.add_tree(layout)
+        if getattr(self.app, "validation_layout", None) is not None:
+            self.store_ids.add_tree(self.app.validation_layout)
+        import dash
+
+        for page in dash.page_registry.values():
+            if not callable(page.get("layout")):
+                self.store_ids.add_tree(page.get("layout"))
 
     def reset(self) -> None:
         """Rebuild the manager from the settings now in force (after init_app changes them)."""

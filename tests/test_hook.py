@@ -366,3 +366,24 @@ def test_no_update_and_none_pass_through():
     client.layout()
     response = client.call([("a", "data"), ("b", "data")], [("btn", "n_clicks", 1)])
     assert "a" not in response and response["b"]["data"] is None
+
+
+def test_a_worker_that_never_served_the_layout_still_knows_its_server_stores():
+    """Under gunicorn a callback can be the first request a worker sees (or the first after a restart)."""
+    app = write_read_app(value_factory=lambda n: pd.DataFrame({"a": [n]}))
+    client = DashClient(app)  # no client.layout(): this process has not served the page
+    token = write(client)
+    assert isinstance(token, str) and token.startswith("dsr1.")
+    assert read(client, token) == repr(pd.DataFrame({"a": [3]}))
+
+
+def test_layout_function_stores_are_known_from_the_validation_layout():
+    app = new_app()
+    app.layout = lambda: html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
+
+    @app.callback(Output("s", "data"), Input("btn", "n_clicks"))
+    def w(n):
+        return {"n": n}
+
+    token = DashClient(app).call([("s", "data")], [("btn", "n_clicks", 1)])["s"]["data"]
+    assert token.startswith("dsr1.")
