@@ -137,11 +137,20 @@ def _validate(key: str, value: Any, label: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ConfigError(f"{where} must be true or false, got {value!r}")
-    if key == "STATE_MEMORY_MAX_BYTES":
+    if key in ("STATE_MEMORY_MAX_BYTES", "STATE_COMPRESSION_MIN_BYTES", "STATE_RETRIES"):
         number = _number(value, where)
-        if number <= 0 or number != int(number):
-            raise ConfigError(f"{where} must be a positive whole number of bytes, got {value!r}")
+        if number < (key == "STATE_MEMORY_MAX_BYTES") or number != int(number):
+            raise ConfigError(f"{where} must be a whole number of at least {int(key == 'STATE_MEMORY_MAX_BYTES')}, "
+                              f"got {value!r}")
         return int(number)
+    if key == "STATE_COMPRESSION":
+        if value not in ("off", "zstd"):
+            raise ConfigError(f"{where} must be 'off' or 'zstd', got {value!r}")
+        return value
+    if key in ("STATE_KEY_PREFIX", "STATE_DATABASE_TABLE"):
+        if not isinstance(value, str) or (key == "STATE_DATABASE_TABLE" and not value.isidentifier()):
+            raise ConfigError(f"{where} must be a {'table name' if 'TABLE' in key else 'string'}, got {value!r}")
+        return value
     if key in ("STATE_REDIS_URL", "STATE_DATABASE_URL"):
         if not isinstance(value, str) or "://" not in value:
             raise ConfigError(f"{where} must be a URL such as scheme://host/..., got {type(value).__name__}")

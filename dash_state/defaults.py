@@ -11,6 +11,15 @@ DEFAULTS: dict = {
     "STATE_DATABASE_URL": "sqlite:///state.db",
     # Byte cap of the memory backend; least recently used values are evicted beyond it.
     "STATE_MEMORY_MAX_BYTES": 1 << 30,
+    # Prefix of every Redis key, so several apps can share one Redis.
+    "STATE_KEY_PREFIX": "dash-state:",
+    # Table of the database backend.
+    "STATE_DATABASE_TABLE": "dash_state_values",
+    # "off" or "zstd": compress values of at least STATE_COMPRESSION_MIN_BYTES bytes (redis, database).
+    "STATE_COMPRESSION": "off",
+    "STATE_COMPRESSION_MIN_BYTES": 65536,
+    # How often an operation is retried (with backoff) when a backend server cannot be reached.
+    "STATE_RETRIES": 3,
     # Per-store overrides, keyed by store id: {"backend": ..., "ttl": ...}.
     "STATE_STORES": {},
 }

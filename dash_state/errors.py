@@ -15,3 +15,7 @@ class StoreValueError(DashStateError, TypeError):
 
 class BackendUnavailable(DashStateError, RuntimeError):
     """A backend's server could not be reached or refused the operation."""
+
+
+class CorruptValue(DashStateError, ValueError):
+    """A stored value failed its integrity check or could not be decoded; it is treated as missing."""

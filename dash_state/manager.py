@@ -12,7 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from . import identity, references
+from . import identity, references, wire
+from .wire import Wire
+from .errors import CorruptValue
 from .backends import Backend, create_backend
 from .codecs import JSON, Snapshot, check_encodable, freeze
 from .config import Config, StoreSettings
@@ -42,6 +44,7 @@ class StateManager:
     def __init__(self, config: Config, secret: bytes):
         self.config = config
         self._secret = references.derive_secret(secret)
+        self._wire = Wire(wire.derive_secret(secret), config["STATE_COMPRESSION"], config["STATE_COMPRESSION_MIN_BYTES"])
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -59,7 +62,7 @@ class StateManager:
             with self._lock:
                 backend = self._backends.get(name)
                 if backend is None:
-                    backend = self._backends[name] = create_backend(name, self.config)
+                    backend = self._backends[name] = create_backend(name, self.config, self._wire)
         return backend
 
     def user(self, create: bool = True) -> str | None:
@@ -86,14 +89,14 @@ class StateManager:
             for item in pending:
                 backend = self.backend(item.settings.backend)
                 key = self._key(item, stable)
-                backend.set(f"{user}/{key}", item.snapshot, item.settings.ttl)
-                written.append((backend, f"{user}/{key}"))
+                backend.set(user, key, item.snapshot, item.settings.ttl)
+                written.append((backend, key))
                 tokens.append(references.make(self._secret, user, backend.name, key))
                 self._counts["writes"] += 1
                 self._counts["bytes_written"] += item.snapshot.nbytes
         except Exception:
             for backend, key in written:
-                backend.delete(key)
+                backend.delete(user, key)
             raise
         return tokens
 
@@ -120,7 +123,7 @@ class StateManager:
         user = user or self.user(create=False)
         if ref is None or user is None or not self._usable(ref, user):
             return False
-        return self.backend(ref.backend).delete(f"{user}/{ref.key}")
+        return self.backend(ref.backend).delete(user, ref.key)
 
     def describe(self, token: Any, user: str | None = None) -> dict:
         """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
@@ -155,7 +158,11 @@ class StateManager:
             return "unknown_backend"
         if user is None or not references.verify(self._secret, user, ref):
             return "foreign"
-        snapshot = self.backend(ref.backend).get(f"{user}/{ref.key}")
+        try:
+            snapshot = self.backend(ref.backend).get(user, ref.key)
+        except CorruptValue as exc:
+            log.error("dash-state: a stored value failed its check (%s); treating it as missing", exc)
+            return "corrupt"
         return "missing" if snapshot is None else snapshot
 
     def _usable(self, ref: references.Reference, user: str) -> bool:

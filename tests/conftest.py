@@ -36,3 +36,12 @@ def _isolated_dash(tmp_path, monkeypatch):
 def warnings_log(caplog):
     caplog.set_level(logging.WARNING, logger="dash_state")
     return caplog
+
+
+def pytest_terminal_summary(terminalreporter):
+    from services import MISSING
+
+    if MISSING:
+        terminalreporter.section("SERVICES MISSING: these tests were skipped", sep="!", red=True, bold=True)
+        for message in MISSING:
+            terminalreporter.line(f"  {message}", red=True, bold=True)

@@ -1,35 +1,35 @@
-"""Backends by configuration name. Redis and database backends import their client libraries lazily."""
+"""Backends by configuration name. Each module imports its client library only when it is used."""
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from typing import Callable
 
 from ..config import Config
 from ..errors import ConfigError
-from .base import Backend
+from ..wire import Wire
+from .base import Backend, BytesBackend
 from .client import ClientBackend
 from .memory import MemoryBackend
 
-
-def _memory(config: Config) -> Backend:
-    return MemoryBackend(max_bytes=config["STATE_MEMORY_MAX_BYTES"])
-
-
-def _not_yet(name: str) -> Callable[[Config], Backend]:
-    def factory(_config: Config) -> Backend:
-        raise ConfigError(f"the {name!r} backend is not available in this version of dash-state")
-    return factory
-
-
-FACTORIES: dict[str, Callable[[Config], Any]] = {
-    "memory": _memory,
-    "client": lambda _config: ClientBackend(),
-    "redis": _not_yet("redis"),
-    "database": _not_yet("database"),
+# name -> (module, factory function name, pip extra that provides its client library)
+_MODULES = {
+    "memory": ("memory", "from_config", None),
+    "client": ("client", "from_config", None),
+    "redis": ("redis", "from_config", "redis"),
+    "database": ("database", "from_config", "database"),
 }
 
 
-def create_backend(name: str, config: Config) -> Backend:
-    return FACTORIES[name](config)
+def create_backend(name: str, config: Config, wire: Wire) -> Backend:
+    module_name, factory_name, extra = _MODULES[name]
+    try:
+        module = importlib.import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as exc:
+        if extra and exc.name and not exc.name.startswith("dash_state"):
+            raise ConfigError(f"the {name!r} backend needs {exc.name}: pip install 'dash-state[{extra}]'") from None
+        raise
+    factory: Callable[[Config, Wire], Backend] = getattr(module, factory_name)
+    return factory(config, wire)
 
 
-__all__ = ["Backend", "ClientBackend", "MemoryBackend", "create_backend"]
+__all__ = ["Backend", "BytesBackend", "ClientBackend", "MemoryBackend", "create_backend"]

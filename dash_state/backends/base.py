@@ -1,15 +1,18 @@
 """The backend interface: one small class per place where ServerStore data can live.
 
-A backend maps string keys to :class:`~dash_state.codecs.Snapshot` values with a time to live. Keys
-arrive already namespaced per user (``"<user>/<random>"``) by the manager, so a backend needs no
-notion of users or stores; ``delete_prefix`` removes one user's data in one call.
+A backend maps ``(user, key)`` to a :class:`~dash_state.codecs.Snapshot` with a time to live. The
+manager chooses both: ``user`` is the session's anonymous id, ``key`` is random (or a digest of the
+value), so a key's value never changes once written. Backends that keep bytes (redis, database)
+derive from :class:`BytesBackend`, which seals values with an HMAC and optional compression.
 
-Contract every backend keeps (the contract tests check it):
+Contract every backend keeps (``tests/test_backend_contract.py`` checks it for each one):
 
 * ``get`` never returns an expired value, and returns ``None`` for unknown keys;
 * ``set`` stores the whole value or nothing, replacing any value under the key;
 * ``touch`` extends the life of a live value without transferring it;
-* methods are safe to call from many threads at once.
+* ``delete_user`` removes everything of one user in one call;
+* methods are safe to call from many threads at once; a server that cannot be reached raises
+  :class:`~dash_state.errors.BackendUnavailable` after bounded retries, never half-writes.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from ..codecs import Snapshot
+from ..wire import Wire
 
 
 class Backend(ABC):
@@ -26,28 +30,28 @@ class Backend(ABC):
     server_side: ClassVar[bool] = True
     #: True when other processes (gunicorn workers, other hosts) see the same data.
     shared: ClassVar[bool] = False
-    #: True when the backend keeps snapshots as objects (memory); others keep ``snapshot.to_bytes()``.
+    #: True when the backend keeps snapshots as objects (memory); others keep sealed bytes.
     keeps_objects: ClassVar[bool] = False
 
     @abstractmethod
-    def get(self, key: str) -> Snapshot | None:
-        """The live value under ``key``, or None if it is unknown or expired."""
+    def get(self, user: str, key: str) -> Snapshot | None:
+        """The live value, or None if it is unknown or expired."""
 
     @abstractmethod
-    def set(self, key: str, value: Snapshot, ttl: float) -> None:
+    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
         """Store ``value`` for ``ttl`` seconds."""
 
     @abstractmethod
-    def delete(self, key: str) -> bool:
-        """Remove ``key``; True if a value was there."""
+    def delete(self, user: str, key: str) -> bool:
+        """Remove one value; True if it was there."""
 
     @abstractmethod
-    def touch(self, key: str, ttl: float) -> bool:
+    def touch(self, user: str, key: str, ttl: float) -> bool:
         """Restart the TTL of a live value; False if there is none."""
 
     @abstractmethod
-    def delete_prefix(self, prefix: str) -> int:
-        """Remove every key that starts with ``prefix`` (one user's data); returns how many."""
+    def delete_user(self, user: str) -> int:
+        """Remove every value of ``user``; returns how many."""
 
     def stats(self) -> dict:
         """Backend-specific figures for ``StateManager.stats()``."""
@@ -55,3 +59,30 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
+
+
+class BytesBackend(Backend):
+    """A backend that stores sealed bytes; subclasses implement ``read`` and ``write``.
+
+    Sealing binds each value to its user and key with an HMAC, so a value that was corrupted or
+    copied under another key in the server raises :class:`~dash_state.errors.CorruptValue` instead
+    of being decoded.
+    """
+
+    def __init__(self, wire: Wire):
+        self.wire = wire
+
+    @abstractmethod
+    def read(self, user: str, key: str) -> bytes | None:
+        """The stored bytes of a live value, or None."""
+
+    @abstractmethod
+    def write(self, user: str, key: str, data: bytes, ttl: float) -> None:
+        """Store ``data`` atomically for ``ttl`` seconds."""
+
+    def get(self, user: str, key: str) -> Snapshot | None:
+        data = self.read(user, key)
+        return None if data is None else self.wire.load(user, key, data)
+
+    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
+        self.write(user, key, self.wire.dump(user, key, value), ttl)

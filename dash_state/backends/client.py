@@ -18,17 +18,21 @@ class ClientBackend(Backend):
     def _never(self, *_args: object) -> None:
         raise RuntimeError("the client backend keeps nothing on the server; the manager must not call it")
 
-    def get(self, key: str) -> Snapshot | None:
+    def get(self, user: str, key: str) -> Snapshot | None:
         self._never()
 
-    def set(self, key: str, value: Snapshot, ttl: float) -> None:
+    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
         self._never()
 
-    def delete(self, key: str) -> bool:
+    def delete(self, user: str, key: str) -> bool:
         self._never()
 
-    def touch(self, key: str, ttl: float) -> bool:
+    def touch(self, user: str, key: str, ttl: float) -> bool:
         self._never()
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_user(self, user: str) -> int:
         self._never()
+
+
+def from_config(config, wire) -> ClientBackend:
+    return ClientBackend()

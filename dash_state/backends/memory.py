@@ -10,10 +10,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from ..codecs import Snapshot
 from ..errors import StoreValueError
 from .base import Backend
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..wire import Wire
 
 log = logging.getLogger("dash_state")
 
@@ -32,7 +37,8 @@ class MemoryBackend(Backend):
         self._bytes = 0
         self.evictions = 0
 
-    def get(self, key: str) -> Snapshot | None:
+    def get(self, user: str, key: str) -> Snapshot | None:
+        key = f"{user}/{key}"
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -43,7 +49,8 @@ class MemoryBackend(Backend):
             self._entries.move_to_end(key)
             return entry[0]
 
-    def set(self, key: str, value: Snapshot, ttl: float) -> None:
+    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
+        key = f"{user}/{key}"
         if value.nbytes > self.max_bytes:
             raise StoreValueError(
                 f"value of {value.nbytes} bytes exceeds STATE_MEMORY_MAX_BYTES ({self.max_bytes}) of the memory backend"
@@ -66,11 +73,12 @@ class MemoryBackend(Backend):
                         self.max_bytes,
                     )
 
-    def delete(self, key: str) -> bool:
+    def delete(self, user: str, key: str) -> bool:
         with self._lock:
-            return self._remove(key)
+            return self._remove(f"{user}/{key}")
 
-    def touch(self, key: str, ttl: float) -> bool:
+    def touch(self, user: str, key: str, ttl: float) -> bool:
+        key = f"{user}/{key}"
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
@@ -80,7 +88,8 @@ class MemoryBackend(Backend):
             self._entries.move_to_end(key)
             return True
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_user(self, user: str) -> int:
+        prefix = f"{user}/"
         with self._lock:
             doomed = [k for k in self._entries if k.startswith(prefix)]
             for key in doomed:
@@ -104,3 +113,7 @@ class MemoryBackend(Backend):
         for key in [k for k, (_, expires) in self._entries.items() if expires <= now]:
             self._remove(key)
         self._next_sweep = now + self._sweep_interval
+
+
+def from_config(config: "Config", wire: "Wire") -> MemoryBackend:
+    return MemoryBackend(max_bytes=config["STATE_MEMORY_MAX_BYTES"])

@@ -1,0 +1,45 @@
+"""Reaching the Redis and PostgreSQL servers the service tests use.
+
+Locally a missing server skips its tests with a loud message; with DASH_STATE_REQUIRE_SERVICES=1
+(set by .ci/run) it fails them, so CI can never pass by skipping.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+REDIS_URL = os.environ.get("STATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+DATABASE_URL = os.environ.get("STATE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRED = os.environ.get("DASH_STATE_REQUIRE_SERVICES") == "1"
+MISSING: list[str] = []
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, url: str, default_port: int) -> str:
+    if reachable(url, default_port):
+        return url
+    message = f"{name} is not reachable at {url}"
+    if REQUIRED:
+        pytest.fail(f"{message} and DASH_STATE_REQUIRE_SERVICES=1", pytrace=False)
+    if message not in MISSING:
+        MISSING.append(message)
+    pytest.skip(f"SKIPPED LOUDLY: {message} (start it, or set STATE_TEST_* to another server)")
+
+
+def redis_url() -> str:
+    return require("Redis", REDIS_URL, 6379)
+
+
+def database_url() -> str:
+    return require("PostgreSQL", DATABASE_URL, 5432)
