@@ -4,16 +4,22 @@
 #   bash scripts/test.sh [extra pytest arguments]
 #
 # 1. Debian packages: chromium + chromium-driver (browser tests), nodejs + npm (bundle check),
-#    installed with apt-get when missing (as root, or through sudo).
+#    installed with apt-get when missing (as root, or through sudo). redis-server and PostgreSQL are
+#    started when installed but not running; a missing one is named, and its tests skip loudly
+#    (or fail, with DASH_STATE_REQUIRE_SERVICES=1).
 # 2. A virtual environment in .venv with dash-state and its [test] extra.
 # 3. The bundle check: rebuilds the JavaScript and the generated component files from src_js/
 #    with `npm ci` and fails if they differ from the committed ones.
-# 4. pytest over tests/, headless. "No tests ran" (pytest's exit code 5) is a failure.
+# 4. Redis and PostgreSQL: started if installed but stopped.
+# 5. pytest over tests/, headless. "No tests ran" (pytest's exit code 5) is a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf '\nscripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
 
 # -- 1. system packages -------------------------------------------------------------------------
 need_apt=()
@@ -52,7 +58,40 @@ say "installing dash-state[test] into .venv"
 say "checking that the committed bundle and generated files match src_js/"
 bash scripts/check-bundle.sh
 
-# -- 4. the suite -------------------------------------------------------------------------------
+# -- 4. services: Redis and PostgreSQL for the service tests --------------------------------------
+# Started here when installed but not running. Tests that need a server that is still missing are
+# skipped with a loud message, or fail when DASH_STATE_REQUIRE_SERVICES=1 (as in CI).
+say "checking Redis and PostgreSQL"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! port_open 6379; then
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "starting redis-server on 127.0.0.1:6379"
+        mkdir -p "${TMPDIR:-/tmp}/dash-state-redis"
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+            --dir "${TMPDIR:-/tmp}/dash-state-redis" --logfile "${TMPDIR:-/tmp}/dash-state-redis/redis.log"
+    else
+        echo "MISSING: redis-server (Debian: apt-get install redis-server); Redis tests will not run"
+    fi
+fi
+if ! port_open 5432; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        echo "starting PostgreSQL $version cluster 'main'"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start || $sudo_cmd pg_ctlcluster "$version" main start || true
+    else
+        echo "MISSING: PostgreSQL (Debian: apt-get install postgresql); PostgreSQL tests will not run"
+    fi
+fi
+for _ in $(seq 1 20); do port_open 6379 && port_open 5432 && break; sleep 0.5; done
+if port_open 5432 && command -v psql >/dev/null 2>&1; then
+    # the tests use database "test" as user postgres; create it on a fresh cluster
+    if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+        runuser -u postgres -- createdb test 2>/dev/null || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null 2>&1 || \
+            echo "NOTE: could not reach database 'test' as user postgres; set STATE_TEST_DATABASE_URL"
+    fi
+fi
+
+# -- 5. the suite -------------------------------------------------------------------------------
 say "running pytest"
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
