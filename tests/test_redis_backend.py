@@ -1,0 +1,377 @@
+"""The redis backend beyond the shared contract: URL schemes, key layout, the per-user index, and real
+Sentinel and Cluster deployments. Servers other than the shared one (db 15) are started by the tests."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from dash_state.backends import create_backend
+from dash_state.backends import redis as redis_backend
+from dash_state.codecs import freeze
+from dash_state.config import build_config
+from dash_state.errors import ConfigError
+from dash_state.wire import Wire, derive_secret
+from redis_servers import RedisServer, free_port, redis_cluster, redis_sentinel, require_binary
+from services import redis_url
+
+pytestmark = pytest.mark.service
+
+
+def make(url: str, prefix: str | None = None, **settings):
+    prefix = prefix or f"dash-state-test-{uuid.uuid4().hex[:8]}:"
+    config = build_config(({"STATE_BACKEND": "redis", "STATE_REDIS_URL": url, "STATE_KEY_PREFIX": prefix,
+                            **settings}, "test"))
+    return create_backend("redis", config, Wire(derive_secret(b"redis tests")))
+
+
+@pytest.fixture
+def shared():
+    """Backends on the shared server (db 15); every key they made is deleted afterwards."""
+    url, made = redis_url(), []
+
+    def factory(prefix: str | None = None, **settings):
+        made.append(make(url, prefix, **settings))
+        return made[-1]
+
+    yield factory
+    with redis.Redis.from_url(url) as raw:
+        for backend in made:
+            for key in raw.scan_iter(match=f"{backend.prefix}*", count=500):  # tests may scan; the backend never does
+                raw.unlink(key)
+    for backend in made:
+        backend.close()
+
+
+@pytest.fixture
+def short_dir():
+    """A short directory: a unix socket path must fit in 107 bytes, pytest's tmp_path may not."""
+    path = Path(tempfile.mkdtemp(prefix="dsr-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def server(short_dir):
+    started = RedisServer(short_dir / "single").start()
+    yield started
+    started.kill()
+
+
+HANDSHAKE = {"hello", "client", "config", "info"}  # new connections and the statistics themselves
+
+
+def commands_seen(server: RedisServer) -> set[str]:
+    """Every command the server executed since the last CONFIG RESETSTAT (server-side, nothing missed)."""
+    with server.client() as raw:
+        return {name.removeprefix("cmdstat_").split("|")[0] for name in raw.info("commandstats")}
+
+
+# -- URLs -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("url, mode", [
+    ("redis://127.0.0.1:6379/0", "single"),
+    ("rediss://:pw@cache.example.com:6380/2?ssl_cert_reqs=none", "single"),
+    ("unix:///var/run/redis/redis.sock?db=3", "single"),
+    ("redis+sentinel://:pw@s1:26379,s2:26379,[::1]:26380/mymaster/1", "sentinel"),
+    ("redis+cluster://:pw@n1:7000,n2:7001", "cluster"),
+])
+def test_url_schemes_parse(url, mode):
+    target = redis_backend.parse_url(url)
+    assert target.mode == mode
+    assert "pw" not in repr(target)
+
+
+def test_sentinel_and_cluster_urls_give_nodes_service_db_and_password():
+    target = redis_backend.parse_url("redis+sentinel://:s%40cret@s1:26379,s2:26380/mymaster/4")
+    assert (target.nodes, target.service, target.db, target.password) == (
+        (("s1", 26379), ("s2", 26380)), "mymaster", 4, "s@cret")
+    cluster = redis_backend.parse_url("redis+cluster://n1:7000,n2:7001")
+    assert cluster.nodes == (("n1", 7000), ("n2", 7001)) and cluster.password is None
+
+
+@pytest.mark.parametrize("url", [
+    "memcached://:hunter2@127.0.0.1:11211",
+    "redis://:hunter2@127.0.0.1:notaport/0",
+    "redis://:hunter2@127.0.0.1:6379/notadb",
+    "redis+sentinel://:hunter2@127.0.0.1:26379",  # no service name
+    "redis+sentinel://:hunter2@127.0.0.1:26379/mymaster/x",
+    "redis+cluster://:hunter2@127.0.0.1:7000/3",  # a cluster has only db 0
+    "redis+cluster://:hunter2@127.0.0.1",  # startup nodes need a port
+])
+def test_unparseable_urls_are_config_errors_naming_the_setting_with_the_password_masked(url):
+    with pytest.raises(ConfigError) as info:
+        make(url)
+    message = str(info.value)
+    assert "STATE_REDIS_URL" in message and "hunter2" not in message and "***" in message
+
+
+def test_an_unknown_url_option_is_a_config_error(server):
+    with pytest.raises(ConfigError, match="STATE_REDIS_URL"):
+        make(f"redis://127.0.0.1:{server.port}/0?no_such_option=1")
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("redis://:hunter2@host:6379/0", "redis://:***@host:6379/0"),
+    ("rediss://user:hunter2@host/1", "rediss://user:***@host/1"),
+    ("redis://:hun@ter2@host:6379/0", "redis://:***@host:6379/0"),  # an unescaped @ in the password
+    ("unix:///tmp/r.sock?db=1&password=hunter2", "unix:///tmp/r.sock?db=1&password=***"),
+    ("redis+sentinel://:hunter2@a:1,b:2/m/0", "redis+sentinel://:***@a:1,b:2/m/0"),
+    ("redis://host:6379/0", "redis://host:6379/0"),
+])
+def test_mask_url(url, masked):
+    assert redis_backend.mask_url(url) == masked
+
+
+def test_unix_socket(short_dir):
+    sock = short_dir / "redis.sock"
+    server = RedisServer(short_dir / "unix", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                         port=0, client_kwargs={"unix_socket_path": str(sock)}).start()
+    try:
+        backend = make(f"unix://{sock}?db=2")
+        backend.set("u", "k", freeze({"via": "socket"}), ttl=60)
+        assert backend.get("u", "k").thaw() == {"via": "socket"}
+        with server.client(db=2) as raw:
+            assert raw.exists(f"{backend.prefix}{{u}}:k")
+        assert backend.delete_user("u") == 1
+        backend.close()
+    finally:
+        server.kill()
+
+
+def test_rediss_over_tls(short_dir):
+    openssl = shutil.which("openssl") or require_binary("openssl")
+    cert, key = short_dir / "cert.pem", short_dir / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    port = free_port()
+    server = RedisServer(short_dir / "tls", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file",
+                         str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", port=0,
+                         client_kwargs={"host": "127.0.0.1", "port": port, "ssl": True, "ssl_ca_certs": str(cert)})
+    try:
+        server.start()
+        backend = make(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
+        assert backend._client.connection_pool.connection_class is redis.SSLConnection
+        backend.set("u", "k", freeze("encrypted in transit"), ttl=60)
+        assert backend.get("u", "k").thaw() == "encrypted in transit"
+        assert backend.stats()["mode"] == "single"
+        backend.close()
+    finally:
+        server.kill()
+
+
+# -- keys and the per-user index ----------------------------------------------------------------------
+def test_key_layout_uses_the_prefix_and_the_user_as_a_hash_tag(shared):
+    backend = shared()
+    backend.set("alice", "k1", freeze(1), ttl=1.5)
+    with redis.Redis.from_url(redis_url()) as raw:
+        value_key, index_key = f"{backend.prefix}{{alice}}:k1", f"{backend.prefix}{{alice}}:index"
+        assert 1000 < raw.pttl(value_key) <= 1500  # PX with fractional seconds
+        assert raw.type(index_key) == b"zset" and raw.zrange(index_key, 0, -1) == [b"k1"]
+    assert key_slot(value_key.encode()) == key_slot(index_key.encode()) == key_slot(b"alice")
+
+
+def test_tiny_ttls_become_one_millisecond_not_an_error(shared):
+    backend = shared()
+    backend.set("u", "k", freeze(1), ttl=0.0001)
+    time.sleep(0.01)
+    assert backend.get("u", "k") is None
+    backend.set("u", "k2", freeze(1), ttl=60)
+    assert backend.touch("u", "k2", 0.0001) is True
+
+
+def test_two_prefixes_on_one_redis_do_not_see_each_other(shared):
+    app_a, app_b = shared(), shared()
+    app_a.set("alice", "k", freeze("from a"), ttl=60)
+    app_b.set("alice", "k", freeze("from b"), ttl=60)
+    app_b.set("alice", "only-b", freeze("b"), ttl=60)
+    assert app_a.get("alice", "k").thaw() == "from a" and app_b.get("alice", "k").thaw() == "from b"
+    assert app_a.get("alice", "only-b") is None
+    assert app_a.delete_user("alice") == 1
+    assert app_b.get("alice", "k").thaw() == "from b" and app_b.get("alice", "only-b").thaw() == "b"
+
+
+def test_delete_user_is_one_call_that_leaves_other_users_intact(server):
+    backend = make(f"redis://127.0.0.1:{server.port}/0")
+    for user in ("alice", "bob", "carol"):
+        for i in range(30):
+            backend.set(user, f"k{i}", freeze([user, i]), ttl=60)
+    with server.client() as raw:
+        raw.config_resetstat()
+        assert backend.delete_user("bob") == 30
+        assert commands_seen(server) - HANDSHAKE == {"zrange", "multi", "unlink", "zrem", "exec"}
+        assert not raw.exists(f"{backend.prefix}{{bob}}:index")
+    assert backend.get("bob", "k0") is None
+    assert all(backend.get(u, f"k{i}").thaw() == [u, i] for u in ("alice", "carol") for i in range(30))
+    assert backend.delete_user("bob") == 0
+    backend.close()
+
+
+def test_delete_user_does_not_count_values_that_already_expired(shared):
+    backend = shared()
+    for i in range(3):
+        backend.set("u", f"short{i}", freeze(i), ttl=0.1)
+    backend.set("u", "long", freeze("kept"), ttl=60)
+    time.sleep(0.3)
+    assert backend.delete_user("u") == 1
+
+
+def test_the_index_expires_with_its_longest_lived_value(shared):
+    backend = shared()
+    index = f"{backend.prefix}{{u}}:index"
+    with redis.Redis.from_url(redis_url()) as raw:
+        backend.set("u", "a", freeze(1), ttl=5)
+        assert 0 < raw.pttl(index) <= 5000
+        backend.set("u", "b", freeze(1), ttl=60)
+        assert 5000 < raw.pttl(index) <= 60000
+        backend.set("u", "c", freeze(1), ttl=1)  # a shorter value never shortens the index
+        assert 5000 < raw.pttl(index) <= 60000
+        assert backend.touch("u", "a", 120)  # touch keeps the index alive as long as the value
+        assert 60000 < raw.pttl(index) <= 120000
+
+        backend.set("v", "only", freeze(1), ttl=0.2)
+        time.sleep(0.4)
+        assert not raw.exists(f"{backend.prefix}{{v}}:index")  # nothing left behind for a gone user
+
+
+def test_each_write_prunes_index_entries_of_expired_values(shared, monkeypatch):
+    monkeypatch.setattr(redis_backend, "PRUNE_GRACE_MS", 0)
+    backend = shared()
+    for i in range(20):
+        backend.set("u", f"old{i}", freeze(i), ttl=0.05)
+    time.sleep(0.15)
+    backend.set("u", "new", freeze(1), ttl=60)
+    with redis.Redis.from_url(redis_url()) as raw:
+        assert raw.zrange(f"{backend.prefix}{{u}}:index", 0, -1) == [b"new"]
+
+
+def test_delete_and_touch_of_missing_values(shared):
+    backend = shared()
+    assert backend.touch("u", "missing", 60) is False
+    assert backend.delete("u", "missing") is False
+    backend.set("u", "k", freeze(1), ttl=60)
+    assert backend.delete("u", "k") is True
+    with redis.Redis.from_url(redis_url()) as raw:
+        assert not raw.exists(f"{backend.prefix}{{u}}:index")  # delete also drops the index entry
+
+
+def test_no_code_path_sends_keys_or_scan(server):
+    """Server-side command statistics see every command any client sent: KEYS and SCAN never appear."""
+    with server.client() as raw:
+        raw.config_resetstat()
+    backend = make(f"redis://127.0.0.1:{server.port}/0")
+    for user in ("a", "b"):
+        for i in range(5):
+            backend.set(user, f"k{i}", freeze(i), ttl=60)
+    backend.get("a", "k1")
+    backend.get("a", "nope")
+    backend.touch("a", "k1", 60)
+    backend.touch("a", "nope", 60)
+    backend.delete("a", "k2")
+    backend.delete_user("b")
+    backend.stats()
+    again = make(f"redis://127.0.0.1:{server.port}/0", prefix=backend.prefix)  # startup check
+    again.close()
+    backend.close()
+    seen = commands_seen(server)
+    assert {"set", "get", "pexpire", "zadd", "zrange", "unlink", "ping"} <= seen
+    assert not seen & {"keys", "scan", "sscan", "zscan", "flushdb", "flushall"}, seen
+
+
+def test_stats_are_cheap_and_mask_the_password(shared):
+    backend = shared()
+    stats = backend.stats()
+    assert stats["mode"] == "single" and stats["prefix"] == backend.prefix and stats["retries"] == 3
+    assert stats["url"] == redis_backend.mask_url(redis_url())
+
+
+# -- one client per process ---------------------------------------------------------------------------
+def test_backends_share_one_client_per_process_and_url(shared):
+    first, second = shared(prefix="dash-state-test-shared-a:"), shared(prefix="dash-state-test-shared-b:")
+    assert first._client is second._client
+    first.close()
+    second.set("u", "k", freeze("still works"), ttl=60)  # closing one backend leaves the pool to the other
+    assert second.get("u", "k").thaw() == "still works"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_opens_its_own_connections(shared):
+    parent = shared()
+    parent.set("parent", "k", freeze("p"), ttl=60)
+    pool = parent._client.connection_pool
+    parent_sockets = {id(c._sock) for c in pool._available_connections}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report problems through the pipe, never return into pytest
+        status = "ok"
+        try:
+            child = make(redis_url(), prefix=parent.prefix)
+            if child._client is parent._client:
+                status = "the child reused the parent's client"
+            child.set("child", "k", freeze("c"), ttl=60)
+            if child.get("parent", "k").thaw() != "p" or parent.get("child", "k").thaw() != "c":
+                status = "wrong data in the child"
+            child_sockets = {id(c._sock) for c in child._client.connection_pool._available_connections}
+            if child_sockets & parent_sockets:
+                status = "the child used the parent's sockets"
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            status = f"{type(exc).__name__}: {exc}"
+        os.write(write, status.encode()[:4000])
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "ok"
+    assert parent.get("child", "k").thaw() == "c"  # the parent's connections are undisturbed
+    assert parent.get("parent", "k").thaw() == "p"
+
+
+# -- Sentinel and Cluster -----------------------------------------------------------------------------
+def test_sentinel_round_trip(short_dir):
+    with redis_sentinel(short_dir / "sentinel") as (master, sentinel):
+        backend = make(f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/0")
+        assert backend.stats()["mode"] == "sentinel"
+        backend.set("u", "k", freeze({"through": "sentinel"}), ttl=60)
+        assert backend.get("u", "k").thaw() == {"through": "sentinel"}
+        with master.client() as raw:
+            assert raw.exists(f"{backend.prefix}{{u}}:k")  # it really is on the master
+        assert backend.delete_user("u") == 1
+        backend.close()
+
+
+def test_cluster_spreads_users_over_all_nodes_and_keeps_each_user_in_one_slot(short_dir):
+    with redis_cluster(short_dir / "cluster") as nodes:
+        for node in nodes:
+            with node.client() as raw:
+                raw.config_resetstat()
+        backend = make(f"redis+cluster://127.0.0.1:{nodes[0].port}")
+        assert backend.stats()["mode"] == "cluster"
+        users = [f"user{i:03d}" for i in range(200)]
+        for user in users:
+            backend.set(user, "a", freeze({"user": user}), ttl=60)
+            backend.set(user, "b", freeze([user] * 3), ttl=60)
+        assert all(backend.get(u, "a").thaw() == {"user": u} and backend.get(u, "b").thaw() == [u] * 3 for u in users)
+
+        sizes = []
+        for node in nodes:
+            with node.client() as raw:
+                sizes.append(raw.dbsize())
+        assert sum(sizes) == 200 * 3  # two values and one index per user
+        assert all(size > 0 for size in sizes), sizes
+
+        assert backend.touch("user007", "a", 120) is True
+        assert backend.delete("user007", "b") is True
+        assert backend.delete_user("user007") == 1 and backend.delete_user("user008") == 2
+        assert backend.get("user008", "a") is None and backend.get("user009", "a").thaw() == {"user": "user009"}
+        for node in nodes:
+            seen = commands_seen(node)
+            assert not seen & {"keys", "scan", "sscan", "zscan"}, seen
+        backend.close()
