@@ -143,6 +143,11 @@ def _validate(key: str, value: Any, label: str) -> Any:
             raise ConfigError(f"{where} must be a whole number of at least {int(key == 'STATE_MEMORY_MAX_BYTES')}, "
                               f"got {value!r}")
         return int(number)
+    if key == "STATE_TOUCH_FRACTION":
+        number = _number(value, where)
+        if not 0 < number < 1:
+            raise ConfigError(f"{where} must be between 0 and 1 (a fraction of the TTL), got {value!r}")
+        return number
     if key == "STATE_COMPRESSION":
         if value not in ("off", "zstd"):
             raise ConfigError(f"{where} must be 'off' or 'zstd', got {value!r}")

@@ -11,6 +11,8 @@ DEFAULTS: dict = {
     "STATE_DATABASE_URL": "sqlite:///state.db",
     # Byte cap of the memory backend; least recently used values are evicted beyond it.
     "STATE_MEMORY_MAX_BYTES": 1 << 30,
+    # An open page touches its stores every STATE_TOUCH_FRACTION x TTL, so active users never lose data.
+    "STATE_TOUCH_FRACTION": 0.5,
     # Prefix of every Redis key, so several apps can share one Redis.
     "STATE_KEY_PREFIX": "dash-state:",
     # Table of the database backend.

@@ -95,8 +95,11 @@ class StateManager:
                 self._counts["writes"] += 1
                 self._counts["bytes_written"] += item.snapshot.nbytes
         except Exception:
-            for backend, key in written:
-                backend.delete(user, key)
+            for backend, key in written:  # undo, so no callback leaves half of its outputs stored
+                try:
+                    backend.delete(user, key)
+                except Exception:  # the original error is the one to report
+                    log.debug("dash-state: could not undo a partial write", exc_info=True)
             raise
         return tokens
 
@@ -105,16 +108,18 @@ class StateManager:
         return self.commit([self.prepare(store_id, value)], user)[0]
 
     # -- reading ---------------------------------------------------------------------------------
-    def load(self, store_id: str, token: Any, user: str | None = None) -> Any:
-        """The value a reference stands for, or None (logged and counted) when it cannot be served."""
+    def load(self, store_id: str, token: Any, user: str | None = None, missing: Any = None) -> Any:
+        """The value a reference stands for, or ``missing`` (logged and counted) when it cannot be served."""
         self._counts["reads"] += 1
         found = self._locate(token, user)
         if isinstance(found, str):
-            return self._miss(found, store_id)
+            self._miss(found, store_id)
+            return missing
         try:
             value = found.thaw()
         except Exception:  # a corrupt entry is missing data, never a crash
-            return self._miss("corrupt", store_id)
+            self._miss("corrupt", store_id)
+            return missing
         self._counts["hits"] += 1
         return value
 
@@ -124,6 +129,14 @@ class StateManager:
         if ref is None or user is None or not self._usable(ref, user):
             return False
         return self.backend(ref.backend).delete(user, ref.key)
+
+    def touch(self, store_id: str, token: Any, user: str | None = None) -> bool:
+        """Restart the TTL of a live value without reading it (sliding expiry from an open page)."""
+        ref = references.parse(token)
+        user = user or self.user(create=False)
+        if ref is None or user is None or not self._usable(ref, user):
+            return False
+        return self.backend(ref.backend).touch(user, ref.key, self.settings(store_id).ttl)
 
     def describe(self, token: Any, user: str | None = None) -> dict:
         """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
@@ -175,5 +188,4 @@ class StateManager:
 
     def _miss(self, reason: str, store_id: str) -> None:
         self._counts[f"miss.{reason}"] += 1
-        log.warning("ServerStore %r: reference %s; the callback gets None", store_id, MISS_REASONS[reason])
-        return None
+        log.warning("ServerStore %r: reference %s; treated as missing (None)", store_id, MISS_REASONS[reason])

@@ -16,7 +16,7 @@ import dash
 from dash import _callback, hooks
 from dash.development.base_component import ComponentRegistry
 
-from . import hook
+from . import hook, routes  # noqa: F401  (importing routes registers the HTTP routes)
 from .layout import NAMESPACE
 from .runtime import AppState, app_state
 

@@ -39,10 +39,11 @@ def backend(request, tmp_path):
     made, recipe = make_backend(request.param, tmp_path)
     made.recipe = recipe
     yield made
+    if request.param == "redis":
+        for user in ("alice", "bob", "u", "mallory"):
+            made.delete_user(user)
     if request.param == "postgres":
-        drop = getattr(made, "drop_table", None)
-        if drop:
-            drop()
+        made.drop_table()
     made.close()
 
 

@@ -49,9 +49,9 @@ def served(request, tmp_path):
     try:
         for _ in range(150):
             try:
-                if requests.get(f"{url}/_dash-layout", timeout=2).status_code == 200:
+                if requests.get(f"{url}/_dash-layout", timeout=20).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.ReadTimeout):
                 time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text()[-3000:])
