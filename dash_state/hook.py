@@ -11,6 +11,7 @@ when there is nothing to do.
 """
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -19,12 +20,14 @@ from dash._grouping import flatten_grouping, make_grouping_by_index
 from dash._utils import stringify_id
 from dash.development.base_component import Component
 
-from . import references
+from . import patches, references
 from .errors import StoreValueError
 from .layout import contains_component, rewrite_stores, with_data
 
 if TYPE_CHECKING:
     from .runtime import AppState
+
+log = logging.getLogger("dash_state")
 
 
 def _is_no_update(value: Any) -> bool:
@@ -79,11 +82,11 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
     stores nothing at all.
     """
     plan: list[tuple[Callable[[Any], None], str, Any]] = []  # (put the reference back, store id, value)
-    trees: list[Any] = []  # component trees whose ServerStores were rewritten
+    rewritten: list[Any] = []  # outputs changed in place: component trees, skipped patches
     for id_str, props in (getattr(ctx, "updated_props", None) or {}).items():  # set_props
         if isinstance(props, dict):
             for prop in list(props):
-                _plan(state, partial(props.__setitem__, prop), id_str, prop, props[prop], plan, trees)
+                _plan(state, partial(props.__setitem__, prop), id_str, prop, props[prop], plan, rewritten, ctx)
 
     flat = None
     if spec and not _is_no_update(value):
@@ -92,13 +95,13 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
             if isinstance(spc, list) and isinstance(val, (list, tuple)):  # ALL / ALLSMALLER output
                 val = flat[index] = list(val)
                 for j, (v, s) in enumerate(zip(val, spc)):
-                    _plan(state, partial(val.__setitem__, j), s.get("id"), s.get("property"), v, plan, trees)
+                    _plan(state, partial(val.__setitem__, j), s.get("id"), s.get("property"), v, plan, rewritten, ctx)
             elif isinstance(spc, dict):
-                _plan(state, partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), val, plan, trees)
+                _plan(state, partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), val, plan, rewritten, ctx)
 
     if plan:
         _store(state, plan)
-    if flat is None or not (plan or trees):
+    if flat is None or not (plan or rewritten):
         return value
     return flat[0] if not multi else make_grouping_by_index(schema, flat)
 
@@ -114,14 +117,14 @@ def _flatten(value: Any, spec: Any, multi: bool, schema: Any) -> tuple[list | No
 
 
 def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: Any, value: Any,
-          plan: list, trees: list) -> None:
+          plan: list, rewritten: list, ctx: Any) -> None:
     if value is None or _is_no_update(value):
         return
     if contains_component(value):
         new = _serve_tree(state, value)
         if new is not value:
             put(new)
-            trees.append(new)
+            rewritten.append(new)
         return
     if prop != "data" or store_id not in state.store_ids:
         return
@@ -129,8 +132,59 @@ def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: An
     if not state.manager.keeps_on_server(sid):
         return
     if isinstance(value, Patch):
-        raise StoreValueError(f"ServerStore {sid!r}: Patch() outputs are not supported yet; return the whole value")
+        value = _patched(state, sid, store_id, value, ctx)
+        if value is _SKIP:
+            put(_no_update())
+            rewritten.append(store_id)
+            return
     plan.append((put, sid, value))
+
+
+_SKIP = object()
+
+
+def _no_update() -> Any:
+    from dash import no_update
+
+    return no_update
+
+
+def _patched(state: "AppState", sid: str, store_id: Any, patch: Patch, ctx: Any) -> Any:
+    """Apply a Patch to the stored value, as the browser would apply it to dcc.Store's data.
+
+    The base is the reference the browser sent for this store, if the store is an input or state of
+    the callback; otherwise the value this user last wrote to it.
+    """
+    manager = state.manager
+    raw = _request_reference(ctx, store_id)
+    base = manager.load(sid, raw) if raw is not None else manager.latest(sid)
+    if _is_frame_like(base):
+        raise StoreValueError(f"ServerStore {sid!r}: Patch() cannot update a {type(base).__name__}; "
+                              "return the new value instead")
+    try:
+        return patches.apply(base, patch.to_plotly_json()["operations"])
+    except patches.PatchError as exc:
+        log.warning("ServerStore %r: Patch() does not apply to the stored value (%s); store left unchanged", sid,
+                    exc if base is not None else f"there is no stored value: {exc}")
+        return _SKIP
+
+
+def _request_reference(ctx: Any, store_id: Any) -> Any:
+    for entry in _entries(getattr(ctx, "inputs_list", None)) + _entries(getattr(ctx, "states_list", None)):
+        if entry.get("property") == "data" and entry.get("id") == store_id:
+            return entry.get("value")
+    return None
+
+
+def _entries(items: Any) -> list:
+    flat = []
+    for item in items or []:
+        flat.extend(x for x in (item if isinstance(item, list) else [item]) if isinstance(x, dict))
+    return flat
+
+
+def _is_frame_like(value: Any) -> bool:
+    return hasattr(value, "iloc") or (hasattr(value, "dtype") and hasattr(value, "shape"))
 
 
 def _store(state: "AppState", plan: list) -> None:
@@ -141,7 +195,7 @@ def _store(state: "AppState", plan: list) -> None:
         put(token)
 
 
-# -- component trees (layouts and callback outputs) ------------------------------------------------
+# -- component trees (layouts and callback outputs) ----------------------------------------------------
 def serve_tree(state: "AppState", tree: Any) -> Any:
     """Register the tree's ServerStores and move their initial ``data`` server-side."""
     return _serve_tree(state, tree)

@@ -91,6 +91,8 @@ class StateManager:
                 key = self._key(item, stable)
                 backend.set(user, key, item.snapshot, item.settings.ttl)
                 written.append((backend, key))
+                if not stable:
+                    self._point_latest(backend, user, item, key)
                 tokens.append(references.make(self._secret, user, backend.name, key))
                 self._counts["writes"] += 1
                 self._counts["bytes_written"] += item.snapshot.nbytes
@@ -102,6 +104,30 @@ class StateManager:
                     log.debug("dash-state: could not undo a partial write", exc_info=True)
             raise
         return tokens
+
+    def latest(self, store_id: str, user: str | None = None, missing: Any = None) -> Any:
+        """The value last written to ``store_id`` by this user, from any tab or worker.
+
+        Used when a callback returns ``Patch()`` for a store that is not among its inputs: the
+        browser's reference is not in the request, so the patch applies to the newest value.
+        """
+        user = user or self.user(create=False)
+        settings = self.settings(store_id)
+        if user is None or settings.backend == "client":
+            return missing
+        backend = self.backend(settings.backend)
+        pointer = backend.get(user, self._pointer_key(store_id))
+        if pointer is None:
+            return missing
+        snapshot = backend.get(user, pointer.thaw())
+        return missing if snapshot is None else snapshot.thaw()
+
+    def _point_latest(self, backend: Backend, user: str, item: Pending, key: str) -> None:
+        backend.set(user, self._pointer_key(item.store_id), freeze(key), item.settings.ttl)
+
+    @staticmethod
+    def _pointer_key(store_id: str) -> str:
+        return "latest." + references.digest_key(store_id.encode())
 
     def save(self, store_id: str, value: Any, user: str | None = None) -> str:
         user = user or self.user()
