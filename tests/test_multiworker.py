@@ -51,7 +51,7 @@ def served(request, tmp_path):
             try:
                 if requests.get(f"{url}/_dash-layout", timeout=20).status_code == 200:
                     break
-            except (requests.ConnectionError, requests.ReadTimeout):
+            except requests.RequestException:
                 time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text()[-3000:])
