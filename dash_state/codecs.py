@@ -26,12 +26,13 @@ _ARRAY_META = b"dash_state.array"
 class Snapshot:
     """An immutable copy of a stored value. ``thaw()`` gives every reader its own copy."""
 
-    __slots__ = ("kind", "_obj", "_payload", "nbytes")
+    __slots__ = ("kind", "_obj", "_payload", "_encoded", "nbytes")
 
-    def __init__(self, kind: bytes, obj: Any = None, payload: bytes | None = None, nbytes: int = 0):
+    def __init__(self, kind: bytes, obj: Any = None, payload: Any = None, nbytes: int = 0, encoded: Any = None):
         self.kind = kind
-        self._obj = obj
-        self._payload = payload
+        self._obj = obj  # the private copy (memory backend, and values before encoding)
+        self._payload = payload  # the encoded body, without the 4-byte header
+        self._encoded = encoded  # header + body, built once
         self.nbytes = nbytes
 
     def thaw(self) -> Any:
@@ -41,17 +42,22 @@ class Snapshot:
             return _private_copy(self._obj)
         return _decode_arrow(self.kind, self._payload)
 
-    def to_bytes(self) -> bytes:
-        if self._payload is None:
-            self._payload = _encode_arrow(self.kind, self._obj)
-        return MAGIC + self.kind + self._payload
+    def to_bytes(self) -> Any:
+        """The encoded value (bytes or a read-only buffer), built once: large frames are not copied
+        again on their way to a backend."""
+        if self._encoded is None:
+            if self._payload is None:
+                self._encoded = _encode_arrow(MAGIC + self.kind, self.kind, self._obj)
+            else:
+                self._encoded = MAGIC + self.kind + bytes(self._payload)
+        return self._encoded
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Snapshot":
         """Parse stored bytes; raises ValueError on anything that is not a dash-state value."""
         if len(data) < 4 or data[:3] != MAGIC or data[3:4] not in (JSON, FRAME, SERIES, ARRAY):
             raise ValueError("not a dash-state value")
-        return cls(data[3:4], payload=memoryview(data)[4:], nbytes=len(data))
+        return cls(bytes(data[3:4]), payload=memoryview(data)[4:], nbytes=len(data), encoded=data)
 
 
 def freeze(value: Any, store_id: str = "?") -> Snapshot:
@@ -164,7 +170,7 @@ def _arrow():
     return pyarrow
 
 
-def _encode_arrow(kind: bytes, obj: Any) -> bytes:
+def _encode_arrow(header: bytes, kind: bytes, obj: Any) -> memoryview:
     pa = _arrow()
     if kind == FRAME:
         table = pa.Table.from_pandas(obj, preserve_index=True)
@@ -178,9 +184,10 @@ def _encode_arrow(kind: bytes, obj: Any) -> bytes:
         meta = orjson.dumps({"shape": list(obj.shape), "dtype": obj.dtype.str})
         table = pa.table({"values": flat}).replace_schema_metadata({_ARRAY_META: meta})
     sink = pa.BufferOutputStream()
+    sink.write(header)
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return memoryview(sink.getvalue())
 
 
 def _decode_arrow(kind: bytes, payload: Any) -> Any:

@@ -46,7 +46,7 @@ class Wire:
         if self._compress is not None and len(body) >= self._min:
             body, flags = self._compress(body), _ZSTD
         head = bytes([flags])
-        return MAGIC + self._mac(user, key, head, body) + head + body
+        return b"".join((MAGIC, self._mac(user, key, head, body), head, body))  # the one copy on the way out
 
     def load(self, user: str, key: str, data: bytes) -> Snapshot:
         view = memoryview(data)
