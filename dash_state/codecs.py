@@ -52,6 +52,14 @@ class Snapshot:
                 self._encoded = MAGIC + self.kind + bytes(self._payload)
         return self._encoded
 
+    def for_cache(self) -> "Snapshot":
+        """The same value in its cheapest form to thaw again and again: frames decoded once, and
+        without the encoded buffer, which a cache would otherwise hold twice."""
+        if self.kind == JSON:
+            return Snapshot(JSON, payload=self._payload, nbytes=self.nbytes) if self._encoded is not None else self
+        obj = self._obj if self._obj is not None else _decode_arrow(self.kind, self._payload)
+        return Snapshot(self.kind, obj=obj, nbytes=self.nbytes)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> "Snapshot":
         """Parse stored bytes; raises ValueError on anything that is not a dash-state value."""

@@ -137,7 +137,7 @@ def _validate(key: str, value: Any, label: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ConfigError(f"{where} must be true or false, got {value!r}")
-    if key in ("STATE_MEMORY_MAX_BYTES", "STATE_COMPRESSION_MIN_BYTES", "STATE_RETRIES"):
+    if key in ("STATE_MEMORY_MAX_BYTES", "STATE_COMPRESSION_MIN_BYTES", "STATE_RETRIES", "STATE_READ_CACHE_BYTES"):
         number = _number(value, where)
         if number < (key == "STATE_MEMORY_MAX_BYTES") or number != int(number):
             raise ConfigError(f"{where} must be a whole number of at least {int(key == 'STATE_MEMORY_MAX_BYTES')}, "

@@ -20,6 +20,9 @@ DEFAULTS: dict = {
     # "off" or "zstd": compress values of at least STATE_COMPRESSION_MIN_BYTES bytes (redis, database).
     "STATE_COMPRESSION": "off",
     "STATE_COMPRESSION_MIN_BYTES": 65536,
+    # Bytes of recently written/read values each process keeps to skip re-reading them from redis or
+    # database (a hit costs one existence check); 0 turns the cache off.
+    "STATE_READ_CACHE_BYTES": 128 << 20,
     # How often an operation is retried (with backoff) when a backend server cannot be reached.
     "STATE_RETRIES": 3,
     # Per-store overrides, keyed by store id: {"backend": ..., "ttl": ...}.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import identity, references, wire
+from .cache import ReadCache
 from .wire import Wire
 from .errors import CorruptValue
 from .backends import Backend, create_backend
@@ -48,6 +49,8 @@ class StateManager:
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        cache_bytes = config["STATE_READ_CACHE_BYTES"]
+        self._cache = ReadCache(cache_bytes) if cache_bytes else None
 
     # -- configuration -------------------------------------------------------------------------
     def settings(self, store_id: str) -> StoreSettings:
@@ -91,6 +94,8 @@ class StateManager:
                 key = self._key(item, stable)
                 backend.set(user, key, item.snapshot, item.settings.ttl)
                 written.append((backend, key))
+                if self._cache is not None and not backend.keeps_objects:
+                    self._cache.put(backend.name, user, key, item.snapshot.for_cache())
                 if not stable:
                     self._point_latest(backend, user, item, key)
                 tokens.append(references.make(self._secret, user, backend.name, key))
@@ -154,6 +159,8 @@ class StateManager:
         user = user or self.user(create=False)
         if ref is None or user is None or not self._usable(ref, user):
             return False
+        if self._cache is not None:
+            self._cache.drop(ref.backend, user, ref.key)
         return self.backend(ref.backend).delete(user, ref.key)
 
     def touch(self, store_id: str, token: Any, user: str | None = None) -> bool:
@@ -181,6 +188,7 @@ class StateManager:
             "bytes_written": counts.get("bytes_written", 0),
             "misses": {reason: counts.get(f"miss.{reason}", 0) for reason in MISS_REASONS},
             "backends": {name: backend.stats() for name, backend in self._backends.items()},
+            "read_cache": self._cache.stats() if self._cache is not None else None,
         }
 
     def close(self) -> None:
@@ -197,12 +205,26 @@ class StateManager:
             return "unknown_backend"
         if user is None or not references.verify(self._secret, user, ref):
             return "foreign"
+        backend = self.backend(ref.backend)
+        cache = self._cache if not backend.keeps_objects else None
+        if cache is not None:
+            cached = cache.get(backend.name, user, ref.key)
+            if cached is not None:
+                if backend.alive(user, ref.key):  # keys are never rewritten: alive means current
+                    return cached
+                cache.drop(backend.name, user, ref.key)
+                return "missing"
         try:
-            snapshot = self.backend(ref.backend).get(user, ref.key)
+            snapshot = backend.get(user, ref.key)
         except CorruptValue as exc:
             log.error("dash-state: a stored value failed its check (%s); treating it as missing", exc)
             return "corrupt"
-        return "missing" if snapshot is None else snapshot
+        if snapshot is None:
+            return "missing"
+        if cache is not None:
+            snapshot = snapshot.for_cache()
+            cache.put(backend.name, user, ref.key, snapshot)
+        return snapshot
 
     def _usable(self, ref: references.Reference, user: str) -> bool:
         return ref.backend in BACKEND_NAMES and ref.backend != "client" and references.verify(self._secret, user, ref)

@@ -80,6 +80,10 @@ class BytesBackend(Backend):
     def write(self, user: str, key: str, data: bytes, ttl: float) -> None:
         """Store ``data`` atomically for ``ttl`` seconds."""
 
+    def alive(self, user: str, key: str) -> bool:
+        """Whether a live value exists, without transferring it (validates the read cache)."""
+        return self.read(user, key) is not None
+
     def get(self, user: str, key: str) -> Snapshot | None:
         data = self.read(user, key)
         return None if data is None else self.wire.load(user, key, data)

@@ -215,6 +215,10 @@ class DatabaseBackend(BytesBackend):
         self._run(lambda conn: conn.execute(self._upsert, args))
         self._maybe_sweep(now)
 
+    def alive(self, user: str, key: str) -> bool:
+        args = {"u": user, "k": key, "now": self._clock()}
+        return self._run(lambda conn: conn.execute(self._alive, args).first()) is not None
+
     def touch(self, user: str, key: str, ttl: float) -> bool:
         now = self._clock()
         args = {"u": user, "k": key, "now": now, "until": now + ttl}
@@ -267,6 +271,7 @@ class DatabaseBackend(BytesBackend):
         upsert = _INSERT[dialect](t)
         user, key, now = t.c.user_id == bindparam("u"), t.c.key == bindparam("k"), bindparam("now")
         self._select = select(t.c.value).where(user, key, t.c.expires_at > now)
+        self._alive = select(t.c.expires_at).where(user, key, t.c.expires_at > now)
         self._touch = update(t).where(user, key, t.c.expires_at > now).values(expires_at=bindparam("until"))
         self._delete = delete(t).where(user, key)
         self._delete_user = delete(t).where(user)

@@ -200,6 +200,9 @@ class RedisBackend(BytesBackend):
 
         self._run("write", op)
 
+    def alive(self, user: str, key: str) -> bool:
+        return bool(self._run("alive", lambda: self._client.exists(self._key(user, key))))
+
     def delete(self, user: str, key: str) -> bool:
         def op() -> bool:
             with self._client.pipeline(transaction=True) as pipe:
