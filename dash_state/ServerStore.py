@@ -27,7 +27,9 @@ ServerStore keeps JSON data in the browser, exactly like dcc.Store
 On the server, dash-state replaces `data` with a short opaque
 reference to the real value, so only that reference travels to the
 browser and is kept in memory, sessionStorage or localStorage.
-It renders nothing.
+While the page is in use, the server keeps that value alive (sliding
+expiry); once the page is idle or closed, it expires after its TTL.
+clear_data also deletes the server value. It renders nothing.
 
 Keyword arguments:
 
@@ -44,7 +46,8 @@ Keyword arguments:
 - data (dict | list | number | string | boolean; optional):
     The stored JSON value. With dash-state's server side this is a
     short opaque reference that stands for the real value kept on the
-    server.
+    server. Python callbacks receive the real value; a clientside
+    callback gets it with `await window.dash_state.get(data, id)`.
 
 - modified_timestamp (number; default -1):
     When the stored value last changed, in milliseconds since the

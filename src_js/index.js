@@ -2,7 +2,12 @@
  * Library entry point: everything exported here becomes a property of
  * window.dash_state, where Dash's renderer looks components up by type.
  * Add further exports (components or helpers) to the export list below.
+ *
+ * - ServerStore: the component.
+ * - get(reference, id?): a Promise of the data behind a ServerStore's
+ *   reference, for clientside callbacks (see ./server.js).
  */
 import ServerStore from './components/ServerStore.react';
+import {get} from './server';
 
-export {ServerStore};
+export {ServerStore, get};

@@ -1,5 +1,6 @@
 import {Component} from 'react';
 import PropTypes from 'prop-types';
+import {deleteReference, isReference, touchScheduler} from '../server';
 
 /*
  * Storage back ends. Each one stores values under a string key and keeps a
@@ -142,7 +143,9 @@ const webStorage = storageType => {
  * On the server, dash-state replaces `data` with a short opaque
  * reference to the real value, so only that reference travels to the
  * browser and is kept in memory, sessionStorage or localStorage.
- * It renders nothing.
+ * While the page is in use, the server keeps that value alive (sliding
+ * expiry); once the page is idle or closed, it expires after its TTL.
+ * clear_data also deletes the server value. It renders nothing.
  */
 export default class ServerStore extends Component {
     constructor(props) {
@@ -269,7 +272,29 @@ export default class ServerStore extends Component {
         }
     }
 
+    /*
+     * Sliding expiry: while `data` is a reference, the page's scheduler
+     * (../server.js) keeps its server value alive.
+     */
+    _trackReference() {
+        const {id, data} = this.props;
+        if (isReference(data)) {
+            touchScheduler.register(this, id, data);
+        } else {
+            touchScheduler.unregister(this);
+        }
+    }
+
+    /* clear_data: delete the server values of the references being cleared. */
+    _deleteOnServer(key) {
+        const references = new Set(
+            [this.props.data, this._getItem(key)].filter(isReference)
+        );
+        references.forEach(reference => deleteReference(reference));
+    }
+
     componentDidMount() {
+        this._trackReference();
         const {storage_type} = this.props;
         if (
             storage_type !== 'memory' &&
@@ -283,12 +308,18 @@ export default class ServerStore extends Component {
 
     componentWillUnmount() {
         this._stopListening();
+        touchScheduler.unregister(this);
     }
 
-    componentDidUpdate() {
+    componentDidUpdate(prevProps) {
         const {data, clear_data, setProps} = this.props;
         const key = this._key();
+        if (data !== prevProps.data || clear_data !== prevProps.clear_data) {
+            touchScheduler.noteActivity();
+        }
         if (clear_data) {
+            touchScheduler.unregister(this);
+            this._deleteOnServer(key);
             this._removeItem(key);
             if (setProps) {
                 setProps({
@@ -299,6 +330,7 @@ export default class ServerStore extends Component {
             }
             return;
         }
+        this._trackReference();
         const old = this._getItem(key);
         if (sameJson(data, old)) {
             return;
@@ -349,6 +381,8 @@ ServerStore.propTypes = {
     /**
      * The stored JSON value. With dash-state's server side this is a short
      * opaque reference that stands for the real value kept on the server.
+     * Python callbacks receive the real value; a clientside callback gets
+     * it with `await window.dash_state.get(data, id)`.
      */
     data: PropTypes.oneOfType([
         PropTypes.object,
