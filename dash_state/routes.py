@@ -59,7 +59,7 @@ def _manager():
 
 def _guarded(handler):
     """Bad input and unreachable backends answer JSON errors, never a 500 page with a traceback."""
-    def route() -> flask.Response:
+    def route():  # no return annotation: FastAPI apps introspect every route Dash hooks register
         manager = _manager()
         if manager is None:
             return _reply({"error": "dash-state is not active in this app"}, 404)

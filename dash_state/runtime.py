@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+
+import flask
 from typing import Any
 
 from .config import Config, load_config
@@ -35,6 +37,7 @@ class AppState:
         if manager is None:
             with self._lock:
                 if self._manager is None:
+                    self.check_server()
                     config = self.load_config()
                     self._manager = StateManager(config, self._secret(config))
                 manager = self._manager
@@ -59,6 +62,17 @@ class AppState:
         for page in dash.page_registry.values():
             if not callable(page.get("layout")):
                 self.store_ids.add_tree(page.get("layout"))
+        if self.store_ids:
+            self.check_server()
+
+    def check_server(self) -> None:
+        """ServerStore needs Flask's request context (sessions, routes); refuse other servers loudly
+        rather than letting data pass through to the browser."""
+        server = getattr(self.app, "server", None)
+        if not isinstance(server, flask.Flask):
+            raise ConfigError(
+                f"dash-state's ServerStore needs Dash's Flask server backend, but this app runs on "
+                f"{type(server).__name__}: use dash.Dash(backend='flask') (the default), or dcc.Store")
 
     def reset(self) -> None:
         """Rebuild the manager from the settings now in force (after init_app changes them)."""
@@ -74,7 +88,7 @@ class AppState:
     def ensure_secret(self) -> None:
         """Give the app a random per-process secret if it has none, before requests open sessions."""
         server = self.app.server
-        if not server.secret_key:
+        if isinstance(server, flask.Flask) and not server.secret_key:
             self._generated_secret = server.secret_key = secrets.token_hex(32)
             log.info("dash-state: no SECRET_KEY configured; using a random key for this process "
                      "(sessions end when it restarts and are not shared with other processes)")
