@@ -126,8 +126,8 @@ def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: An
             put(new)
             rewritten.append(new)
         return
-    if prop != "data" or store_id not in state.store_ids:
-        return
+    if not isinstance(prop, str) or prop.split("@")[0] != "data" or store_id not in state.store_ids:
+        return  # allow_duplicate outputs arrive as "data@<hash>"
     sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
     if not state.manager.keeps_on_server(sid):
         return

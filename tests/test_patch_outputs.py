@@ -87,3 +87,13 @@ def test_patch_on_missing_data_is_logged_and_leaves_the_store_alone(warnings_log
                                callback_id=patch_id)
     assert response.status_code == 200 and response.get_json()["response"] == {}  # as for no_update
     assert "Patch() does not apply" in warnings_log.text and "'s'" in warnings_log.text
+
+
+def test_allow_duplicate_outputs_as_the_renderer_sends_them():
+    """The renderer names allow_duplicate outputs "data@<hash>"; they are ServerStore data all the same."""
+    app, client, patch_id = patch_app(START, build, True)
+    token = client.call([("s", "data")], [("init", "n_clicks", 1)])["s"]["data"]
+    response = client.raw_call([("s", patch_id.split(".", 1)[1])], [("patch", "n_clicks", 1)], [("s", "data", token)],
+                               callback_id=patch_id)
+    new_token = response.get_json()["response"]["s"]["data"]
+    assert new_token.startswith("dsr1.") and show(client, new_token) == repr(EXPECTED)
