@@ -13,6 +13,7 @@ table. Both tables are created on first use; on PostgreSQL the DDL is::
         PRIMARY KEY (user_id, key)
     );
     CREATE INDEX ix_dash_state_values_expires_at ON dash_state_values (expires_at);
+    ALTER TABLE dash_state_values ALTER COLUMN value SET STORAGE EXTERNAL;  -- no pglz: see define_tables
     CREATE TABLE dash_state_values_meta (
         name VARCHAR(64) NOT NULL,
         version INTEGER NOT NULL,
@@ -46,7 +47,7 @@ import threading
 import time
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import (Column, Double, Index, Integer, LargeBinary, MetaData, String, Table, bindparam,
+from sqlalchemy import (DDL, Column, Double, Index, Integer, LargeBinary, MetaData, String, Table, bindparam,
                         create_engine, delete, event, select, text, tuple_, update)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -158,6 +159,10 @@ def define_tables(name: str) -> tuple[Table, Table]:
                    Index(f"ix_{name}_expires_at", "expires_at"))
     meta = Table(f"{name}_meta", metadata, Column("name", String(64), primary_key=True),
                  Column("version", Integer, nullable=False))
+    # Values are Arrow IPC or JSON, often already compressed: PostgreSQL's default pglz TOAST
+    # compression made a 7 MB write take 0.9 s instead of 0.09 s.
+    event.listen(values, "after_create", DDL(f'ALTER TABLE "{name}" ALTER COLUMN value SET STORAGE EXTERNAL')
+                 .execute_if(dialect="postgresql"))
     return values, meta
 
 
@@ -203,7 +208,24 @@ class DatabaseBackend(BytesBackend):
     # -- the Backend interface -----------------------------------------------------------------------
     def read(self, user: str, key: str) -> bytes | None:
         args = {"u": user, "k": key, "now": self._clock()}
+        if self._binary_select is not None:
+            return self._run(lambda conn: self._read_binary(conn, args))
         return self._run(lambda conn: conn.execute(self._select, args).scalar())
+
+    def _read_binary(self, conn: Connection, args: dict) -> bytes | None:
+        """psycopg returns bytea as hex text unless asked for binary: 4x slower for a 7 MB value."""
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            with conn.connection.driver_connection.cursor(binary=True) as cursor:
+                cursor.execute(self._binary_select, (args["u"], args["k"], args["now"]))
+                row = cursor.fetchone()
+        except dbapi.Error as exc:  # bypassed SQLAlchemy: wrap as it would, so retries work the same
+            lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+            if lost:
+                conn.invalidate()
+            raise DBAPIError.instance(self._binary_select, None, exc, dbapi.Error, connection_invalidated=lost,
+                                      dialect=conn.dialect) from exc
+        return None if row is None else row[0]
 
     def write(self, user: str, key: str, data: bytes, ttl: float) -> None:
         if self._max_value is not None and len(data) > self._max_value:
@@ -271,6 +293,10 @@ class DatabaseBackend(BytesBackend):
         upsert = _INSERT[dialect](t)
         user, key, now = t.c.user_id == bindparam("u"), t.c.key == bindparam("k"), bindparam("now")
         self._select = select(t.c.value).where(user, key, t.c.expires_at > now)
+        self._binary_select = None
+        if dialect == "postgresql" and self._engine.dialect.driver == "psycopg":
+            self._binary_select = f'SELECT value FROM "{t.name}" WHERE user_id = %s AND key = %s AND expires_at > %s'
+
         self._alive = select(t.c.expires_at).where(user, key, t.c.expires_at > now)
         self._touch = update(t).where(user, key, t.c.expires_at > now).values(expires_at=bindparam("until"))
         self._delete = delete(t).where(user, key)
