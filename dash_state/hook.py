@@ -75,18 +75,21 @@ def _resolve_entry(state: "AppState", entry: Any) -> Any:
 
 
 # -- outputs -----------------------------------------------------------------------------------------
-def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schema: Any, ctx: Any) -> Any:
+def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schema: Any, ctx: Any,
+                    user: str | None = None) -> Any:
     """Store ServerStore outputs server-side and return the value with references in their place.
 
     Every value is checked before anything is written, so a callback that returns one bad value
-    stores nothing at all.
+    stores nothing at all. ``user`` is the session's user (default: the current request's); a
+    background worker, which has no request, passes the user of the job.
     """
     plan: list[tuple[Callable[[Any], None], str, Any]] = []  # (put the reference back, store id, value)
     rewritten: list[Any] = []  # outputs changed in place: component trees, skipped patches
     for id_str, props in (getattr(ctx, "updated_props", None) or {}).items():  # set_props
         if isinstance(props, dict):
             for prop in list(props):
-                _plan(state, partial(props.__setitem__, prop), id_str, prop, props[prop], plan, rewritten, ctx)
+                _plan(state, partial(props.__setitem__, prop), id_str, prop, props[prop], plan, rewritten, ctx,
+                      user)
 
     flat = None
     if spec and not _is_no_update(value):
@@ -95,12 +98,14 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
             if isinstance(spc, list) and isinstance(val, (list, tuple)):  # ALL / ALLSMALLER output
                 val = flat[index] = list(val)
                 for j, (v, s) in enumerate(zip(val, spc)):
-                    _plan(state, partial(val.__setitem__, j), s.get("id"), s.get("property"), v, plan, rewritten, ctx)
+                    _plan(state, partial(val.__setitem__, j), s.get("id"), s.get("property"), v, plan, rewritten, ctx,
+                          user)
             elif isinstance(spc, dict):
-                _plan(state, partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), val, plan, rewritten, ctx)
+                _plan(state, partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), val, plan,
+                      rewritten, ctx, user)
 
     if plan:
-        _store(state, plan)
+        _store(state, plan, user)
     if flat is None or not (plan or rewritten):
         return value
     return flat[0] if not multi else make_grouping_by_index(schema, flat)
@@ -117,11 +122,11 @@ def _flatten(value: Any, spec: Any, multi: bool, schema: Any) -> tuple[list | No
 
 
 def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: Any, value: Any,
-          plan: list, rewritten: list, ctx: Any) -> None:
+          plan: list, rewritten: list, ctx: Any, user: str | None = None) -> None:
     if value is None or _is_no_update(value):
         return
     if contains_component(value):
-        new = _serve_tree(state, value)
+        new = _serve_tree(state, value, user)
         if new is not value:
             put(new)
             rewritten.append(new)
@@ -131,8 +136,10 @@ def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: An
     sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
     if not state.manager.keeps_on_server(sid):
         return
+    if references.looks_like_reference(value) and state.manager.owns(value, user):
+        return  # already stored by a background job: its reference is what the browser gets
     if isinstance(value, Patch):
-        value = _patched(state, sid, store_id, value, ctx)
+        value = _patched(state, sid, store_id, value, ctx, user)
         if value is _SKIP:
             put(_no_update())
             rewritten.append(store_id)
@@ -149,7 +156,7 @@ def _no_update() -> Any:
     return no_update
 
 
-def _patched(state: "AppState", sid: str, store_id: Any, patch: Patch, ctx: Any) -> Any:
+def _patched(state: "AppState", sid: str, store_id: Any, patch: Patch, ctx: Any, user: str | None = None) -> Any:
     """Apply a Patch to the stored value, as the browser would apply it to dcc.Store's data.
 
     The base is the reference the browser sent for this store, if the store is an input or state of
@@ -157,7 +164,7 @@ def _patched(state: "AppState", sid: str, store_id: Any, patch: Patch, ctx: Any)
     """
     manager = state.manager
     raw = _request_reference(ctx, store_id)
-    base = manager.load(sid, raw) if raw is not None else manager.latest(sid)
+    base = manager.load(sid, raw, user=user) if raw is not None else manager.latest(sid, user=user)
     if _is_frame_like(base):
         raise StoreValueError(f"ServerStore {sid!r}: Patch() cannot update a {type(base).__name__}; "
                               "return the new value instead")
@@ -187,10 +194,10 @@ def _is_frame_like(value: Any) -> bool:
     return hasattr(value, "iloc") or (hasattr(value, "dtype") and hasattr(value, "shape"))
 
 
-def _store(state: "AppState", plan: list) -> None:
+def _store(state: "AppState", plan: list, user: str | None = None) -> None:
     manager = state.manager
     pending = [manager.prepare(sid, value) for _, sid, value in plan]  # may raise: nothing written yet
-    tokens = manager.commit(pending, manager.user())
+    tokens = manager.commit(pending, user or manager.user())
     for (put, _, _), token in zip(plan, tokens):
         put(token)
 
@@ -201,7 +208,7 @@ def serve_tree(state: "AppState", tree: Any) -> Any:
     return _serve_tree(state, tree)
 
 
-def _serve_tree(state: "AppState", tree: Any) -> Any:
+def _serve_tree(state: "AppState", tree: Any, user: str | None = None) -> Any:
     def replace(store: Component) -> Component:
         store_id = getattr(store, "id", None)
         state.store_ids.add(store_id)
@@ -210,7 +217,7 @@ def _serve_tree(state: "AppState", tree: Any) -> Any:
         if data is None or references.looks_like_reference(data) or not state.manager.keeps_on_server(sid):
             return store
         manager = state.manager
-        token = manager.commit([manager.prepare(sid, data)], manager.user(), stable=True)[0]
+        token = manager.commit([manager.prepare(sid, data)], user or manager.user(), stable=True)[0]
         return with_data(store, token)
 
     return rewrite_stores(tree, replace)

@@ -154,6 +154,13 @@ class StateManager:
         self._counts["hits"] += 1
         return value
 
+    def owns(self, token: Any, user: str | None = None) -> bool:
+        """True when ``token`` is a well-formed reference signed for this user (whether or not its value
+        still exists): a background job's output, already stored, passes through as it is."""
+        ref = references.parse(token)
+        user = user or self.user(create=False)
+        return ref is not None and user is not None and self._usable(ref, user)
+
     def delete(self, token: Any, user: str | None = None) -> bool:
         ref = references.parse(token)
         user = user or self.user(create=False)

@@ -16,7 +16,7 @@ import dash
 from dash import _callback, hooks
 from dash.development.base_component import ComponentRegistry
 
-from . import hook, routes  # noqa: F401  (importing routes registers the HTTP routes)
+from . import background, hook, routes  # noqa: F401  (importing routes registers the HTTP routes)
 from .layout import NAMESPACE
 from .runtime import AppState, app_state
 
@@ -45,9 +45,10 @@ def install(app: dash.Dash) -> AppState:
 
     @functools.wraps(original_inputs)
     def _inputs_to_vals(inputs):
+        deferred = background.take_deferred()  # a background job resolves the references itself
         if _in_use():
             state.scan_layouts()
-            inputs = hook.resolve_inputs(state, inputs)
+            inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
         return original_inputs(inputs)
 
     original_config = app._config
@@ -55,12 +56,15 @@ def install(app: dash.Dash) -> AppState:
     @functools.wraps(original_config)
     def _config():
         config = original_config()
+        if _in_use():
+            background.check_shared_backend(state)
         if _in_use() and config.get("validation_layout") is not None:
             config["validation_layout"] = hook.strip_tree(state, config["validation_layout"])
         return config
 
     app._inputs_to_vals = _inputs_to_vals
     app._config = _config
+    background.install(app, state, _in_use)
     _patch_prepare_response()
     return state
 
@@ -70,7 +74,11 @@ def serve_layout(layout: Any) -> Any:
     if not _in_use():
         return layout
     state = app_state(dash.get_app())
-    return layout if state is None else hook.serve_tree(state, layout)
+    if state is None:
+        return layout
+    layout = hook.serve_tree(state, layout)
+    background.check_shared_backend(state)
+    return layout
 
 
 def _patch_prepare_response() -> None:
@@ -99,3 +107,6 @@ def _patch_prepare_response() -> None:
 
     _prepare_response.__dash_state__ = True
     _callback._prepare_response = _prepare_response
+
+
+background.patch_managers()  # before any app defines background callbacks (see background.py)

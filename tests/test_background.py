@@ -1,0 +1,435 @@
+"""Background callbacks (background=True) with DiskcacheManager and with a real Celery worker.
+
+Driven through Flask's test client exactly as the renderer drives a background callback: the page's
+signed ``endId`` on every request; the first request answers ``{"cacheKey", "job"}``; the renderer
+then polls the same callback (input values nulled) with ``cacheKey`` and ``job`` in the query string
+until a response arrives, applying ``sideUpdate`` and ``progress`` from every poll.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+import pytest
+from dash import DiskcacheManager, Input, Output, html
+
+import dash_state
+from background_app import MARKER, SECRET, make_app, make_celery, source_frame
+from dash_client import DashClient
+from dash_state import ConfigError, ServerStore, background, plugin, references
+from services import redis_url
+
+TESTS = Path(__file__).parent
+POLL_TIMEOUT = 20
+
+
+class BackgroundClient(DashClient):
+    """DashClient plus the renderer's background protocol; keeps every response body it received."""
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.bodies: list[bytes] = []
+        match = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', self.index(), re.S)
+        self.end_id = json.loads(match.group(1))["end_id"]
+        self.bodies.append(self.http.get("/").data)
+        self.bodies.append(self.http.get("/_dash-layout").data)
+
+    def post(self, body: dict, **args):
+        response = self.http.post("/_dash-update-component", query_string={"endId": self.end_id, **args},
+                                  data=json.dumps(body), content_type="application/json")
+        self.bodies.append(response.data)
+        assert response.status_code == 200, response.get_data(as_text=True)[:3000]
+        return response.get_json()
+
+    def normal(self, output, inputs):
+        """A plain callback with one output: the new value of that output."""
+        (oid, prop), entries = output, [{"id": i, "property": p, "value": v} for i, p, v in inputs]
+        body = {"output": f"{oid}.{prop}", "outputs": {"id": oid, "property": prop}, "inputs": entries,
+                "state": [], "changedPropIds": [f"{entries[0]['id']}.{entries[0]['property']}"]}
+        return self.post(body)["response"][oid][prop]
+
+    def background(self, outputs, inputs, state):
+        """Run a background callback to completion; returns (response, sideUpdate, progress) as the
+        renderer would have applied them."""
+        entries = lambda items: [{"id": i, "property": p, "value": v} for i, p, v in items]  # noqa: E731
+        body = {
+            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "inputs": entries(inputs), "state": entries(state),
+            "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        }
+        started = self.post(body)
+        assert set(started) >= {"cacheKey", "job"} and "response" not in started, started
+        polled = json.loads(json.dumps(body))
+        for item in polled["inputs"] + polled["state"]:
+            item["value"] = None  # the renderer nulls values when polling
+        side, progress = {}, {}
+        deadline = time.monotonic() + POLL_TIMEOUT
+        while True:
+            answer = self.post(polled, cacheKey=started["cacheKey"], job=started["job"])
+            for target, key in ((side, "sideUpdate"), (progress, "progress")):
+                for component, props in (answer.get(key) or {}).items():
+                    if isinstance(props, dict):
+                        target.setdefault(component, {}).update(props)
+                    else:
+                        target[component] = props
+            if "response" in answer:
+                return answer["response"], side, progress
+            assert time.monotonic() < deadline, f"no result after {POLL_TIMEOUT}s; last answer {answer}"
+            time.sleep(0.05)
+
+    def leaked(self) -> list[int]:
+        return [i for i, body in enumerate(self.bodies) if MARKER.encode() in body]
+
+
+def is_reference(value) -> bool:
+    return isinstance(value, str) and value.startswith("dsr1.") and len(value) < 256
+
+
+def scenario(app) -> None:
+    """load a frame into 'source'; the background job reads it and writes 'result' (+ set_props to
+    'side', progress to 'progress-store'); normal callbacks read both back."""
+    client = BackgroundClient(app)
+    source = client.normal(("source", "data"), [("load", "n_clicks", 1)])
+    assert is_reference(source)
+
+    response, side, progress = client.background(
+        [("result", "data"), ("status", "children")], [("run", "n_clicks", 3)], [("source", "data", source)])
+    result = response["result"]["data"]
+    assert is_reference(result) and result != source
+    assert response["status"]["children"] == "done 3"
+    assert is_reference(side["side"]["data"])
+    assert is_reference(progress["progress-store.data"])  # set_progress of a frame: a reference too
+
+    expected = source_frame().assign(total=source_frame()["a"] * 3)
+    assert client.normal(("out", "children"), [("result", "data", result)]) == \
+        f"DataFrame:a,label,total:50:{int(expected['total'].sum())}"
+    assert client.normal(("side-out", "children"), [("side", "data", side["side"]["data"])]) == "DataFrame:3:6"
+
+    with client.http.session_transaction() as session:
+        user = session["_dash_state_user"]
+    stored = dash_state.get_state_manager(app).load("result", result, user=user)
+    pd.testing.assert_frame_equal(stored, expected)
+    assert client.leaked() == [], "a response body carried ServerStore data"
+
+    other = BackgroundClient(app)  # another session replaying the references gets nothing
+    assert other.normal(("out", "children"), [("result", "data", result)]) == "None"
+
+
+@pytest.fixture
+def diskcache_manager(tmp_path):
+    import diskcache
+
+    cache = diskcache.Cache(str(tmp_path / "bg-cache"))
+    yield DiskcacheManager(cache)
+    cache.close()
+
+
+@pytest.fixture
+def redis_settings():
+    import redis
+
+    settings = {"STATE_BACKEND": "redis", "STATE_REDIS_URL": redis_url(),
+                "STATE_KEY_PREFIX": f"dash-state-bg-{uuid.uuid4().hex[:8]}:"}
+    yield settings
+    client = redis.Redis.from_url(settings["STATE_REDIS_URL"])
+    keys = list(client.scan_iter(match=settings["STATE_KEY_PREFIX"] + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def job_results(manager) -> list:
+    """Record what the jobs handed back to the web process (what Celery would serialize as JSON)."""
+    results, original = [], manager.get_result
+
+    def get_result(key, job):
+        result = original(key, job)
+        if result is not manager.UNDEFINED:
+            json.dumps(result)  # no frames: references only
+            results.append(result)
+        return result
+
+    manager.get_result = get_result
+    return results
+
+
+@pytest.mark.service
+def test_diskcache_with_redis(diskcache_manager, redis_settings):
+    results = job_results(diskcache_manager)
+    scenario(make_app(diskcache_manager, **redis_settings))
+    assert len(results) == 1 and is_reference(results[0][0])
+
+
+def test_diskcache_with_sqlite(diskcache_manager, tmp_path):
+    results = job_results(diskcache_manager)
+    scenario(make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db"))
+    assert len(results) == 1 and is_reference(results[0][0])
+
+
+def test_job_receives_references_not_values(diskcache_manager, tmp_path):
+    """What travels to the job (its arguments, which Celery would serialize) is the reference."""
+    app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db")
+    client = BackgroundClient(app)
+    source = client.normal(("source", "data"), [("load", "n_clicks", 1)])
+    sent = []
+    original = diskcache_manager.call_job_fn
+    diskcache_manager.call_job_fn = lambda key, fn, args, context: sent.append((args, context)) or original(
+        key, fn, args, context)
+    client.background([("result", "data"), ("status", "children")], [("run", "n_clicks", 2)],
+                      [("source", "data", source)])
+    (args, context), = sent
+    assert list(args) == [2, source]
+    assert context["dash_state"]["user"] and set(context["dash_state"]["stores"]) >= {"source", "result"}
+    json.dumps(context["dash_state"])  # plain JSON
+
+
+def test_raw_data_for_a_server_store_is_missing_and_job_errors_are_reported(diskcache_manager, tmp_path):
+    """Raw data where a ServerStore's reference belongs reaches the job as None (as without
+    background=True); the job's error comes back as Dash's BackgroundCallbackError."""
+    from dash.exceptions import BackgroundCallbackError
+
+    app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db",
+                   PROPAGATE_EXCEPTIONS=True)
+    client = BackgroundClient(app)
+    with pytest.raises(BackgroundCallbackError, match="expected a DataFrame, got NoneType"):
+        client.background([("result", "data"), ("status", "children")], [("run", "n_clicks", 1)],
+                          [("source", "data", {"a": [1, 2], "label": MARKER})])
+    assert client.leaked() == []
+
+
+@pytest.mark.parametrize("stores", [
+    {},  # every ServerStore on the default memory backend
+    {"STATE_STORES": {"result": {"backend": "memory"}}, "STATE_BACKEND": "client"},
+])
+def test_memory_backend_with_background_callbacks_is_a_config_error(diskcache_manager, stores):
+    app = make_app(diskcache_manager, PROPAGATE_EXCEPTIONS=True, **stores)
+    client = DashClient(app)
+    with pytest.raises(ConfigError, match=r"background callbacks .* 'memory' backend, which lives inside one "
+                                          r"process.*STATE_BACKEND = 'redis'"):
+        client.index()
+    with pytest.raises(ConfigError, match="background workers|Background workers"):
+        client.layout()
+
+
+def test_client_backend_and_apps_without_background_callbacks_are_fine(diskcache_manager):
+    app = make_app(diskcache_manager, STATE_BACKEND="client", PROPAGATE_EXCEPTIONS=True)
+    DashClient(app).layout()  # client backend: the browser holds the data, as with dcc.Store
+
+    plain = dash_state_app_without_background()
+    DashClient(plain).layout()  # memory backend without background callbacks: no error
+
+
+def dash_state_app_without_background():
+    import dash
+
+    app = dash.Dash(__name__)
+    app.server.config.update(SECRET_KEY="x", PROPAGATE_EXCEPTIONS=True)
+    app.layout = html.Div([ServerStore(id="s"), html.Div(id="o")])
+
+    @app.callback(Output("o", "children"), Input("s", "data"))
+    def show(data):
+        return repr(data)
+
+    return app
+
+
+def test_dash_callback_background_registered_before_the_app(diskcache_manager, tmp_path):
+    """dash.callback background callbacks land in app.callback_map at the first request: the memory
+    check still fires then, before any data moves."""
+    import dash
+
+    @dash.callback(Output("o", "children"), Input("s", "data"), background=True, manager=diskcache_manager)
+    def slow(data):
+        return "x"
+
+    app = dash.Dash(__name__)
+    app.server.config.update(SECRET_KEY="x", PROPAGATE_EXCEPTIONS=True)
+    app.layout = html.Div([ServerStore(id="s"), html.Div(id="o")])
+    with pytest.raises(ConfigError, match="'memory' backend"):
+        DashClient(app).index()
+
+
+def test_dict_groupings_for_inputs_and_outputs(diskcache_manager, tmp_path):
+    """Dict-grouped arguments reach the job as keyword arguments, dict-grouped outputs are rewritten
+    by their place in the grouping (the web process sends the grouping's shape with the job)."""
+    from dash import State
+
+    app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db")
+
+    @app.callback(output={"frame": Output("result", "data"), "text": Output("note", "children")},
+                  inputs={"n": Input("again", "n_clicks"), "frame": State("source", "data")},
+                  background=True, prevent_initial_call=True)
+    def grouped(n, frame):
+        return {"text": f"rows {len(frame)}", "frame": frame.head(n)}
+
+    app.layout.children.extend([html.Button(id="again"), html.Div(id="note")])
+    client = BackgroundClient(app)
+    results = job_results(diskcache_manager)
+    source = client.normal(("source", "data"), [("load", "n_clicks", 1)])
+    response, _, _ = client.background([("result", "data"), ("note", "children")], [("again", "n_clicks", 4)],
+                                       [("source", "data", source)])
+    assert response["note"]["children"] == "rows 50"
+    assert is_reference(response["result"]["data"])
+    with client.http.session_transaction() as session:
+        user = session["_dash_state_user"]
+    stored = dash_state.get_state_manager(app).load("result", response["result"]["data"], user=user)
+    pd.testing.assert_frame_equal(stored, source_frame().head(4))
+    assert client.leaked() == []
+    assert results == [{"text": "rows 50", "frame": response["result"]["data"]}]  # the worker returned the reference
+
+
+def test_web_process_guards_set_props_and_progress_left_by_an_unwrapped_job(diskcache_manager, tmp_path,
+                                                                            monkeypatch):
+    """If a job's set_props / set_progress values were not rewritten in the worker, the web process
+    stores them before any poll sends them to the browser."""
+    monkeypatch.setattr(background._JobRun, "rewrite_set_props", lambda self, id_str, props: props)
+    monkeypatch.setattr(background._JobRun, "wrap_progress", lambda self, set_progress: set_progress)
+    scenario(make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db"))
+
+
+def test_functions_registered_before_dash_state_are_rewrapped(monkeypatch, tmp_path):
+    """Managers created and background callbacks defined before dash-state's plugin was imported:
+    install() rebuilds their job functions (Celery: replacing the task of the same name)."""
+    import diskcache
+    from celery import Celery
+    from dash import CeleryManager
+    from dash.background_callback.managers import BaseBackgroundCallbackManager as Base
+
+    def user_fn(n):
+        return n
+
+    def wrapped_fn(job):
+        return inspect.getclosurevars(job).nonlocals["fn"]
+
+    monkeypatch.setattr(Base, "managers", [])
+    monkeypatch.setattr(Base, "functions", [])
+    patched = Base.register
+    Base.register = patched.__wrapped__  # as before dash_state.plugin was imported
+    try:
+        disk = DiskcacheManager(diskcache.Cache(str(tmp_path / "c")))
+        celery = Celery("early", broker="memory://", backend="cache+memory://")
+        queue = CeleryManager(celery)
+        key = Base.register_func(user_fn, False, "early.children")
+    finally:
+        Base.register = patched
+    name = f"background_callback_{key}"
+    assert wrapped_fn(disk.func_registry[key]) is user_fn
+    assert wrapped_fn(celery.tasks[name]._decorated_fun) is user_fn
+
+    background.reregister()
+    for job in (disk.func_registry[key], celery.tasks[name]._decorated_fun, queue.func_registry[key]._decorated_fun):
+        assert getattr(wrapped_fn(job), "__dash_state_job__", False) and wrapped_fn(job).__wrapped__ is user_fn
+    assert wrapped_fn(disk.func_registry[key])(5) == 5  # no dash_state in the context: the function as it is
+
+
+def test_worker_refuses_another_secret_or_backend(diskcache_manager, tmp_path):
+    app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db")
+    state = plugin.install(app)
+    user = "u" * 32
+    good_probe = references.make(state.manager._secret, user, "probe", background._PROBE_KEY)
+    bad_probe = references.make(b"another secret" * 3, user, "probe", background._PROBE_KEY)
+    with pytest.raises(ConfigError, match="another SECRET_KEY"):
+        background._JobRun(state, {"user": user, "probe": bad_probe, "stores": {}}, {}).check()
+    stores = {"result": {"id": "result", "backend": "redis"}}
+    with pytest.raises(ConfigError, match="'result' uses the 'redis' backend in the web server but 'database'"):
+        background._JobRun(state, {"user": user, "probe": good_probe, "stores": stores}, {}).check()
+    stores["result"]["backend"] = "database"
+    background._JobRun(state, {"user": user, "probe": good_probe, "stores": stores}, {}).check()
+
+
+# -- Celery ----------------------------------------------------------------------------------------
+def celery_url(url: str) -> str:
+    """The test Redis server, database 14 (state tests use their own database and key prefixes)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        pytest.skip(f"the Celery test needs a plain redis:// URL, not {parts.scheme}://")
+    return urlunsplit(parts._replace(path="/14"))
+
+
+@pytest.fixture
+def celery_worker(tmp_path, redis_settings):
+    url, queue = celery_url(redis_settings["STATE_REDIS_URL"]), f"dash-state-bg-{uuid.uuid4().hex[:8]}"
+    celery_bin = shutil.which("celery", path=os.path.dirname(sys.executable))
+    assert celery_bin, "celery is not installed in this environment (pip install 'celery[redis]')"
+    env = {**os.environ, **redis_settings, "BACKGROUND_CELERY_URL": url, "BACKGROUND_CELERY_QUEUE": queue,
+           "BACKGROUND_SECRET": SECRET,
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    log = open(tmp_path / "celery.log", "w")
+    worker = subprocess.Popen(
+        [celery_bin, "-A", "background_app:celery_app", "worker", "--pool=solo", "--loglevel=warning",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    celery = make_celery(url, queue)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if worker.poll() is not None:
+                pytest.fail("the Celery worker exited:\n" + (tmp_path / "celery.log").read_text()[-3000:])
+            if any(name.startswith(f"{queue}@") for reply in celery.control.ping(timeout=0.5) for name in reply):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("the Celery worker did not start:\n" + (tmp_path / "celery.log").read_text()[-3000:])
+        yield celery
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=5)
+        log.close()
+        with celery.connection_for_write() as connection:  # the queue's bindings outlive the worker
+            client = connection.default_channel.client
+            for key in client.scan_iter(match=f"_kombu.binding*{queue}*"):
+                client.delete(key)
+        celery.close()
+
+
+@pytest.mark.service
+def test_celery_worker_with_redis(celery_worker, redis_settings, tmp_path):
+    from dash import CeleryManager
+
+    app = make_app(CeleryManager(celery_worker), **redis_settings)
+    scenario(app)
+    assert "Traceback" not in (tmp_path / "celery.log").read_text()
+
+
+# -- the real renderer -----------------------------------------------------------------------------
+@pytest.mark.browser
+def test_renderer_runs_the_background_callback(dash_duo, diskcache_manager, tmp_path):
+    """Headless Chromium: load, run in the background, read back; nothing sent to the page carries data."""
+    import flask
+
+    app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db")
+    sent = []
+
+    @app.server.after_request
+    def record(response):
+        if flask.request.path in ("/", "/_dash-layout", "/_dash-update-component"):
+            sent.append(response.get_data(as_text=True))
+        return response
+
+    dash_duo.start_server(app)
+    dash_duo.find_element("#load").click()
+    deadline = time.monotonic() + 10
+    while not any('"source"' in body and "dsr1." in body for body in sent):
+        assert time.monotonic() < deadline, "the load callback did not answer"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the renderer applies the answer
+    dash_duo.find_element("#run").click()
+    expected = int((source_frame()["a"] * 1).sum())
+    dash_duo.wait_for_text_to_equal("#out", f"DataFrame:a,label,total:50:{expected}", timeout=20)
+    dash_duo.wait_for_text_to_equal("#status", "done 1")
+    dash_duo.wait_for_text_to_equal("#side-out", "DataFrame:3:6")
+    assert sent and not [body for body in sent if MARKER in body]
