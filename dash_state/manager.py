@@ -83,31 +83,40 @@ class StateManager:
     def commit(self, pending: Iterable[Pending], user: str, stable: bool = False) -> list[str]:
         """Write every pending value or none of them; returns one reference each.
 
-        ``stable`` derives the key from the value (a layout's initial data), so serving the same
-        layout again reuses one entry instead of piling up copies until they expire.
+        Each backend gets one ``set_many`` call with the callback's values and their "latest"
+        pointers (one MULTI/EXEC on Redis). ``stable`` derives the key from the value (a layout's
+        initial data), so serving the same layout again reuses one entry instead of piling up copies.
         """
-        written: list[tuple[Backend, str]] = []
-        tokens = []
+        batches: dict[str, list[tuple[str, Snapshot, float]]] = {}
+        tokens, cached = [], []
+        for item in pending:
+            backend = self.backend(item.settings.backend)
+            key = self._key(item, stable)
+            batch = batches.setdefault(backend.name, [])
+            batch.append((key, item.snapshot, item.settings.ttl))
+            if not stable:
+                batch.append((self._pointer_key(item.store_id), freeze(key), item.settings.ttl))
+            cached.append((backend, key, item.snapshot))
+            tokens.append(references.make(self._secret, user, backend.name, key))
+        written: list[tuple[Backend, list]] = []
         try:
-            for item in pending:
-                backend = self.backend(item.settings.backend)
-                key = self._key(item, stable)
-                backend.set(user, key, item.snapshot, item.settings.ttl)
-                written.append((backend, key))
-                if self._cache is not None and not backend.keeps_objects:
-                    self._cache.put(backend.name, user, key, item.snapshot.for_cache())
-                if not stable:
-                    self._point_latest(backend, user, item, key)
-                tokens.append(references.make(self._secret, user, backend.name, key))
-                self._counts["writes"] += 1
-                self._counts["bytes_written"] += item.snapshot.nbytes
+            for name, batch in batches.items():
+                backend = self.backend(name)
+                backend.set_many(user, batch)
+                written.append((backend, batch))
         except Exception:
-            for backend, key in written:  # undo, so no callback leaves half of its outputs stored
-                try:
-                    backend.delete(user, key)
-                except Exception:  # the original error is the one to report
-                    log.debug("dash-state: could not undo a partial write", exc_info=True)
+            for backend, batch in written:  # undo, so no callback leaves half of its outputs stored
+                for key, _, _ in batch:
+                    try:
+                        backend.delete(user, key)
+                    except Exception:  # the original error is the one to report
+                        log.debug("dash-state: could not undo a partial write", exc_info=True)
             raise
+        for backend, key, snapshot in cached:
+            if self._cache is not None and not backend.keeps_objects:
+                self._cache.put(backend.name, user, key, snapshot.for_cache())
+            self._counts["writes"] += 1
+            self._counts["bytes_written"] += snapshot.nbytes
         return tokens
 
     def latest(self, store_id: str, user: str | None = None, missing: Any = None) -> Any:
@@ -126,9 +135,6 @@ class StateManager:
             return missing
         snapshot = backend.get(user, pointer.thaw())
         return missing if snapshot is None else snapshot.thaw()
-
-    def _point_latest(self, backend: Backend, user: str, item: Pending, key: str) -> None:
-        backend.set(user, self._pointer_key(item.store_id), freeze(key), item.settings.ttl)
 
     @staticmethod
     def _pointer_key(store_id: str) -> str:

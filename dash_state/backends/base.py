@@ -41,6 +41,12 @@ class Backend(ABC):
     def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
         """Store ``value`` for ``ttl`` seconds."""
 
+    def set_many(self, user: str, items: list[tuple[str, Snapshot, float]]) -> None:
+        """Store several ``(key, value, ttl)`` of one user: a callback's outputs. Backends that can
+        write them in one round trip, all or nothing, do (Redis: one MULTI/EXEC)."""
+        for key, value, ttl in items:
+            self.set(user, key, value, ttl)
+
     @abstractmethod
     def delete(self, user: str, key: str) -> bool:
         """Remove one value; True if it was there."""
@@ -90,3 +96,10 @@ class BytesBackend(Backend):
 
     def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
         self.write(user, key, self.wire.dump(user, key, value), ttl)
+
+    def set_many(self, user: str, items: list[tuple[str, Snapshot, float]]) -> None:
+        self.write_many(user, [(key, self.wire.dump(user, key, value), ttl) for key, value, ttl in items])
+
+    def write_many(self, user: str, items: list[tuple[str, bytes, float]]) -> None:
+        for key, data, ttl in items:
+            self.write(user, key, data, ttl)

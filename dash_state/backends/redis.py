@@ -185,17 +185,22 @@ class RedisBackend(BytesBackend):
         return self._run("read", lambda: self._client.get(self._key(user, key)))
 
     def write(self, user: str, key: str, data: bytes, ttl: float) -> None:
-        """SET and index update in one MULTI/EXEC: the server applies all of it or none of it."""
-        ms, index = _ms(ttl), self._index(user)
+        self.write_many(user, [(key, data, ttl)])
+
+    def write_many(self, user: str, items: list[tuple[str, bytes, float]]) -> None:
+        """SETs and index updates in one MULTI/EXEC: the server applies all of it or none of it."""
+        index = self._index(user)
         now = int(time.time() * 1000)
+        longest = max(_ms(ttl) for _, _, ttl in items)
 
         def op() -> None:
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(self._key(user, key), data, px=ms)
-                pipe.zadd(index, {key: now + ms})
+                for key, data, ttl in items:
+                    pipe.set(self._key(user, key), data, px=_ms(ttl))
+                pipe.zadd(index, {key: now + _ms(ttl) for key, _, ttl in items})
                 pipe.zremrangebyscore(index, "-inf", now - PRUNE_GRACE_MS)
-                pipe.pexpire(index, ms, nx=True)  # a new index: expire with this value
-                pipe.pexpire(index, ms, gt=True)  # an old one: live at least as long as this value
+                pipe.pexpire(index, longest, nx=True)  # a new index: expire with these values
+                pipe.pexpire(index, longest, gt=True)  # an old one: live at least as long as they do
                 pipe.execute()
 
         self._run("write", op)
