@@ -387,3 +387,32 @@ def test_layout_function_stores_are_known_from_the_validation_layout():
 
     token = DashClient(app).call([("s", "data")], [("btn", "n_clicks", 1)])["s"]["data"]
     assert token.startswith("dsr1.")
+
+
+def test_bad_references_inside_all_lists_are_missing_entries(warnings_log):
+    from dash import ALL
+
+    app = new_app()
+    app.layout = html.Div([ServerStore(id={"type": "st", "index": i}, data={"init": i}) for i in range(3)]
+                          + [html.Div(id="out")])
+    seen = {}
+
+    @app.callback(Output("out", "children"), Input({"type": "st", "index": ALL}, "data"))
+    def show(values):
+        seen["values"] = values
+        return "ok"
+
+    client = DashClient(app)
+    client.layout()
+    good = dash_state.get_state_manager(app).save('{"index":0,"type":"st"}', {"fine": 1}, user=_user(client))
+    stranger = DashClient(app)
+    stranger.layout()
+    foreign = dash_state.get_state_manager(app).save('{"index":1,"type":"st"}', {"theirs": 1}, user=_user(stranger))
+    body = {"output": "out.children", "outputs": {"id": "out", "property": "children"},
+            "inputs": [[{"id": {"type": "st", "index": i}, "property": "data", "value": v}
+                        for i, v in enumerate([good, foreign, "dsr1.garbage"])]],
+            "state": [], "changedPropIds": []}
+    response = client.http.post("/_dash-update-component", json=body)
+    assert response.status_code == 200
+    assert seen["values"] == [{"fine": 1}, None, None]
+    assert "another session" in warnings_log.text and "not a valid" in warnings_log.text
