@@ -39,9 +39,10 @@ export const isReference = value =>
 
 /*
  * Store ids as keys: a string id as is, a dict id as JSON with sorted keys
- * (as Dash's stringifyId), so equal ids compare equal.
+ * (as Dash's stringifyId), so equal ids compare equal. The component uses the
+ * same key for browser storage, as dcc.Store does.
  */
-const idKey = id => {
+export const idKey = id => {
     if (id && typeof id === 'object') {
         const sorted = {};
         Object.keys(id)

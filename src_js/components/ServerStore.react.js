@@ -1,6 +1,6 @@
 import {Component} from 'react';
 import PropTypes from 'prop-types';
-import {deleteReference, isReference, touchScheduler} from '../server';
+import {deleteReference, idKey, isReference, touchScheduler} from '../server';
 
 /*
  * Storage back ends. Each one stores values under a string key and keeps a
@@ -108,24 +108,6 @@ const sameJson = (a, b) => {
     }
 };
 
-/*
- * The key under which a store lives in browser storage: a string id as is,
- * a dict (pattern-matching) id as JSON with its keys sorted, as Dash's own
- * stringifyId does.
- */
-const storageKey = id => {
-    if (id && typeof id === 'object') {
-        const sorted = {};
-        Object.keys(id)
-            .sort()
-            .forEach(k => {
-                sorted[k] = id[k];
-            });
-        return JSON.stringify(sorted);
-    }
-    return String(id);
-};
-
 const webStorage = storageType => {
     // Reading window.localStorage itself throws when storage is disabled.
     if (storageType === 'local') {
@@ -171,7 +153,7 @@ export default class ServerStore extends Component {
     }
 
     _key() {
-        return storageKey(this.props.id);
+        return idKey(this.props.id);  // the storage key, as Dash's stringifyId
     }
 
     _warnFallback(error) {
