@@ -58,8 +58,8 @@ def install(app: dash.Dash) -> AppState:
         config = original_config()
         if _in_use():
             background.check_shared_backend(state)
-        if _in_use() and config.get("validation_layout") is not None:
-            config["validation_layout"] = hook.strip_tree(state, config["validation_layout"])
+            if config.get("validation_layout") is not None:  # embedded in the index page: no data there
+                config["validation_layout"] = hook.strip_tree(state, config["validation_layout"])
         return config
 
     app._inputs_to_vals = _inputs_to_vals
