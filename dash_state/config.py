@@ -22,6 +22,8 @@ except ModuleNotFoundError:  # Python 3.10
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _STORE_KEYS = {"backend", "ttl"}
+_WHOLE_NUMBERS = {"STATE_MEMORY_MAX_BYTES": 1, "STATE_COMPRESSION_MIN_BYTES": 0, "STATE_RETRIES": 0,
+                  "STATE_READ_CACHE_BYTES": 0, "STATE_VERSIONS_KEPT": 1}
 
 
 @dataclass(frozen=True)
@@ -137,11 +139,10 @@ def _validate(key: str, value: Any, label: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ConfigError(f"{where} must be true or false, got {value!r}")
-    if key in ("STATE_MEMORY_MAX_BYTES", "STATE_COMPRESSION_MIN_BYTES", "STATE_RETRIES", "STATE_READ_CACHE_BYTES"):
-        number = _number(value, where)
-        if number < (key == "STATE_MEMORY_MAX_BYTES") or number != int(number):
-            raise ConfigError(f"{where} must be a whole number of at least {int(key == 'STATE_MEMORY_MAX_BYTES')}, "
-                              f"got {value!r}")
+    if key in _WHOLE_NUMBERS:
+        number, least = _number(value, where), _WHOLE_NUMBERS[key]
+        if number < least or number != int(number):
+            raise ConfigError(f"{where} must be a whole number of at least {least}, got {value!r}")
         return int(number)
     if key == "STATE_TOUCH_FRACTION":
         number = _number(value, where)

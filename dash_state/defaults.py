@@ -13,6 +13,9 @@ DEFAULTS: dict = {
     "STATE_MEMORY_MAX_BYTES": 1 << 30,
     # An open page touches its stores every STATE_TOUCH_FRACTION x TTL, so active users never lose data.
     "STATE_TOUCH_FRACTION": 0.5,
+    # Values kept per user and store: each write is a new value (tabs with memory stores keep their
+    # own, as with dcc.Store); older ones than the last N writes are deleted instead of waiting for TTL.
+    "STATE_VERSIONS_KEPT": 8,
     # Prefix of every Redis key, so several apps can share one Redis.
     "STATE_KEY_PREFIX": "dash-state:",
     # Table of the database backend.

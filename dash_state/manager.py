@@ -88,14 +88,17 @@ class StateManager:
         initial data), so serving the same layout again reuses one entry instead of piling up copies.
         """
         batches: dict[str, list[tuple[str, Snapshot, float]]] = {}
-        tokens, cached = [], []
+        tokens, cached, superseded = [], [], []
         for item in pending:
             backend = self.backend(item.settings.backend)
             key = self._key(item, stable)
             batch = batches.setdefault(backend.name, [])
             batch.append((key, item.snapshot, item.settings.ttl))
             if not stable:
-                batch.append((self._pointer_key(item.store_id), freeze(key), item.settings.ttl))
+                versions = [key] + self._versions(backend, user, item.store_id)
+                keep = self.config["STATE_VERSIONS_KEPT"]
+                batch.append((self._pointer_key(item.store_id), freeze(versions[:keep]), item.settings.ttl))
+                superseded.extend((backend, old) for old in versions[keep:])
             cached.append((backend, key, item.snapshot))
             tokens.append(references.make(self._secret, user, backend.name, key))
         written: list[tuple[Backend, list]] = []
@@ -117,7 +120,19 @@ class StateManager:
                 self._cache.put(backend.name, user, key, snapshot.for_cache())
             self._counts["writes"] += 1
             self._counts["bytes_written"] += snapshot.nbytes
+        for backend, old in superseded:  # older than the last STATE_VERSIONS_KEPT writes of its store
+            try:
+                backend.delete(user, old)
+                self._counts["superseded"] += 1
+            except Exception:  # it expires with its TTL anyway
+                log.debug("dash-state: could not delete a superseded value", exc_info=True)
         return tokens
+
+    def _versions(self, backend: Backend, user: str, store_id: str) -> list[str]:
+        """This user's recent keys of a store, newest first (the "latest" pointer)."""
+        pointer = backend.get(user, self._pointer_key(store_id))
+        keys = pointer.thaw() if pointer is not None else []
+        return [keys] if isinstance(keys, str) else [k for k in keys if isinstance(k, str)]
 
     def latest(self, store_id: str, user: str | None = None, missing: Any = None) -> Any:
         """The value last written to ``store_id`` by this user, from any tab or worker.
@@ -130,10 +145,10 @@ class StateManager:
         if user is None or settings.backend == "client":
             return missing
         backend = self.backend(settings.backend)
-        pointer = backend.get(user, self._pointer_key(store_id))
-        if pointer is None:
+        versions = self._versions(backend, user, store_id)
+        if not versions:
             return missing
-        snapshot = backend.get(user, pointer.thaw())
+        snapshot = backend.get(user, versions[0])
         return missing if snapshot is None else snapshot.thaw()
 
     @staticmethod
@@ -199,6 +214,7 @@ class StateManager:
             "hits": counts.get("hits", 0),
             "writes": counts.get("writes", 0),
             "bytes_written": counts.get("bytes_written", 0),
+            "superseded": counts.get("superseded", 0),
             "misses": {reason: counts.get(f"miss.{reason}", 0) for reason in MISS_REASONS},
             "backends": {name: backend.stats() for name, backend in self._backends.items()},
             "read_cache": self._cache.stats() if self._cache is not None else None,

@@ -416,3 +416,16 @@ def test_bad_references_inside_all_lists_are_missing_entries(warnings_log):
     assert response.status_code == 200
     assert seen["values"] == [{"fine": 1}, None, None]
     assert "another session" in warnings_log.text and "not a valid" in warnings_log.text
+
+
+def test_only_the_last_versions_of_a_store_are_kept_per_user():
+    app = write_read_app(STATE_VERSIONS_KEPT=3)
+    client = DashClient(app)
+    client.layout()
+    tokens = [write(client, n) for n in range(1, 7)]
+    manager = dash_state.get_state_manager(app)
+    assert [read(client, t) != "None" for t in tokens] == [False, False, False, True, True, True]
+    assert manager.stats()["superseded"] == 3
+    other = DashClient(app)  # another user's versions are counted separately
+    other.layout()
+    assert read(other, write(other, 1)) != "None" and read(client, tokens[-1]) != "None"
