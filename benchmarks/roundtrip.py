@@ -25,7 +25,6 @@ import argparse
 import gc
 import json
 import logging
-import math
 import os
 import platform
 import statistics

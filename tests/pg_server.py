@@ -12,33 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import pytest
 
-from services import MISSING, REQUIRED
+from services import free_port, missing
 
 PG_BIN = Path(os.environ.get("STATE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 MARIADB_SERVER = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 MARIADB_INSTALL = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _missing(message: str, required: bool = REQUIRED) -> None:
-    if required:
-        pytest.fail(f"{message} and DASH_STATE_REQUIRE_SERVICES=1", pytrace=False)
-    if message not in MISSING:
-        MISSING.append(message)
-    pytest.skip(f"SKIPPED LOUDLY: {message}")
 
 
 AS_ROOT = os.geteuid() == 0
@@ -59,7 +43,7 @@ class PostgresServer:
 
     def __init__(self) -> None:
         if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
-            _missing(f"PostgreSQL server binaries are not in {PG_BIN} (set STATE_TEST_PG_BIN)")
+            missing(f"PostgreSQL server binaries are not in {PG_BIN} (set STATE_TEST_PG_BIN)")
         self.root = _owned_tempdir("dash-state-pg-", "postgres")
         self.data = self.root / "data"
         self.port = free_port()
@@ -115,7 +99,7 @@ class MariaDBServer:
 
     def __init__(self, max_allowed_packet: str = "256M") -> None:
         if not Path(MARIADB_SERVER).exists() or not Path(MARIADB_INSTALL).exists():
-            _missing("MariaDB server binaries (mariadbd, mariadb-install-db) are not installed", required=False)
+            missing("MariaDB server binaries (mariadbd, mariadb-install-db) are not installed", required=False)
         self.root = _owned_tempdir("dash-state-mariadb-", "mysql")
         self.port = free_port()
         self.process: subprocess.Popen | None = None

@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from services import MISSING, REQUIRED
+from services import free_port, missing  # noqa: F401  (free_port: used by the tests)
 
 
 def require_binary(name: str) -> str:
@@ -28,18 +27,7 @@ def require_binary(name: str) -> str:
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path:
         return path
-    message = f"{name} is not installed (Debian: apt-get install redis-server redis-sentinel redis-tools)"
-    if REQUIRED:
-        pytest.fail(f"{message} and DASH_STATE_REQUIRE_SERVICES=1", pytrace=False)
-    if message not in MISSING:
-        MISSING.append(message)
-    pytest.skip(f"SKIPPED LOUDLY: {message}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    missing(f"{name} is not installed (Debian: apt-get install redis-server redis-sentinel redis-tools)")
 
 
 def free_cluster_port() -> int:

@@ -26,15 +26,25 @@ def reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def require(name: str, url: str, default_port: int) -> str:
-    if reachable(url, default_port):
-        return url
-    message = f"{name} is not reachable at {url}"
-    if REQUIRED:
+def missing(message: str, required: bool = REQUIRED) -> None:
+    """Fail under DASH_STATE_REQUIRE_SERVICES=1; otherwise skip, and name it in the run's summary."""
+    if required:
         pytest.fail(f"{message} and DASH_STATE_REQUIRE_SERVICES=1", pytrace=False)
     if message not in MISSING:
         MISSING.append(message)
-    pytest.skip(f"SKIPPED LOUDLY: {message} (start it, or set STATE_TEST_* to another server)")
+    pytest.skip(f"SKIPPED LOUDLY: {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require(name: str, url: str, default_port: int) -> str:
+    if reachable(url, default_port):
+        return url
+    missing(f"{name} is not reachable at {url} (start it, or set STATE_TEST_* to another server)")
 
 
 def redis_url() -> str:

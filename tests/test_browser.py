@@ -4,7 +4,7 @@ import json
 
 import flask
 import pytest
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, html
 
 from apps import STORE_CLASSES, new_app
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, dcc, html
 
 import dash_state
 from apps import new_app, write_read_app

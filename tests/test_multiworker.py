@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from services import database_url, redis_url
+from services import database_url, free_port, redis_url
 
 TESTS = Path(__file__).parent
 EXPECTED_SUM = sum(range(1000))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(params=["redis", "postgres"])
