@@ -67,11 +67,10 @@ def _resolve_entry(state: "AppState", entry: Any) -> Any:
         return entry  # not a ServerStore: a dcc.Store or another component's data prop
     manager = state.manager
     sid = stringify_id(store_id)
-    if is_reference:
-        return {**entry, "value": manager.load(sid, value)}
-    if not manager.keeps_on_server(sid):
+    if not is_reference and not manager.keeps_on_server(sid):
         return entry  # rolled back to the client backend: the data itself, as with dcc.Store
-    return {**entry, "value": manager.load(sid, value)}  # raw data where a reference belongs: missing
+    # a reference, or raw data where a reference belongs (which load() reports as missing)
+    return {**entry, "value": manager.load(sid, value)}
 
 
 # -- outputs -----------------------------------------------------------------------------------------

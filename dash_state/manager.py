@@ -178,25 +178,23 @@ class StateManager:
     def owns(self, token: Any, user: str | None = None) -> bool:
         """True when ``token`` is a well-formed reference signed for this user (whether or not its value
         still exists): a background job's output, already stored, passes through as it is."""
-        ref = references.parse(token)
-        user = user or self.user(create=False)
-        return ref is not None and user is not None and self._usable(ref, user)
+        return self._owned(token, user) is not None
 
     def delete(self, token: Any, user: str | None = None) -> bool:
-        ref = references.parse(token)
-        user = user or self.user(create=False)
-        if ref is None or user is None or not self._usable(ref, user):
+        owned = self._owned(token, user)
+        if owned is None:
             return False
+        ref, user = owned
         if self._cache is not None:
             self._cache.drop(ref.backend, user, ref.key)
         return self.backend(ref.backend).delete(user, ref.key)
 
     def touch(self, store_id: str, token: Any, user: str | None = None) -> bool:
         """Restart the TTL of a live value without reading it (sliding expiry from an open page)."""
-        ref = references.parse(token)
-        user = user or self.user(create=False)
-        if ref is None or user is None or not self._usable(ref, user):
+        owned = self._owned(token, user)
+        if owned is None:
             return False
+        ref, user = owned
         return self.backend(ref.backend).touch(user, ref.key, self.settings(store_id).ttl)
 
     def describe(self, token: Any, user: str | None = None) -> dict:
@@ -255,8 +253,13 @@ class StateManager:
             cache.put(backend.name, user, ref.key, snapshot)
         return snapshot
 
-    def _usable(self, ref: references.Reference, user: str) -> bool:
-        return ref.backend in BACKEND_NAMES and ref.backend != "client" and references.verify(self._secret, user, ref)
+    def _owned(self, token: Any, user: str | None) -> tuple[references.Reference, str] | None:
+        """The parsed reference and its user, if ``token`` is signed for this user; else None."""
+        ref = references.parse(token)
+        user = user or self.user(create=False)
+        if ref is None or user is None or ref.backend not in BACKEND_NAMES or ref.backend == "client":
+            return None
+        return (ref, user) if references.verify(self._secret, user, ref) else None
 
     def _key(self, item: Pending, stable: bool) -> str:
         if stable and item.snapshot.kind == JSON:
