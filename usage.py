@@ -4,7 +4,7 @@ What it demonstrates:
 
 * ``ServerStore`` used exactly like ``dcc.Store``: the callbacks below return and receive a pandas
   DataFrame and a dict, with no dash-state code in them.
-* The browser only ever holds a short reference (``dsr1.memory.<key>.<sig>``) for each store, while
+* The browser only ever holds a short reference (``dsr2.memory.<key>.<sig>``) for each store, while
   the merged DataFrame (several MB) stays in the server's memory backend.
 * The "Where the data lives" panel, built with ``get_state_manager(app).describe()`` and ``.stats()``,
   shows for each store how many bytes the server holds and how many the browser holds.
@@ -158,8 +158,8 @@ def panel(_ts_filters, _ts_merged, _filters, _merged):
     rows = []
     for store_id in ("filters-store", "merged-store"):
         value = raw.get(store_id)
-        if isinstance(value, str) and value.startswith("dsr1."):
-            info = manager.describe(value)
+        if isinstance(value, str) and value.startswith("dsr2."):
+            info = manager.describe(store_id, value)
         else:  # empty, or rolled back to backend = "client": the data itself is in the browser
             size = len(json.dumps(value, separators=(",", ":"))) if value is not None else 0
             info = {"backend": "client" if value is not None else "-", "server_bytes": 0, "browser_bytes": size}

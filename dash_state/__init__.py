@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DashStateError, StoreValueError
+from .errors import BackendUnavailable, ConfigError, DashStateError, QuotaExceeded, StoreValueError
+from .identity import set_user_context, user_context
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _js_dist = [
     {"relative_package_path": "dash_state.min.js", "namespace": "dash_state"},
@@ -21,14 +22,18 @@ if TYPE_CHECKING:
     import dash
 
     from .ServerStore import ServerStore
+    from .identity import Identity
     from .manager import StateManager
 
 
 def init_app(app: "dash.Dash", **config: Any) -> "StateManager":
     """Set dash-state up for ``app`` with settings that win over config.toml, the environment and
-    ``app.server.config``; returns the app's StateManager. Raises ConfigError on invalid settings."""
+    ``app.server.config`` (``user_resolver=`` sets ``STATE_USER_RESOLVER``); returns the app's
+    StateManager. Raises ConfigError on invalid settings."""
     from .plugin import install
 
+    if "user_resolver" in config:
+        config["STATE_USER_RESOLVER"] = config.pop("user_resolver")
     state = install(app)
     state.overrides.update(config)
     state.reset()
@@ -44,6 +49,19 @@ def get_state_manager(app: "dash.Dash | None" = None) -> "StateManager":
     return install(app or dash.get_app()).manager
 
 
+def on_login(user_id: str | None = None) -> "Identity | None":
+    """Call in your login view, right after the user is authenticated (``login_user(...)``): carries
+    this browser's anonymous state over to the user (or drops it, ``STATE_LOGIN_CARRY_OVER = false``)
+    and rotates the anonymous id. ``user_id`` defaults to what ``STATE_USER_RESOLVER`` reports."""
+    return get_state_manager().login(user_id)
+
+
+def on_logout(delete: bool | None = None) -> None:
+    """Call in your logout view: rotates this browser's id; the user's state is kept for their next
+    login, or deleted with ``delete=True`` (default: ``STATE_LOGOUT_DELETE``)."""
+    get_state_manager().logout(delete)
+
+
 def __getattr__(name: str) -> Any:
     if name == "ServerStore":
         import importlib
@@ -55,4 +73,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dash_state' has no attribute {name!r}")
 
 
-__all__ = ["ServerStore", "init_app", "get_state_manager", "ConfigError", "DashStateError", "StoreValueError"]
+__all__ = ["ServerStore", "init_app", "get_state_manager", "on_login", "on_logout", "set_user_context",
+           "user_context", "BackendUnavailable", "ConfigError", "DashStateError", "QuotaExceeded",
+           "StoreValueError"]

@@ -1,4 +1,5 @@
-"""Values kept by ServerStore: JSON-compatible data, pandas DataFrame/Series and numpy arrays.
+"""Snapshots: the frozen form of a stored value, and its byte encoding (see :mod:`dash_state.values`
+for what is accepted and how values are measured).
 
 A :class:`Snapshot` is a private, frozen copy of one value. The memory backend keeps the snapshot
 itself (a copy in, a copy out: no encoding at all); the other backends keep ``snapshot.to_bytes()``.
@@ -18,7 +19,6 @@ from .errors import StoreValueError
 
 MAGIC = b"DS\x01"
 JSON, FRAME, SERIES, ARRAY = b"J", b"F", b"S", b"A"
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _SERIES_NAME = b"dash_state.series_name"
 _ARRAY_META = b"dash_state.array"
 
@@ -39,7 +39,7 @@ class Snapshot:
         if self.kind == JSON:
             return orjson.loads(self._payload)
         if self._obj is not None:
-            return _private_copy(self._obj)
+            return private_copy(self._obj)
         return _decode_arrow(self.kind, self._payload)
 
     def to_bytes(self) -> Any:
@@ -68,27 +68,7 @@ class Snapshot:
         return cls(bytes(data[3:4]), payload=memoryview(data)[4:], nbytes=len(data), encoded=data)
 
 
-def freeze(value: Any, store_id: str = "?") -> Snapshot:
-    """Take a private copy of ``value``; raises StoreValueError naming the store and the type."""
-    pd = sys.modules.get("pandas")
-    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
-        kind = FRAME if isinstance(value, pd.DataFrame) else SERIES
-        copy = _private_copy(value)
-        return Snapshot(kind, obj=copy, nbytes=_frame_nbytes(copy))
-    np = sys.modules.get("numpy")
-    if np is not None and isinstance(value, np.ndarray):
-        return Snapshot(ARRAY, obj=value.copy(), nbytes=value.nbytes)
-    try:
-        payload = orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise StoreValueError(
-            f"ServerStore {store_id!r}: cannot store a value of type {_offending_type(value)}: {exc}. "
-            "Store JSON-compatible data, a pandas DataFrame/Series or a numpy array."
-        ) from None
-    return Snapshot(JSON, payload=payload, nbytes=len(payload))
-
-
-def _private_copy(obj: Any) -> Any:
+def private_copy(obj: Any) -> Any:
     """A copy that later writes to either side cannot reach the other.
 
     With pandas copy-on-write (always on from pandas 3) a shallow copy already guarantees that and
@@ -106,7 +86,7 @@ def _pandas_copy_on_write() -> bool:
     return pd.options.mode.copy_on_write is True
 
 
-def check_encodable(snapshot: Snapshot, store_id: str) -> bytes:
+def check_encodable(snapshot: Snapshot, store_id: str) -> Any:
     """Encode for a byte-storing backend, turning Arrow's errors into a StoreValueError."""
     try:
         return snapshot.to_bytes()
@@ -114,61 +94,6 @@ def check_encodable(snapshot: Snapshot, store_id: str) -> bytes:
         raise
     except Exception as exc:  # pyarrow raises several unrelated types for unsupported data
         raise StoreValueError(f"ServerStore {store_id!r}: cannot encode {type(snapshot._obj).__name__}: {exc}") from None
-
-
-def _json_default(obj: Any) -> Any:
-    """What Dash's own JSON encoder accepts beyond plain JSON, so dcc.Store apps keep working."""
-    if hasattr(obj, "to_plotly_json"):
-        return obj.to_plotly_json()
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    if hasattr(obj, "tolist") and not _is_frame_like(obj):
-        return obj.tolist()
-    raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
-
-
-def _is_frame_like(obj: Any) -> bool:
-    pd = sys.modules.get("pandas")
-    return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series))
-
-
-def _offending_type(value: Any) -> str:
-    """The first value inside containers that JSON cannot hold, for the error message."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif not isinstance(item, (str, int, float, bool, type(None))):
-            try:
-                _json_default(item)
-            except TypeError:
-                return _type_name(item)
-    return _type_name(value)
-
-
-def _type_name(obj: Any) -> str:
-    cls = type(obj)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _frame_nbytes(obj: Any) -> int:
-    """A cheap size estimate (exact for numeric and Arrow-backed columns; sampled for object columns)."""
-    # pandas' block manager lists the column arrays without building a Series per column (0.02 ms
-    # instead of 0.9 ms for 7 columns); fall back to the public API if that attribute ever goes away.
-    arrays = getattr(getattr(obj, "_mgr", None), "arrays", None)
-    if arrays is None:
-        arrays = [obj.array] if not hasattr(obj, "columns") else [column.array for _, column in obj.items()]
-    total = int(obj.index.nbytes)
-    for array in arrays:
-        total += int(array.nbytes)
-        if getattr(array, "dtype", None) == object and array.size:
-            flat = array.ravel()  # blocks of several columns are 2-D
-            sample = flat[:64]
-            total += int(sum(sys.getsizeof(v) for v in sample) / len(sample) * len(flat))
-    return total
 
 
 def _arrow():

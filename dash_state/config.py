@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .defaults import BACKEND_NAMES, DEFAULTS
+from .defaults import BACKEND_NAMES, DEFAULTS, STORE_DEFAULTS
 from .errors import ConfigError
 
 try:
@@ -21,15 +21,22 @@ except ModuleNotFoundError:  # Python 3.10
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_STORE_KEYS = {"backend", "ttl"}
+_STORE_KEYS = {"backend", "ttl", *STORE_DEFAULTS}
 _WHOLE_NUMBERS = {"STATE_MEMORY_MAX_BYTES": 1, "STATE_COMPRESSION_MIN_BYTES": 0, "STATE_RETRIES": 0,
-                  "STATE_READ_CACHE_BYTES": 0, "STATE_VERSIONS_KEPT": 1}
+                  "STATE_READ_CACHE_BYTES": 0, "STATE_MAX_VALUE_BYTES": 1, "STATE_MAX_USER_BYTES": 1,
+                  "STATE_COOKIE_MAX_AGE": 60}
+_BOOLEANS = {"STATE_ENABLE_USER_ISOLATION", "STATE_LOGIN_CARRY_OVER", "STATE_LOGOUT_DELETE",
+             "STATE_COOKIE_HOST_PREFIX"}
+_CHOICES = {"STATE_COMPRESSION": ("off", "zstd"), "STATE_ENCRYPTION": ("aes-gcm", "hmac")}
 
 
 @dataclass(frozen=True)
 class StoreSettings:
     backend: str
     ttl: float
+    latest_only: bool = False
+    client_read: bool = False
+    client_write: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,11 @@ class Config:
     def store(self, store_id: str) -> StoreSettings:
         """Backend and TTL for one store id (stringified as Dash does for dict ids)."""
         own = self.values["STATE_STORES"].get(store_id, {})
-        return StoreSettings(
-            backend=own.get("backend", self.values["STATE_BACKEND"]),
-            ttl=own.get("ttl", self.values["STATE_TTL_DEFAULT"]),
-        )
+        flags = {name: own.get(name, default) for name, default in STORE_DEFAULTS.items()}
+        if flags["latest_only"]:
+            flags["client_write"] = False  # server-decided facts are never taken from the browser
+        return StoreSettings(backend=own.get("backend", self.values["STATE_BACKEND"]),
+                             ttl=own.get("ttl", self.values["STATE_TTL_DEFAULT"]), **flags)
 
     def backends_in_use(self) -> set[str]:
         used = {self.values["STATE_BACKEND"]}
@@ -133,12 +141,8 @@ def _validate(key: str, value: Any, label: str) -> Any:
         return _backend(value, where)
     if key == "STATE_TTL_DEFAULT":
         return _ttl(value, where)
-    if key == "STATE_ENABLE_USER_ISOLATION":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if key in _BOOLEANS:
+        return _boolean(value, where)
     if key in _WHOLE_NUMBERS:
         number, least = _number(value, where), _WHOLE_NUMBERS[key]
         if number < least or number != int(number):
@@ -149,9 +153,24 @@ def _validate(key: str, value: Any, label: str) -> Any:
         if not 0 < number < 1:
             raise ConfigError(f"{where} must be between 0 and 1 (a fraction of the TTL), got {value!r}")
         return number
-    if key == "STATE_COMPRESSION":
-        if value not in ("off", "zstd"):
-            raise ConfigError(f"{where} must be 'off' or 'zstd', got {value!r}")
+    if key == "STATE_BACKEND_TIMEOUT":
+        number = _number(value, where)
+        if not 0 < number <= 300:
+            raise ConfigError(f"{where} must be a number of seconds between 0 and 300, got {value!r}")
+        return number
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, _CHOICES[key]))}, got {value!r}")
+        return value
+    if key == "STATE_COOKIE_SECURE":
+        return "auto" if value == "auto" else _boolean(value, where)
+    if key == "STATE_USER_RESOLVER":
+        if callable(value) or (isinstance(value, str) and value):
+            return value
+        raise ConfigError(f"{where} must be a resolver name, 'module:function' or a callable, got {value!r}")
+    if key == "STATE_COOKIE_NAME":
+        if not isinstance(value, str) or not value or not all(c.isalnum() or c in "_-" for c in value):
+            raise ConfigError(f"{where} must be a cookie name of letters, digits, '_' and '-', got {value!r}")
         return value
     if key in ("STATE_KEY_PREFIX", "STATE_DATABASE_TABLE"):
         if not isinstance(value, str) or (key == "STATE_DATABASE_TABLE" and not value.isidentifier()):
@@ -170,15 +189,26 @@ def _merge_stores(stores: dict[str, dict], value: Any, label: str) -> None:
     for store_id, settings in value.items():
         where = f"STATE_STORES.{store_id} in {label}"
         if not isinstance(settings, Mapping):
-            raise ConfigError(f"{where} must be a table with 'backend' and/or 'ttl'")
+            raise ConfigError(f"{where} must be a table with any of {', '.join(sorted(_STORE_KEYS))}")
         unknown = set(settings) - _STORE_KEYS
         if unknown:
-            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: backend, ttl")
+            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(_STORE_KEYS))}")
         merged = stores.setdefault(str(store_id), {})
         if "backend" in settings:
             merged["backend"] = _backend(settings["backend"], f"{where}.backend")
         if "ttl" in settings:
             merged["ttl"] = _ttl(settings["ttl"], f"{where}.ttl")
+        for flag in STORE_DEFAULTS:
+            if flag in settings:
+                merged[flag] = _boolean(settings[flag], f"{where}.{flag}")
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{where} must be true or false, got {value!r}")
 
 
 def _backend(value: Any, where: str) -> str:

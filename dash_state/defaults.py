@@ -1,35 +1,63 @@
-"""Default configuration. Every key can be set in config.toml, the environment, or ``app.server.config``."""
+"""Default configuration. Every key can be set in config.toml, the environment, ``app.server.config``
+or ``init_app(app, **settings)``; the README's configuration table explains each one."""
 
 DEFAULTS: dict = {
     # Where ServerStore data lives: "memory", "client", "redis" or "database".
     "STATE_BACKEND": "memory",
     # Seconds a stored value lives without being written or touched.
     "STATE_TTL_DEFAULT": 3600,
-    # Keep each browser session's data apart; false shares one namespace between all users.
+    # Keep each user's data apart; false shares one namespace between all users.
     "STATE_ENABLE_USER_ISOLATION": True,
     "STATE_REDIS_URL": "redis://127.0.0.1:6379/0",
     "STATE_DATABASE_URL": "sqlite:///state.db",
-    # Byte cap of the memory backend; least recently used values are evicted beyond it.
+    # Byte cap of the memory backend: a write that does not fit is refused, nobody is evicted.
     "STATE_MEMORY_MAX_BYTES": 1 << 30,
+    # Largest single value, and most bytes one user may keep across all stores (any backend).
+    "STATE_MAX_VALUE_BYTES": 64 << 20,
+    "STATE_MAX_USER_BYTES": 512 << 20,
     # An open page touches its stores every STATE_TOUCH_FRACTION x TTL, so active users never lose data.
     "STATE_TOUCH_FRACTION": 0.5,
-    # Values kept per user and store: each write is a new value (tabs with memory stores keep their
-    # own, as with dcc.Store); older ones than the last N writes are deleted instead of waiting for TTL.
-    "STATE_VERSIONS_KEPT": 8,
     # Prefix of every Redis key, so several apps can share one Redis.
     "STATE_KEY_PREFIX": "dash-state:",
     # Table of the database backend.
     "STATE_DATABASE_TABLE": "dash_state_values",
+    # "aes-gcm" (values encrypted at rest, redis and database) or "hmac" (authenticated only).
+    "STATE_ENCRYPTION": "aes-gcm",
     # "off" or "zstd": compress values of at least STATE_COMPRESSION_MIN_BYTES bytes (redis, database).
     "STATE_COMPRESSION": "off",
     "STATE_COMPRESSION_MIN_BYTES": 65536,
     # Bytes of recently written/read values each process keeps to skip re-reading them from redis or
     # database (a hit costs one existence check); 0 turns the cache off.
-    "STATE_READ_CACHE_BYTES": 128 << 20,
+    "STATE_READ_CACHE_BYTES": 64 << 20,
     # How often an operation is retried (with backoff) when a backend server cannot be reached.
     "STATE_RETRIES": 3,
-    # Per-store overrides, keyed by store id: {"backend": ..., "ttl": ...}.
+    # Seconds a backend may take to connect or to answer a read before the call fails.
+    "STATE_BACKEND_TIMEOUT": 2.0,
+    # Who is logged in: "auto" (flask-login, then dash-auth), "flask_login", "dash_auth", "anonymous",
+    # "module:function", or (init_app only) a callable returning the user id or None.
+    "STATE_USER_RESOLVER": "auto",
+    # At login: carry the browser's anonymous state over to the user (true) or drop it (false).
+    "STATE_LOGIN_CARRY_OVER": True,
+    # At logout: delete the user's state (true) or keep it for their next login (false).
+    "STATE_LOGOUT_DELETE": False,
+    # dash-state's identity cookie: name, Secure ("auto": over HTTPS), "__Host-" prefix, lifetime (s).
+    "STATE_COOKIE_NAME": "dash_state_id",
+    "STATE_COOKIE_SECURE": "auto",
+    "STATE_COOKIE_HOST_PREFIX": False,
+    "STATE_COOKIE_MAX_AGE": 31 * 86400,
+    # Per-store settings, keyed by store id: backend, ttl, latest_only, client_read, client_write.
     "STATE_STORES": {},
 }
 
 BACKEND_NAMES = ("memory", "client", "redis", "database")
+
+#: Per-store settings and their defaults (``[STATE_STORES.<id>]``).
+STORE_DEFAULTS: dict = {
+    # Only the newest value this user's server callbacks wrote is accepted (for server-decided facts
+    # such as a role): an older reference, or one written from the browser, reads as missing.
+    "latest_only": False,
+    # window.dash_state.get(reference) may fetch the value into the browser (clientside callbacks).
+    "client_read": False,
+    # Values written in the browser (clientside callbacks, running=, uploads) are accepted.
+    "client_write": True,
+}

@@ -19,3 +19,8 @@ class BackendUnavailable(DashStateError, RuntimeError):
 
 class CorruptValue(DashStateError, ValueError):
     """A stored value failed its integrity check or could not be decoded; it is treated as missing."""
+
+
+class QuotaExceeded(StoreValueError):
+    """A write would take a user past STATE_MAX_USER_BYTES (or a value past STATE_MAX_VALUE_BYTES, or
+    the memory backend past STATE_MEMORY_MAX_BYTES); nothing was stored and the previous value stays."""

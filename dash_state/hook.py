@@ -1,33 +1,84 @@
 """Callback rewriting: references in, real values to the function; values out, references to the browser.
 
 Dash has no hook that rewrites callback arguments or return values, so :mod:`dash_state.plugin`
-routes two points of Dash's callback path here, for every transport (HTTP, websocket, background):
+routes two points of Dash's callback path here, for every transport (HTTP, background, MCP tools):
 
 * :func:`resolve_inputs` sees the ``inputs + state`` list before Dash turns it into arguments;
 * :func:`rewrite_outputs` sees the return value (and ``set_props`` updates) before Dash encodes it.
 
 Both leave anything that is not a ServerStore's ``data`` untouched, and return the very same objects
-when there is nothing to do.
+when there is nothing to do. The component adds a ``dash_state`` entry to each callback request
+(``request_pre`` in ``src_js/server.js``): which outputs are ServerStores, and the reference each of
+them holds, so a ``Patch()`` applies to exactly what that tab holds, as the renderer would apply it.
 """
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
+import flask
 from dash import Patch
 from dash._grouping import flatten_grouping, make_grouping_by_index
 from dash._utils import stringify_id
-from dash.development.base_component import Component
 
-from . import patches, references
+from . import clientside, patches, references
 from .errors import StoreValueError
-from .layout import contains_component, rewrite_stores, with_data
+from .initial import serve_tree
+from .layout import contains_component
+from .logs import MissLog
+from .references import js_key
 
 if TYPE_CHECKING:
     from .runtime import AppState
 
 log = logging.getLogger("dash_state")
+MAX_HINTS = 200
+
+
+@dataclass
+class Call:
+    """What one callback request tells about its ServerStores, and what they resolved to."""
+
+    prev: dict[str, str] = field(default_factory=dict)  # js id key -> the reference that tab holds
+    hinted: set[str] = field(default_factory=set)  # js id keys the browser says are ServerStores
+    values: dict[str, Any] = field(default_factory=dict)  # store id -> the value the callback received
+    mcp: bool = False
+
+
+_call: ContextVar[Call | None] = ContextVar("dash_state_call", default=None)
+
+
+def begin_call(mcp: bool = False) -> Call:
+    """Start a callback: read the component's hints from the request body (bounded, never trusted
+    for more than this request's own outputs)."""
+    call = Call(mcp=mcp)
+    body = flask.request.get_json(silent=True) if flask.has_request_context() else None
+    extra = body.get("dash_state") if isinstance(body, dict) else None
+    if isinstance(extra, dict):
+        prev, stores = extra.get("prev"), extra.get("stores")
+        if isinstance(prev, dict):
+            call.prev = {k: v for k, v in list(prev.items())[:MAX_HINTS] if isinstance(v, str) and len(v) <= 256}
+        if isinstance(stores, list):
+            call.hinted = {s for s in stores[:MAX_HINTS] if isinstance(s, str) and len(s) <= references.MAX_STORE_ID}
+    _call.set(call)
+    return call
+
+
+def current_call() -> Call | None:
+    return _call.get()
+
+
+def request_misses() -> MissLog | None:
+    """This request's collector of unusable references (flushed once, after the request)."""
+    if not flask.has_request_context():
+        return None
+    misses = flask.g.get("_dash_state_misses")
+    if misses is None:
+        misses = flask.g._dash_state_misses = MissLog()
+    return misses
 
 
 def _is_no_update(value: Any) -> bool:
@@ -36,72 +87,118 @@ def _is_no_update(value: Any) -> bool:
     return NoUpdate.is_no_update(value)
 
 
+def _sid(store_id: Any) -> str:
+    return store_id if isinstance(store_id, str) else stringify_id(store_id)
+
+
 # -- inputs ------------------------------------------------------------------------------------------
 def resolve_inputs(state: "AppState", inputs: list) -> list:
-    """Replace each ServerStore ``data`` entry's reference by the value it stands for (new dicts; the
-    originals stay in ``dash.ctx.inputs_list`` / ``states_list``)."""
+    """Replace each ServerStore ``data`` entry by the value it stands for (new dicts; the originals
+    stay in ``dash.ctx.inputs_list`` / ``states_list``)."""
+    call = current_call() or begin_call()
     resolved = None
     for index, item in enumerate(inputs):
         if isinstance(item, list):  # ALL / ALLSMALLER pattern: a list of entries
-            new = [_resolve_entry(state, entry) for entry in item]
-            if any(a is not b for a, b in zip(new, item)):
-                resolved = resolved or list(inputs)
-                resolved[index] = new
+            new = [_resolve_entry(state, entry, call) for entry in item]
+            changed = any(a is not b for a, b in zip(new, item))
         else:
-            new = _resolve_entry(state, item)
-            if new is not item:
-                resolved = resolved or list(inputs)
-                resolved[index] = new
+            new = _resolve_entry(state, item, call)
+            changed = new is not item
+        if changed:
+            resolved = resolved or list(inputs)
+            resolved[index] = new
     return inputs if resolved is None else resolved
 
 
-def _resolve_entry(state: "AppState", entry: Any) -> Any:
+def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
     if not isinstance(entry, dict) or entry.get("property") != "data":
         return entry
     value = entry.get("value")
-    if value is None:
-        return entry
     store_id = entry.get("id")
+    if value is None or store_id is None:
+        return entry
     is_reference = references.looks_like_reference(value)
-    if not is_reference and store_id not in state.store_ids:
+    sid = _sid(store_id)
+    if not is_reference and store_id not in state.store_ids and js_key(sid) not in call.hinted:
         return entry  # not a ServerStore: a dcc.Store or another component's data prop
     manager = state.manager
-    sid = stringify_id(store_id)
     if not is_reference and not manager.keeps_on_server(sid):
         return entry  # rolled back to the client backend: the data itself, as with dcc.Store
-    # a reference, or raw data where a reference belongs (which load() reports as missing)
-    return {**entry, "value": manager.load(sid, value)}
+    misses = request_misses()
+    if is_reference:
+        new = manager.load(sid, value, misses=misses)
+    else:
+        new = client_value(state, sid, value, misses)
+    call.values[sid] = new
+    return {**entry, "value": new}
+
+
+def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None) -> Any:
+    """A value the browser wrote into a ServerStore (see :mod:`dash_state.clientside`)."""
+    manager = state.manager
+    settings = manager.settings(sid)
+    if not settings.client_write:
+        manager.miss(sid, "refused", misses)
+        return manager.latest(sid)  # the store's own (server-written) value stays what callbacks see
+    base = clientside.patched_reference(value)
+    if base is None:
+        return value
+    owned = manager.owned(sid, base)
+    who = manager.identity(create=False)
+    if isinstance(owned, str) or who is None:
+        manager.miss(sid, owned if isinstance(owned, str) else "foreign", misses)
+        return None
+    backend = manager.backend(owned[0].backend)  # the result is this user's, whoever owned the base
+    key = clientside.patched_key(who.namespace, base, value)
+    found = clientside.wait_for(lambda: backend.get(who.namespace, key))
+    if found is not None:
+        return found.thaw()
+    manager.throttle(logging.WARNING, "clientside-patch", "ServerStore %r: a clientside Patch() reached the server "
+                     "without its operations (see the browser console); the store's previous value is used", sid)
+    return manager.load(sid, base, misses=misses)
 
 
 # -- outputs -----------------------------------------------------------------------------------------
 def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schema: Any, ctx: Any,
-                    user: str | None = None) -> Any:
+                    user: Any = None) -> Any:
     """Store ServerStore outputs server-side and return the value with references in their place.
 
     Every value is checked before anything is written, so a callback that returns one bad value
-    stores nothing at all. ``user`` is the session's user (default: the current request's); a
-    background worker, which has no request, passes the user of the job.
+    stores nothing at all. ``user`` is the job's user for a background worker (no request). A
+    ``no_update`` or a skipped Patch inside ``set_props`` is removed from the side update: the
+    renderer would store the placeholder as the prop's value.
     """
+    call = current_call()
     plan: list[tuple[Callable[[Any], None], str, Any]] = []  # (put the reference back, store id, value)
-    rewritten: list[Any] = []  # outputs changed in place: component trees, skipped patches
-    for id_str, props in (getattr(ctx, "updated_props", None) or {}).items():  # set_props
-        if isinstance(props, dict):
-            for prop in list(props):
-                _plan(state, partial(props.__setitem__, prop), id_str, prop, props[prop], plan, rewritten, ctx,
-                      user)
+    rewritten: list[Any] = []  # outputs changed in place: component trees, skipped patches, MCP values
+    updated = getattr(ctx, "updated_props", None)
+    for id_str, props in list((updated or {}).items()):  # set_props
+        if not isinstance(props, dict):
+            continue
+        for prop in list(props):
+            if _is_no_update(props[prop]):
+                del props[prop]
+            else:
+                _plan(state, Target(partial(props.__setitem__, prop), partial(props.pop, prop, None), id_str, prop),
+                      props[prop], plan, rewritten, ctx, user, call)
+        if not props:
+            del updated[id_str]
 
     flat = None
     if spec and not _is_no_update(value):
-        flat, specs = _flatten(value, spec, multi, schema)
+        flat, specs, declared = _flatten(value, spec, multi, schema)
         for index, (val, spc) in enumerate(zip(flat or [], specs)):
+            pattern = declared[index] if index < len(declared) else None
             if isinstance(spc, list) and isinstance(val, (list, tuple)):  # ALL / ALLSMALLER output
                 val = flat[index] = list(val)
                 for j, (v, s) in enumerate(zip(val, spc)):
-                    _plan(state, partial(val.__setitem__, j), s.get("id"), s.get("property"), v, plan, rewritten, ctx,
-                          user)
+                    target = Target(partial(val.__setitem__, j), partial(val.__setitem__, j, _no_update()),
+                                    s.get("id"), s.get("property"), pattern)
+                    _plan(state, target, v, plan, rewritten, ctx, user, call)
             elif isinstance(spc, dict):
-                _plan(state, partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), val, plan,
-                      rewritten, ctx, user)
+                target = Target(partial(flat.__setitem__, index), partial(flat.__setitem__, index, _no_update()),
+                                spc.get("id"), spc.get("property"), pattern)
+                _plan(state, target, val, plan, rewritten, ctx, user, call)
 
     if plan:
         _store(state, plan, user)
@@ -110,40 +207,79 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
     return flat[0] if not multi else make_grouping_by_index(schema, flat)
 
 
-def _flatten(value: Any, spec: Any, multi: bool, schema: Any) -> tuple[list | None, list]:
+@dataclass
+class Target:
+    put: Callable[[Any], Any]  # replace the output's value
+    skip: Callable[[], Any]  # leave the prop unchanged (no_update, or removed from set_props)
+    store_id: Any
+    prop: Any
+    pattern: Any = None  # the callback's declared Output, for pattern-matching ids
+
+
+def _flatten(value: Any, spec: Any, multi: bool, schema: Any) -> tuple[list | None, list, list]:
     if not multi:
-        return [value], [spec]
+        return [value], [spec], [schema] if schema is not None else []
     try:
         values = list(value) if isinstance(value, tuple) else value
-        return list(flatten_grouping(values, schema)), list(spec)
+        declared = list(flatten_grouping(schema)) if schema is not None else []
+        return list(flatten_grouping(values, schema)), list(spec), declared
     except Exception:  # a malformed return: leave it to Dash, which reports it properly
-        return None, []
+        return None, [], []
 
 
-def _plan(state: "AppState", put: Callable[[Any], None], store_id: Any, prop: Any, value: Any,
-          plan: list, rewritten: list, ctx: Any, user: str | None = None) -> None:
+def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: list, ctx: Any, user: Any,
+          call: Call | None) -> None:
     if value is None or _is_no_update(value):
         return
     if contains_component(value):
-        new = _serve_tree(state, value, user)
+        new = serve_tree(state, value, user=user or True)
         if new is not value:
-            put(new)
+            target.put(new)
             rewritten.append(new)
         return
-    if not isinstance(prop, str) or prop.split("@")[0] != "data" or store_id not in state.store_ids:
+    prop, store_id = target.prop, target.store_id
+    if not isinstance(prop, str) or prop.split("@")[0] != "data" or not _is_server_store(state, store_id, target, call):
         return  # allow_duplicate outputs arrive as "data@<hash>"
-    sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
-    if not state.manager.keeps_on_server(sid):
-        return
-    if references.looks_like_reference(value) and state.manager.owns(value, user):
-        return  # already stored by a background job: its reference is what the browser gets
-    if isinstance(value, Patch):
-        value = _patched(state, sid, store_id, value, ctx, user)
+    sid = _sid(store_id)
+    manager = state.manager
+    backend = manager.settings(sid).backend
+    if backend == "client" or (getattr(user, "kind", None) == "job" and not manager.backend(backend).shared):
+        return  # the data itself (rolled back), or a job's value the web process stores (memory backend)
+    if references.looks_like_reference(value):
+        if not isinstance(manager.owned(sid, value, user), str):
+            return  # already stored for this store (by a background job): the browser gets it as it is
+        value = _copy_of(state, value, user)  # server code passing another store's reference along
+    if isinstance(value, Patch) or (isinstance(value, dict) and "__dash_patch_update" in value):
+        value = _patched(state, sid, store_id, value, ctx, user, call)
         if value is _SKIP:
-            put(_no_update())
+            target.skip()
             rewritten.append(store_id)
             return
-    plan.append((put, sid, value))
+    if call is not None and call.mcp:  # an MCP tool call sees data, as with dcc.Store
+        target.put(_for_json(value))
+        rewritten.append(store_id)
+        return
+    plan.append((target.put, sid, value))
+
+
+def _is_server_store(state: "AppState", store_id: Any, target: Target, call: Call | None) -> bool:
+    if store_id in state.store_ids:
+        return True
+    if call is not None and store_id is not None and js_key(_sid(store_id)) in call.hinted:
+        return True  # the browser rendered a ServerStore there (trusted for this output only)
+    pattern = getattr(target.pattern, "component_id", None)
+    return isinstance(store_id, dict) and isinstance(pattern, dict) and state.store_ids.matches_pattern(pattern)
+
+
+def _copy_of(state: "AppState", token: str, user: Any) -> Any:
+    """The value behind a reference of another of this user's stores (found by its tag), or None."""
+    ref = references.parse(token)
+    for sid in state.store_ids.strings():
+        if ref is not None and references.store_tag(sid) == ref.tag:
+            found = state.manager.locate(sid, token, user)
+            if not isinstance(found, str):
+                return found[0].thaw()
+    return None
 
 
 _SKIP = object()
@@ -155,23 +291,33 @@ def _no_update() -> Any:
     return no_update
 
 
-def _patched(state: "AppState", sid: str, store_id: Any, patch: Patch, ctx: Any, user: str | None = None) -> Any:
-    """Apply a Patch to the stored value, as the browser would apply it to dcc.Store's data.
+def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, user: Any, call: Call | None) -> Any:
+    """Apply a Patch to the value this tab holds, as the renderer would apply it to dcc.Store's data.
 
-    The base is the reference the browser sent for this store, if the store is an input or state of
-    the callback; otherwise the value this user last wrote to it.
+    The base is the reference the browser sent for this store: as an input or state of the callback,
+    or in the component's ``dash_state`` hint for its outputs. Without either (a ``set_props`` target,
+    a script), it is this user's latest value, then the store's initial layout data.
     """
     manager = state.manager
     raw = _request_reference(ctx, store_id)
-    base = manager.load(sid, raw, user=user) if raw is not None else manager.latest(sid, user=user)
-    if _is_frame_like(base):
+    if raw is None and call is not None:
+        raw = call.prev.get(js_key(sid))
+    if raw is not None:
+        base = manager.load(sid, raw, user, misses=request_misses()) if references.looks_like_reference(raw) else raw
+    else:
+        base = manager.latest(sid, user, missing=_SKIP)
+        if base is _SKIP:
+            initial = state.initial_tokens.get(sid)
+            base = manager.load(sid, initial, user) if initial is not None else None
+    if hasattr(base, "iloc") or (hasattr(base, "dtype") and hasattr(base, "shape")):
         raise StoreValueError(f"ServerStore {sid!r}: Patch() cannot update a {type(base).__name__}; "
                               "return the new value instead")
+    operations = (patch.to_plotly_json() if isinstance(patch, Patch) else patch).get("operations") or []
     try:
-        return patches.apply(base, patch.to_plotly_json()["operations"])
+        return patches.apply(base, operations)
     except patches.PatchError as exc:
-        log.warning("ServerStore %r: Patch() does not apply to the stored value (%s); store left unchanged", sid,
-                    exc if base is not None else f"there is no stored value: {exc}")
+        manager.throttle(logging.WARNING, f"patch:{sid}", "ServerStore %r: Patch() does not apply to the stored value "
+                         "(%s); store left unchanged", sid, exc if base is not None else f"there is no stored value: {exc}")
         return _SKIP
 
 
@@ -189,47 +335,18 @@ def _entries(items: Any) -> list:
     return flat
 
 
-def _is_frame_like(value: Any) -> bool:
-    return hasattr(value, "iloc") or (hasattr(value, "dtype") and hasattr(value, "shape"))
+def _for_json(value: Any) -> Any:
+    """Frames as row records and arrays as lists: what Dash's encoder can send to an MCP client."""
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        return value.to_dict("records")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
 
 
-def _store(state: "AppState", plan: list, user: str | None = None) -> None:
+def _store(state: "AppState", plan: list, user: Any = None) -> None:
     manager = state.manager
     pending = [manager.prepare(sid, value) for _, sid, value in plan]  # may raise: nothing written yet
-    tokens = manager.commit(pending, user or manager.user())
+    tokens = manager.commit(pending, user)
     for (put, _, _), token in zip(plan, tokens):
         put(token)
-
-
-# -- component trees (layouts and callback outputs) ----------------------------------------------------
-def serve_tree(state: "AppState", tree: Any) -> Any:
-    """Register the tree's ServerStores and move their initial ``data`` server-side."""
-    return _serve_tree(state, tree)
-
-
-def _serve_tree(state: "AppState", tree: Any, user: str | None = None) -> Any:
-    def replace(store: Component) -> Component:
-        store_id = getattr(store, "id", None)
-        state.store_ids.add(store_id)
-        data = getattr(store, "data", None)
-        sid = stringify_id(store_id) if store_id is not None else "?"
-        if data is None or references.looks_like_reference(data) or not state.manager.keeps_on_server(sid):
-            return store
-        manager = state.manager
-        token = manager.commit([manager.prepare(sid, data)], user or manager.user(), stable=True)[0]
-        return with_data(store, token)
-
-    return rewrite_stores(tree, replace)
-
-
-def strip_tree(state: "AppState", tree: Any) -> Any:
-    """The tree with server-side stores' data removed, for Dash's validation layout in the index page."""
-    def strip(store: Component) -> Component:
-        store_id = getattr(store, "id", None)
-        state.store_ids.add(store_id)
-        if getattr(store, "data", None) is None:
-            return store
-        sid = stringify_id(store_id) if store_id is not None else "?"
-        return with_data(store, None) if state.manager.keeps_on_server(sid) else store
-
-    return rewrite_stores(tree, strip)

@@ -12,10 +12,16 @@ import json
 from typing import Any, Callable, Iterator
 
 from dash._utils import stringify_id
-from dash.development.base_component import Component
+from dash.development.base_component import Component, ComponentRegistry
 
 NAMESPACE = "dash_state"
 TYPE = "ServerStore"
+
+
+def in_use() -> bool:
+    """True once any code in this process has imported the ServerStore component: until then the
+    plugin changes nothing."""
+    return NAMESPACE in ComponentRegistry.registry
 
 
 def is_server_store(obj: Any) -> bool:
@@ -93,13 +99,30 @@ class StoreIds:
     def __init__(self) -> None:
         self._ids: set[str] = set()
         self._families: set[tuple] = set()
+        self._dicts: dict[str, dict] = {}
 
     def add(self, store_id: Any) -> None:
         if isinstance(store_id, dict):
-            self._ids.add(stringify_id(store_id))
-            self._families.add(_family(store_id))
+            key = stringify_id(store_id)
+            if key not in self._ids:
+                self._ids.add(key)
+                self._dicts[key] = dict(store_id)
+                self._families.add(_family(store_id))
         elif isinstance(store_id, str):
             self._ids.add(store_id)
+
+    def strings(self) -> list[str]:
+        """Every known id, stringified as Dash does."""
+        return list(self._ids)
+
+    def matches_pattern(self, pattern: dict) -> bool:
+        """True if a known ServerStore id fits a callback's wildcard id (MATCH/ALL/ALLSMALLER keys
+        free, the others equal): ``{"type": "cart", "name": MATCH}`` covers every cart, whatever its
+        name, once any one cart store has been seen."""
+        fixed = {k: v for k, v in pattern.items() if not _is_wildcard(v)}
+        keys = set(pattern)
+        return any(set(known) == keys and all(known.get(k) == v for k, v in fixed.items())
+                   for known in self._dicts.values())
 
     def add_tree(self, tree: Any) -> None:
         for store in find_stores(tree):
@@ -117,6 +140,12 @@ class StoreIds:
 
     def __bool__(self) -> bool:
         return bool(self._ids)
+
+
+def _is_wildcard(value: Any) -> bool:
+    from dash.dependencies import _Wildcard
+
+    return isinstance(value, _Wildcard)
 
 
 def _family(store_id: dict) -> tuple:

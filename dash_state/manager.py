@@ -1,8 +1,9 @@
-"""StateManager: turns values into references and back, for one app.
+"""StateManager: turns values into references and back, for one app and its users.
 
-It owns the configuration, the backends (created on first use) and the counters. Layers above it
-(the callback hook, the layout hook, the public API) only ever hand it a store id, a value or a
-reference; layers below it (backends) only ever see namespaced keys and snapshots.
+It owns the configuration, the derived keys, the backends (created on first use), the read cache
+and the counters. Layers above it (the callback hook, the layout hook, the routes, the Python API)
+hand it a store id, a value or a reference; layers below it (backends) only see namespaces, keys and
+snapshots. Who is asking comes from :mod:`dash_state.identity`.
 """
 from __future__ import annotations
 
@@ -12,23 +13,30 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from . import identity, references, wire
+from . import identity, references
+from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend
 from .cache import ReadCache
-from .wire import Wire
-from .errors import CorruptValue
-from .backends import Backend, create_backend
-from .codecs import JSON, Snapshot, check_encodable, freeze
+from .codecs import JSON, Snapshot, check_encodable
 from .config import Config, StoreSettings
 from .defaults import BACKEND_NAMES
+from .errors import CorruptValue, QuotaExceeded, StoreValueError
+from .identity import Identity, Transition
+from .keys import Keys
+from .logs import MissLog, Throttle, short_id
+from .references import APP, APP_OWNER, CLIENT, SERVER
+from .seal import Seal
+from .values import freeze
 
 log = logging.getLogger("dash_state")
 
 MISS_REASONS = {
-    "malformed": "is not a valid dash-state reference",
-    "foreign": "belongs to another session (or the session cookie is gone)",
-    "missing": "has expired or is unknown",
-    "unknown_backend": "names a backend this app does not use",
-    "corrupt": "could not be decoded",
+    "malformed": "not a valid dash-state reference",
+    "foreign": "signed for another user or another store",
+    "expired": "expired or deleted",
+    "unknown": "names a backend this app does not use",
+    "tampered": "failed its integrity check",
+    "refused": "written from the browser, which this store does not accept",
+    "superseded": "not this store's latest value (latest_only)",
 }
 
 
@@ -41,18 +49,25 @@ class Pending:
     snapshot: Snapshot
 
 
+def pointer_name(store_id: str) -> str:
+    return POINTER_PREFIX + references.digest_key(store_id.encode("utf-8", "surrogatepass"))
+
+
 class StateManager:
-    def __init__(self, config: Config, secret: bytes):
+    def __init__(self, config: Config, keys: Keys, identity_settings: identity.Settings | None = None):
         self.config = config
-        self._secret = references.derive_secret(secret)
-        self._wire = Wire(wire.derive_secret(secret), config["STATE_COMPRESSION"], config["STATE_COMPRESSION_MIN_BYTES"])
+        self.keys = keys
+        self.identity_settings = identity_settings or identity.Settings(isolation=config["STATE_ENABLE_USER_ISOLATION"])
+        self._ref_keys = keys.all("references v2")
+        self._seal: Seal | None = None
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         cache_bytes = config["STATE_READ_CACHE_BYTES"]
         self._cache = ReadCache(cache_bytes) if cache_bytes else None
+        self.throttle = Throttle()
 
-    # -- configuration -------------------------------------------------------------------------
+    # -- configuration -----------------------------------------------------------------------------
     def settings(self, store_id: str) -> StoreSettings:
         return self.config.store(store_id)
 
@@ -65,154 +80,267 @@ class StateManager:
             with self._lock:
                 backend = self._backends.get(name)
                 if backend is None:
-                    backend = self._backends[name] = create_backend(name, self.config, self._wire)
+                    if self._seal is None and name in ("redis", "database"):
+                        self._seal = Seal(self.keys, self.config["STATE_ENCRYPTION"], self.config["STATE_COMPRESSION"],
+                                          self.config["STATE_COMPRESSION_MIN_BYTES"])
+                    backend = self._backends[name] = create_backend(name, self.config, self._seal)
         return backend
 
-    def user(self, create: bool = True) -> str | None:
-        return identity.current_user(self.config["STATE_ENABLE_USER_ISOLATION"], create=create)
+    # -- identity ----------------------------------------------------------------------------------
+    def identity(self, create: bool = True) -> Identity | None:
+        return identity.resolve(self.identity_settings, self.keys, create, self._transition)
 
-    # -- writing ---------------------------------------------------------------------------------
+    def user(self, create: bool = True) -> str | None:
+        """The current namespace (a string), or None."""
+        who = self.identity(create)
+        return None if who is None else who.namespace
+
+    def login(self, user_id: str | None = None) -> Identity | None:
+        return identity.login(self.identity_settings, self.keys, user_id, self._transition)
+
+    def logout(self, delete: bool | None = None) -> None:
+        identity.logout(self.identity_settings, self.keys, delete, self._transition)
+
+    def _transition(self, transition: Transition) -> None:
+        """The storage side of a login or logout, on every server-side backend in use."""
+        for name in sorted(self.config.backends_in_use() - {"client"}):
+            backend = self.backend(name)
+            if transition.kind == "login" and transition.carry_over:
+                moved = backend.move_user(transition.source, transition.target)
+                log.info("dash-state: login carried %d anonymous value(s) over to the user (%s backend)", moved, name)
+            elif transition.delete and transition.source:
+                backend.delete_user(transition.source)
+            if self._cache is not None and transition.source:
+                self._cache.drop_user(transition.source)
+
+    def _who(self, who: "Identity | str | None", create: bool = False) -> Identity | None:
+        if isinstance(who, Identity):
+            return who
+        if isinstance(who, str):
+            return Identity(who, kind="context")
+        return self.identity(create)
+
+    # -- writing -----------------------------------------------------------------------------------
     def prepare(self, store_id: str, value: Any) -> Pending:
         """Copy and check a value; raises StoreValueError naming the store, storing nothing."""
         settings = self.settings(store_id)
         snapshot = freeze(value, store_id)
+        limit = self.config["STATE_MAX_VALUE_BYTES"]
+        if snapshot.nbytes > limit:
+            raise QuotaExceeded(f"ServerStore {store_id!r}: a value of {snapshot.nbytes:,} bytes is larger than "
+                                f"STATE_MAX_VALUE_BYTES = {limit:,}; nothing was stored")
         if not self.backend(settings.backend).keeps_objects:
             check_encodable(snapshot, store_id)
         return Pending(store_id, settings, snapshot)
 
-    def commit(self, pending: Iterable[Pending], user: str, stable: bool = False) -> list[str]:
+    def commit(self, pending: Iterable[Pending], who: "Identity | str | None" = None, scope: str = SERVER,
+               stable: bool = False, keys: list[str] | None = None) -> list[str]:
         """Write every pending value or none of them; returns one reference each.
 
-        Each backend gets one ``set_many`` call with the callback's values and their "latest"
-        pointers (one MULTI/EXEC on Redis). ``stable`` derives the key from the value (a layout's
-        initial data), so serving the same layout again reuses one entry instead of piling up copies.
+        Each backend gets one ``set_many`` call with the values and this user's "latest" pointers
+        (one MULTI/EXEC on Redis, one transaction in SQL). ``scope`` APP stores initial layout data
+        once for every visitor; ``stable`` derives keys from the values, so serving the same layout
+        again reuses one entry; ``keys`` names the keys instead.
         """
-        batches: dict[str, list[tuple[str, Snapshot, float]]] = {}
-        tokens, cached, superseded = [], [], []
-        for item in pending:
+        owner = APP_OWNER if scope == APP else self._owner(who)
+        quota = None if owner == APP_OWNER else self.config["STATE_MAX_USER_BYTES"]
+        batches: dict[str, tuple[list[Item], list[Pointer]]] = {}
+        tokens, written = [], []
+        for index, item in enumerate(pending):
             backend = self.backend(item.settings.backend)
-            key = self._key(item, stable)
-            batch = batches.setdefault(backend.name, [])
-            batch.append((key, item.snapshot, item.settings.ttl))
-            if not stable:
-                versions = [key] + self._versions(backend, user, item.store_id)
-                keep = self.config["STATE_VERSIONS_KEPT"]
-                batch.append((self._pointer_key(item.store_id), freeze(versions[:keep]), item.settings.ttl))
-                superseded.extend((backend, old) for old in versions[keep:])
-            cached.append((backend, key, item.snapshot))
-            tokens.append(references.make(self._secret, user, backend.name, key))
-        written: list[tuple[Backend, list]] = []
+            key = keys[index] if keys else self._key(item, owner, stable)
+            items, pointers = batches.setdefault(backend.name, ([], []))
+            items.append(Item(key, item.snapshot, item.settings.ttl))
+            if scope != APP:
+                pointers.append(Pointer(pointer_name(item.store_id), key, item.settings.ttl))
+            tokens.append(references.make(self._ref_keys[0], owner, item.store_id, backend.name, key, scope))
         try:
-            for name, batch in batches.items():
-                backend = self.backend(name)
-                backend.set_many(user, batch)
-                written.append((backend, batch))
-        except Exception:
-            for backend, batch in written:  # undo, so no callback leaves half of its outputs stored
-                for key, _, _ in batch:
+            for name, (items, pointers) in batches.items():
+                self.backend(name).set_many(owner, items, pointers, quota)
+                written.append((name, items))
+        except Exception as exc:
+            for name, items in written:  # undo, so no callback leaves half of its outputs stored
+                for item in items:
                     try:
-                        backend.delete(user, key)
+                        self.backend(name).delete(owner, item.key)
                     except Exception:  # the original error is the one to report
                         log.debug("dash-state: could not undo a partial write", exc_info=True)
+            if isinstance(exc, QuotaExceeded):
+                self._counts["refused_writes"] += 1
             raise
-        for backend, key, snapshot in cached:
-            if self._cache is not None and not backend.keeps_objects:
-                self._cache.put(backend.name, user, key, snapshot.for_cache())
-            self._counts["writes"] += 1
-            self._counts["bytes_written"] += snapshot.nbytes
-        for backend, old in superseded:  # older than the last STATE_VERSIONS_KEPT writes of its store
-            try:
-                backend.delete(user, old)
-                self._counts["superseded"] += 1
-            except Exception:  # it expires with its TTL anyway
-                log.debug("dash-state: could not delete a superseded value", exc_info=True)
+        for name, (items, _) in batches.items():
+            for item in items:
+                if self._cache is not None and not self.backend(name).keeps_objects:
+                    self._cache.put(name, owner, item.key, item.value.for_cache())
+                self._counts["writes"] += 1
+                self._counts["bytes_written"] += item.value.nbytes
         return tokens
 
-    def _versions(self, backend: Backend, user: str, store_id: str) -> list[str]:
-        """This user's recent keys of a store, newest first (the "latest" pointer)."""
-        pointer = backend.get(user, self._pointer_key(store_id))
-        keys = pointer.thaw() if pointer is not None else []
-        return [keys] if isinstance(keys, str) else [k for k in keys if isinstance(k, str)]
+    def commit_at(self, pending: Pending, who: "Identity | str | None", key: str, scope: str = SERVER) -> str:
+        """Write one value under a key the caller derived (a clientside Patch's result)."""
+        return self.commit([pending], who, scope, keys=[key])[0]
 
-    def latest(self, store_id: str, user: str | None = None, missing: Any = None) -> Any:
-        """The value last written to ``store_id`` by this user, from any tab or worker.
+    def save(self, store_id: str, value: Any, who: "Identity | str | None" = None, scope: str = SERVER) -> str:
+        return self.commit([self.prepare(store_id, value)], who, scope)[0]
 
-        Used when a callback returns ``Patch()`` for a store that is not among its inputs: the
-        browser's reference is not in the request, so the patch applies to the newest value.
-        """
-        user = user or self.user(create=False)
-        settings = self.settings(store_id)
-        if user is None or settings.backend == "client":
-            return missing
-        backend = self.backend(settings.backend)
-        versions = self._versions(backend, user, store_id)
-        if not versions:
-            return missing
-        snapshot = backend.get(user, versions[0])
-        return missing if snapshot is None else snapshot.thaw()
+    def _owner(self, who: "Identity | str | None") -> str:
+        ident = self._who(who, create=True)
+        if ident is None:
+            raise StoreValueError("dash-state: no user to store this value for: outside a request, call "
+                                  "set_user_context(user_id) or use `with user_context(user_id):` first")
+        return ident.namespace
 
-    @staticmethod
-    def _pointer_key(store_id: str) -> str:
-        return "latest." + references.digest_key(store_id.encode())
+    def _key(self, item: Pending, owner: str, stable: bool) -> str:
+        if stable and item.snapshot.kind == JSON:
+            return references.digest_key(owner.encode(), item.store_id.encode("utf-8", "surrogatepass"),
+                                         item.snapshot.to_bytes())
+        return references.new_key()
 
-    def save(self, store_id: str, value: Any, user: str | None = None) -> str:
-        user = user or self.user()
-        return self.commit([self.prepare(store_id, value)], user)[0]
-
-    # -- reading ---------------------------------------------------------------------------------
-    def load(self, store_id: str, token: Any, user: str | None = None, missing: Any = None) -> Any:
-        """The value a reference stands for, or ``missing`` (logged and counted) when it cannot be served."""
+    # -- reading -----------------------------------------------------------------------------------
+    def load(self, store_id: str, token: Any, who: "Identity | str | None" = None, missing: Any = None,
+             misses: MissLog | None = None) -> Any:
+        """The value a reference stands for, or ``missing`` (counted, and logged through ``misses`` or
+        at once) when it cannot be served."""
         self._counts["reads"] += 1
-        found = self._locate(token, user)
+        found = self.locate(store_id, token, who)
         if isinstance(found, str):
-            self._miss(found, store_id)
+            self.miss(store_id, found, misses)
             return missing
         try:
-            value = found.thaw()
+            value = found[0].thaw()
         except Exception:  # a corrupt entry is missing data, never a crash
-            self._miss("corrupt", store_id)
+            self.miss(store_id, "tampered", misses)
             return missing
         self._counts["hits"] += 1
         return value
 
-    def owns(self, token: Any, user: str | None = None) -> bool:
-        """True when ``token`` is a well-formed reference signed for this user (whether or not its value
-        still exists): a background job's output, already stored, passes through as it is."""
-        return self._owned(token, user) is not None
+    def locate(self, store_id: str, token: Any, who: "Identity | str | None" = None
+               ) -> tuple[Snapshot, references.Reference, str] | str:
+        """``(snapshot, reference, owner)`` or the reason it cannot be served."""
+        owned = self.owned(store_id, token, who)
+        if isinstance(owned, str):
+            return owned
+        ref, owner = owned
+        settings = self.settings(store_id)
+        if ref.scope == CLIENT and not settings.client_write:
+            return "refused"
+        backend = self.backend(ref.backend)
+        if settings.latest_only and ref.scope != APP and backend.pointer(owner, pointer_name(store_id)) != ref.key:
+            return "superseded"
+        snapshot = self._read(backend, owner, ref.key)
+        return snapshot if isinstance(snapshot, str) else (snapshot, ref, owner)
 
-    def delete(self, token: Any, user: str | None = None) -> bool:
-        owned = self._owned(token, user)
-        if owned is None:
-            return False
-        ref, user = owned
-        if self._cache is not None:
-            self._cache.drop(ref.backend, user, ref.key)
-        return self.backend(ref.backend).delete(user, ref.key)
-
-    def touch(self, store_id: str, token: Any, user: str | None = None) -> bool:
-        """Restart the TTL of a live value without reading it (sliding expiry from an open page)."""
-        owned = self._owned(token, user)
-        if owned is None:
-            return False
-        ref, user = owned
-        return self.backend(ref.backend).touch(user, ref.key, self.settings(store_id).ttl)
-
-    def describe(self, token: Any, user: str | None = None) -> dict:
-        """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
-        found = self._locate(token, user)
-        server = 0 if isinstance(found, str) else found.nbytes
+    def owned(self, store_id: str, token: Any, who: "Identity | str | None" = None
+              ) -> tuple[references.Reference, str] | str:
+        """The parsed reference and the namespace it lives in, if ``token`` was signed for this user (or
+        for everyone, scope APP) and this store; else the reason why not. No backend call."""
         ref = references.parse(token)
-        return {"backend": ref.backend if ref else None, "server_bytes": server,
+        if ref is None:
+            return "malformed"
+        if ref.backend not in BACKEND_NAMES or ref.backend == "client":
+            return "unknown"
+        if ref.scope == APP:
+            ok = references.verify(self._ref_keys, APP_OWNER, store_id, ref)
+            return (ref, APP_OWNER) if ok else "foreign"
+        ident = self._who(who)
+        if ident is None:
+            return "foreign"
+        if any(references.verify(self._ref_keys, owner, store_id, ref) for owner in ident.owners):
+            return ref, ident.namespace  # carried-over values were moved into the user's namespace
+        return "foreign"
+
+    def _read(self, backend: Backend, owner: str, key: str) -> Snapshot | str:
+        cache = self._cache if not backend.keeps_objects else None
+        if cache is not None:
+            cached = cache.get(backend.name, owner, key)
+            if cached is not None:
+                if backend.alive(owner, key):  # keys are never rewritten: alive means current
+                    return cached
+                cache.drop(backend.name, owner, key)
+                return "expired"
+        try:
+            snapshot = backend.get(owner, key)
+        except CorruptValue as exc:
+            self.throttle(logging.ERROR, "corrupt", "dash-state: a stored value failed its check (%s); treated as missing",
+                          exc)
+            return "tampered"
+        if snapshot is None:
+            return "expired"
+        if cache is not None:
+            snapshot = snapshot.for_cache()
+            cache.put(backend.name, owner, key, snapshot)
+        return snapshot
+
+    def latest(self, store_id: str, who: "Identity | str | None" = None, missing: Any = None) -> Any:
+        """The value this user last wrote to ``store_id``, from any tab, worker or script."""
+        ident = self._who(who)
+        settings = self.settings(store_id)
+        if ident is None or settings.backend == "client":
+            return missing
+        backend = self.backend(settings.backend)
+        key = backend.pointer(ident.namespace, pointer_name(store_id))
+        found = self._read(backend, ident.namespace, key) if key is not None else "expired"
+        return missing if isinstance(found, str) else found.thaw()
+
+    # -- references the browser lets go of ---------------------------------------------------------
+    def release(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
+        """The browser replaced this reference with a newer one: delete its value now instead of at its
+        TTL. Initial layout data and the store's latest value are kept."""
+        owned = self.owned(store_id, token, who)
+        if isinstance(owned, str) or owned[0].scope == APP:
+            return False
+        ref, owner = owned
+        backend = self.backend(ref.backend)
+        if backend.pointer(owner, pointer_name(store_id)) == ref.key:
+            return False
+        return self._drop(backend, owner, ref.key, "released")
+
+    def delete(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
+        """``clear_data``: delete the value behind the reference (never shared initial data)."""
+        owned = self.owned(store_id, token, who)
+        if isinstance(owned, str) or owned[0].scope == APP:
+            return False
+        ref, owner = owned
+        return self._drop(self.backend(ref.backend), owner, ref.key, "deleted")
+
+    def _drop(self, backend: Backend, owner: str, key: str, counter: str) -> bool:
+        if self._cache is not None:
+            self._cache.drop(backend.name, owner, key)
+        done = backend.delete(owner, key)
+        self._counts[counter] += int(done)
+        return done
+
+    def touch(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
+        """Restart the TTL of a live value without reading it; the TTL is the store the reference is
+        bound to, so a reference cannot borrow a longer-lived store's TTL."""
+        owned = self.owned(store_id, token, who)
+        if isinstance(owned, str):
+            return False
+        ref, owner = owned
+        return self.backend(ref.backend).touch(owner, ref.key, self.settings(store_id).ttl)
+
+    # -- monitoring --------------------------------------------------------------------------------
+    def miss(self, store_id: str, reason: str, misses: MissLog | None = None) -> None:
+        self._counts[f"miss.{reason}"] += 1
+        if misses is not None:
+            misses.add(store_id, reason)
+        else:
+            self.throttle(logging.WARNING, f"miss.{reason}", "ServerStore %s: reference %s; treated as missing (None)",
+                          short_id(store_id), MISS_REASONS.get(reason, reason))
+
+    def describe(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> dict:
+        """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
+        found = self.locate(store_id, token, who)
+        return {"backend": None if isinstance(found, str) else found[1].backend,
+                "server_bytes": 0 if isinstance(found, str) else found[0].nbytes,
                 "browser_bytes": len(token.encode()) if isinstance(token, str) else 0}
 
     def stats(self) -> dict:
         counts = dict(self._counts)
         return {
-            "reads": counts.get("reads", 0),
-            "hits": counts.get("hits", 0),
-            "writes": counts.get("writes", 0),
-            "bytes_written": counts.get("bytes_written", 0),
-            "superseded": counts.get("superseded", 0),
+            "reads": counts.get("reads", 0), "hits": counts.get("hits", 0), "writes": counts.get("writes", 0),
+            "bytes_written": counts.get("bytes_written", 0), "released": counts.get("released", 0),
+            "deleted": counts.get("deleted", 0), "refused_writes": counts.get("refused_writes", 0),
             "misses": {reason: counts.get(f"miss.{reason}", 0) for reason in MISS_REASONS},
             "backends": {name: backend.stats() for name, backend in self._backends.items()},
             "read_cache": self._cache.stats() if self._cache is not None else None,
@@ -221,51 +349,3 @@ class StateManager:
     def close(self) -> None:
         for backend in self._backends.values():
             backend.close()
-
-    # -- internals -------------------------------------------------------------------------------
-    def _locate(self, token: Any, user: str | None) -> Snapshot | str:
-        ref = references.parse(token)
-        if ref is None:
-            return "malformed"
-        user = user or self.user(create=False)
-        if ref.backend not in BACKEND_NAMES or ref.backend == "client":
-            return "unknown_backend"
-        if user is None or not references.verify(self._secret, user, ref):
-            return "foreign"
-        backend = self.backend(ref.backend)
-        cache = self._cache if not backend.keeps_objects else None
-        if cache is not None:
-            cached = cache.get(backend.name, user, ref.key)
-            if cached is not None:
-                if backend.alive(user, ref.key):  # keys are never rewritten: alive means current
-                    return cached
-                cache.drop(backend.name, user, ref.key)
-                return "missing"
-        try:
-            snapshot = backend.get(user, ref.key)
-        except CorruptValue as exc:
-            log.error("dash-state: a stored value failed its check (%s); treating it as missing", exc)
-            return "corrupt"
-        if snapshot is None:
-            return "missing"
-        if cache is not None:
-            snapshot = snapshot.for_cache()
-            cache.put(backend.name, user, ref.key, snapshot)
-        return snapshot
-
-    def _owned(self, token: Any, user: str | None) -> tuple[references.Reference, str] | None:
-        """The parsed reference and its user, if ``token`` is signed for this user; else None."""
-        ref = references.parse(token)
-        user = user or self.user(create=False)
-        if ref is None or user is None or ref.backend not in BACKEND_NAMES or ref.backend == "client":
-            return None
-        return (ref, user) if references.verify(self._secret, user, ref) else None
-
-    def _key(self, item: Pending, stable: bool) -> str:
-        if stable and item.snapshot.kind == JSON:
-            return references.digest_key(item.store_id.encode(), item.snapshot.to_bytes())
-        return references.new_key()
-
-    def _miss(self, reason: str, store_id: str) -> None:
-        self._counts[f"miss.{reason}"] += 1
-        log.warning("ServerStore %r: reference %s; treated as missing (None)", store_id, MISS_REASONS[reason])

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from typing import Any
 
 import dash
+import flask
 from dash import _callback, hooks
-from dash.development.base_component import ComponentRegistry
 
-from . import background, hook, routes  # noqa: F401  (importing routes registers the HTTP routes)
-from .layout import NAMESPACE
+from . import background, hook, identity, logs, routes  # noqa: F401  (importing routes registers the HTTP routes)
+from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValueError
+from .initial import serve_tree, strip_tree
+from .layout import in_use
+from .manager import MISS_REASONS
 from .runtime import AppState, app_state
 
-
-def _in_use() -> bool:
-    """True once any code in this process has imported the ServerStore component."""
-    return NAMESPACE in ComponentRegistry.registry
+log = logging.getLogger("dash_state")
 
 
 @hooks.setup()
@@ -37,16 +38,17 @@ def install(app: dash.Dash) -> AppState:
     if state is not None:
         return state
     state = app_state(app, create=True)
-    if _in_use():
+    if in_use():
         state.load_config()  # fail at startup on a bad config.toml or environment
-        state.ensure_secret()
+        logs.install_default_handler()
 
     original_inputs = app._inputs_to_vals
 
     @functools.wraps(original_inputs)
     def _inputs_to_vals(inputs):
         deferred = background.take_deferred()  # a background job resolves the references itself
-        if _in_use():
+        if in_use():
+            hook.begin_call(mcp=is_mcp_request(app))
             state.scan_layouts()
             inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
         return original_inputs(inputs)
@@ -56,29 +58,72 @@ def install(app: dash.Dash) -> AppState:
     @functools.wraps(original_config)
     def _config():
         config = original_config()
-        if _in_use():
-            background.check_shared_backend(state)
-            if config.get("validation_layout") is not None:  # embedded in the index page: no data there
-                config["validation_layout"] = hook.strip_tree(state, config["validation_layout"])
+        if in_use() and config.get("validation_layout") is not None:  # embedded in the index page: no data
+            config["validation_layout"] = strip_tree(state, config["validation_layout"])
         return config
 
     app._inputs_to_vals = _inputs_to_vals
     app._config = _config
-    background.install(app, state, _in_use)
+    server = getattr(app, "server", None)
+    if isinstance(server, flask.Flask):
+        server.after_request(functools.partial(_after_request, state))
+        server.register_error_handler(DashStateError, functools.partial(_error_response, state))
+    background.install(app, state)
     _patch_prepare_response()
     return state
 
 
+def is_mcp_request(app: Any) -> bool:
+    """True inside a request to Dash's MCP endpoint: tools and their descriptions see data, as with dcc.Store."""
+    path = getattr(app, "_mcp_path", None)
+    return bool(getattr(app, "_enable_mcp", False) and path and flask.has_request_context()
+                and flask.request.path.rstrip("/").endswith("/" + str(path).strip("/")))
+
+
+def _after_request(state: AppState, response: flask.Response) -> flask.Response:
+    """Send a newly minted identity cookie, and log this request's unusable references once."""
+    if not state.has_manager:
+        return response
+    misses = flask.g.pop("_dash_state_misses", None)
+    if misses is not None:
+        misses.flush(MISS_REASONS)
+    manager = state.manager
+    return identity.write_cookie(response, manager.identity_settings, manager.keys)
+
+
+def _error_response(state: AppState, exc: DashStateError) -> flask.Response:
+    """A callback that dash-state had to fail: one log line (no traceback), a clear message for the browser."""
+    if isinstance(exc, BackendUnavailable):  # the breaker has logged it, once per outage
+        status, message = 503, "dash-state: the ServerStore storage is unavailable; try again shortly"
+    elif isinstance(exc, StoreValueError):  # the caller's value or quota: say exactly what is wrong
+        status, message = (413 if isinstance(exc, QuotaExceeded) else 422), str(exc)
+        log.warning("callback refused: %s", exc)
+    else:  # configuration: details are for the operator, not the browser
+        status, message = 500, "dash-state is misconfigured; the server log says how to fix it"
+        log.error("%s", exc)
+    return flask.Response(message, status=status, mimetype="text/plain")
+
+
 @hooks.layout()
 def serve_layout(layout: Any) -> Any:
-    if not _in_use():
+    if not in_use():
         return layout
-    state = app_state(dash.get_app())
-    if state is None:
+    app = dash.get_app()
+    state = app_state(app)
+    if state is None or is_mcp_request(app):
         return layout
-    layout = hook.serve_tree(state, layout)
-    background.check_shared_backend(state)
-    return layout
+    state.manager.identity(create=True)  # before the page's first callbacks: they all share this identity
+    return serve_tree(state, layout)
+
+
+@hooks.index()
+def mint_identity(index: str) -> str:
+    """The index page gives the browser its identity cookie, before any callback runs."""
+    if in_use() and flask.has_request_context():
+        state = app_state(dash.get_app())
+        if state is not None:
+            state.manager.identity(create=True)
+    return index
 
 
 def _patch_prepare_response() -> None:
@@ -93,16 +138,11 @@ def _patch_prepare_response() -> None:
         bound = signature.bind(*args, **kwargs)
         arguments = bound.arguments
         state = app_state(arguments.get("app"))
-        if state is not None and _in_use():
+        if state is not None and in_use():
             state.scan_layouts()
             arguments["output_value"] = hook.rewrite_outputs(
-                state,
-                arguments["output_value"],
-                arguments["output_spec"],
-                arguments["multi"],
-                arguments["output"],
-                arguments["callback_ctx"],
-            )
+                state, arguments["output_value"], arguments["output_spec"], arguments["multi"],
+                arguments["output"], arguments["callback_ctx"])
         return original(*bound.args, **bound.kwargs)
 
     _prepare_response.__dash_state__ = True

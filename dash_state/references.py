@@ -1,74 +1,117 @@
 """References: the only thing the browser holds for a server-side store.
 
-A reference is ``dsr1.<backend>.<key>.<signature>``, about 70 bytes whatever the size of the data.
-``key`` is 128 random bits (or a digest, for a layout's initial data); the signature is an HMAC over
-the user, backend and key with a secret derived from the app's ``SECRET_KEY``. A reference copied to
-another session fails the signature check, a forged or truncated one fails to parse, and neither
-reaches a backend. Nothing server-internal (paths, hosts, user ids) is in it.
+``dsr2.<backend>.<key>.<scope><tag>.<signature>``, 67 to 69 bytes whatever the size of the data:
+
+* ``key``: 128 random bits (or a digest, for a layout's initial data), base64url;
+* ``scope``: ``s`` written by a server callback, ``c`` written from the browser (a clientside callback,
+  ``running=``, an upload), ``a`` initial layout data shared by every visitor of the app;
+* ``tag``: seven base-36 digits of the FNV-1a hash of the store id, so the component can tell a
+  reference of another store (copied by clientside code) without asking the server. Not a secret;
+* ``signature``: 128 bits of HMAC-SHA256 over (owner, store id, backend, key, scope) with a secret
+  derived from the app's ``SECRET_KEY``. The owner is the user's namespace (``@app`` for scope ``a``).
+
+So a reference is bound to one user *and* one store: replaying it in another session, or as the
+value of another store, fails the signature check. :func:`parse` accepts only this exact ASCII
+shape, so anything malformed is rejected before any crypto or backend call, and signatures are
+compared as bytes. Nothing server-internal (user ids, hosts, paths) is in a reference.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import secrets
+import json
+import re
 from typing import NamedTuple
 
-PREFIX = "dsr1."
+from .tokens import b64, base36, random_id
+
+PREFIX = "dsr2."
+OLD_PREFIXES = ("dsr1.",)  # references of earlier versions: recognised, never accepted
 MAX_LENGTH = 256
-_KEY_LENGTH = 22  # base64 of 16 bytes, unpadded
+MAX_STORE_ID = 1024  # characters of a stringified store id that may carry data
+APP_OWNER = "@app"
+SERVER, CLIENT, APP = "s", "c", "a"
 _SIG_BYTES = 16
+PATTERN = re.compile(r"dsr2\.([a-z]{1,16})\.([A-Za-z0-9_-]{22})\.([sca])([0-9a-z]{7})\.([A-Za-z0-9_-]{22})")
 
 
 class Reference(NamedTuple):
     backend: str
     key: str
-    signature: str
+    scope: str
+    tag: str
+    signature: bytes
 
 
 def looks_like_reference(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(PREFIX)
+    """A string that claims to be a reference (well-formed or not): never treated as data."""
+    return isinstance(value, str) and (value.startswith(PREFIX) or value.startswith(OLD_PREFIXES))
 
 
 def new_key() -> str:
-    return _b64(secrets.token_bytes(16))
+    return random_id()
 
 
 def digest_key(*parts: bytes) -> str:
     """A deterministic key, so serving the same initial data again reuses one entry."""
-    return _b64(hashlib.blake2b(b"\0".join(parts), digest_size=16).digest())
+    return b64(hashlib.blake2b(b"\0".join(parts), digest_size=16).digest())
 
 
-def derive_secret(app_secret: bytes) -> bytes:
-    """Never use the app's secret directly: a reference signature must not help forge a session cookie."""
-    return hmac.new(app_secret, b"dash-state reference signing v1", hashlib.sha256).digest()
+def store_tag(store_id: str) -> str:
+    """FNV-1a (32 bit) of the store id's UTF-16 code units, in base 36: what ``src_js/server.js`` computes.
+
+    A dict id is hashed as JavaScript's ``JSON.stringify`` writes it (sorted keys, non-ASCII as is),
+    which differs from Dash's Python ``stringify_id`` only in escaping.
+    """
+    store_id = js_key(store_id)
+    value = 0x811C9DC5
+    encoded = store_id.encode("utf-16-le", "surrogatepass")
+    for i in range(0, len(encoded), 2):
+        value ^= encoded[i] | (encoded[i + 1] << 8)
+        value = (value * 0x01000193) & 0xFFFFFFFF
+    return base36(value).rjust(7, "0")
 
 
-def make(secret: bytes, user: str, backend: str, key: str) -> str:
-    return f"{PREFIX}{backend}.{key}.{_sign(secret, user, backend, key)}"
+def js_key(store_id: str) -> str:
+    """A stringified store id as the browser writes it (``idKey`` in ``src_js/server.js``)."""
+    if store_id.startswith("{"):
+        try:
+            return json.dumps(json.loads(store_id), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except ValueError:
+            pass
+    return store_id
+
+
+def make(secret: bytes, owner: str, store_id: str, backend: str, key: str, scope: str = SERVER) -> str:
+    signature = b64(_sign(secret, owner, store_id, backend, key, scope))
+    return f"{PREFIX}{backend}.{key}.{scope}{store_tag(store_id)}.{signature}"
 
 
 def parse(token: object) -> Reference | None:
-    """Split a token; None when it is not a well-formed reference (the caller logs why)."""
-    if not isinstance(token, str) or len(token) > MAX_LENGTH or not token.startswith(PREFIX):
+    """The parts of a well-formed reference; None for anything else (the caller logs why)."""
+    if not isinstance(token, str) or len(token) > MAX_LENGTH:
         return None
-    parts = token[len(PREFIX):].split(".")
-    if len(parts) != 3:
+    match = PATTERN.fullmatch(token)
+    if match is None:
         return None
-    backend, key, signature = parts
-    if not backend.isalpha() or len(key) != _KEY_LENGTH or not signature:
-        return None
-    return Reference(backend, key, signature)
+    backend, key, scope, tag, signature = match.groups()
+    return Reference(backend, key, scope, tag, signature.encode("ascii"))
 
 
-def verify(secret: bytes, user: str, ref: Reference) -> bool:
-    return hmac.compare_digest(ref.signature, _sign(secret, user, ref.backend, ref.key))
+def verify(secrets_: tuple[bytes, ...], owner: str, store_id: str, ref: Reference) -> bool:
+    """True if ``ref`` was signed for ``owner`` and ``store_id`` with any of ``secrets_`` (the current
+    secret first, then those of ``SECRET_KEY_FALLBACKS`` while keys rotate)."""
+    if len(store_id) > MAX_STORE_ID or ref.tag != store_tag(store_id):
+        return False
+    for secret in secrets_:
+        expected = b64(_sign(secret, owner, store_id, ref.backend, ref.key, ref.scope)).encode("ascii")
+        if hmac.compare_digest(ref.signature, expected):
+            return True
+    return False
 
 
-def _sign(secret: bytes, user: str, backend: str, key: str) -> str:
-    message = f"{user}\0{backend}\0{key}".encode()
-    return _b64(hmac.new(secret, message, hashlib.sha256).digest()[:_SIG_BYTES])
+def _sign(secret: bytes, owner: str, store_id: str, backend: str, key: str, scope: str) -> bytes:
+    message = "\0".join((owner, store_id, backend, key, scope)).encode("utf-8", "surrogatepass")
+    return hmac.new(secret, message, hashlib.sha256).digest()[:_SIG_BYTES]
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

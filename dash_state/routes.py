@@ -1,17 +1,26 @@
-"""HTTP routes the component calls: sliding expiry, clearing, and clientside access to values.
+"""HTTP routes the component calls. All are POST with a small JSON body and answer JSON.
 
-All are POST with a JSON body and answer JSON. They apply the same session check as callbacks: a
-reference from another session, or a forged one, is "missing" (404), never an error page.
+They apply the same checks as callbacks: a reference is accepted only for the user it was signed for
+*and* the store it is bound to; anything else is "missing" (404), never an error page.
 
-* ``_dash-state/v1/touch``  ``{"stores": [{"id": ..., "reference": ...}]}`` → ``{"alive": [...], "interval": s}``
-* ``_dash-state/v1/delete`` ``{"reference": ...}`` → ``{"deleted": bool}``
-* ``_dash-state/v1/get``    ``{"id": ..., "reference": ...}`` → ``{"data": value}``; DataFrames as records
+* ``touch``   ``{"stores": [{"id", "reference"}]}`` -> ``{"alive": [...], "interval": s}`` (sliding expiry)
+* ``release`` ``{"stores": [{"id", "reference"}]}`` -> ``{"released": n}``: references the page replaced
+* ``delete``  ``{"id", "reference"}`` -> ``{"deleted": bool}`` (``clear_data``)
+* ``put``     ``{"id", "data"}`` -> ``{"reference"}``: a value written in the browser (clientside callback,
+  ``running=``), stored as browser-written; refused (403) by stores with ``client_write = false``;
+  ``{"client": true}`` for a store on the client backend (its data stays in the browser)
+* ``patch``   ``{"id", "base", "patched", "operations"}`` -> ``{"reference"}``: a clientside ``Patch``
+  applied on the server to the value ``base`` stands for (see :mod:`dash_state.clientside`)
+* ``get``     ``{"id", "reference"}`` -> ``{"data"}``: only for stores with ``client_read = true``, and
+  only up to ``STATE_MAX_VALUE_BYTES`` of JSON; DataFrames as row records
+
+Bodies above ``STATE_MAX_VALUE_BYTES`` get 413, malformed or hostile JSON (10,000 levels deep) 400.
 """
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import dash
 import flask
@@ -19,18 +28,26 @@ import orjson
 from dash import hooks
 from dash._utils import stringify_id
 
-from .errors import BackendUnavailable
-from .runtime import app_state
+from . import clientside, patches, references
+from .errors import BackendUnavailable, QuotaExceeded, StoreValueError
+from .manager import StateManager
+from .references import CLIENT
+from .runtime import AppState, app_state
 
 log = logging.getLogger("dash_state")
 PREFIX = "_dash-state/v1/"
-MAX_STORES_PER_TOUCH = 200
+MAX_STORES_PER_REQUEST = 200
 _MISSING = object()
+
+
+class BadRequest(ValueError):
+    """The body is not what the route takes; answered with 400 and the reason."""
 
 
 def _reply(payload: Any, status: int = 200) -> flask.Response:
     return flask.Response(orjson.dumps(payload, default=_client_json, option=orjson.OPT_SERIALIZE_NUMPY
-                                       | orjson.OPT_NON_STR_KEYS), status=status, mimetype="application/json")
+                                       | orjson.OPT_NON_STR_KEYS), status=status, mimetype="application/json",
+                          headers={"Cache-Control": "no-store"})
 
 
 def _client_json(value: Any) -> Any:
@@ -47,66 +64,132 @@ def _client_json(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _body() -> dict:
-    body = flask.request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
-def _manager():
-    state = app_state(dash.get_app())
-    return None if state is None else state.manager
-
-
-def _guarded(handler):
-    """Bad input and unreachable backends answer JSON errors, never a 500 page with a traceback."""
+def _guarded(handler: Callable[[AppState, StateManager, dict], flask.Response]) -> Callable[[], flask.Response]:
+    """Bad input, limits and unreachable backends answer JSON errors, never a 500 page with a traceback."""
     def route():  # no return annotation: FastAPI apps introspect every route Dash hooks register
-        manager = _manager()
-        if manager is None:
+        state = app_state(dash.get_app())
+        if state is None:
             return _reply({"error": "dash-state is not active in this app"}, 404)
+        manager = state.manager
+        limit = manager.config["STATE_MAX_VALUE_BYTES"]
+        if (flask.request.content_length or 0) > limit:
+            return _reply({"error": f"request body larger than STATE_MAX_VALUE_BYTES ({limit})"}, 413)
         try:
-            return handler(manager, _body())
-        except BackendUnavailable as exc:
-            log.error("dash-state route %s: %s", handler.__name__, exc)
+            body = orjson.loads(flask.request.get_data())
+            if not isinstance(body, dict):
+                raise BadRequest("the body must be a JSON object")
+            return handler(state, manager, body)
+        except orjson.JSONDecodeError:  # also what orjson says about nesting deeper than 1024 levels
+            return _reply({"error": "bad request: the body is not JSON (or is nested too deeply)"}, 400)
+        except BadRequest as exc:
+            return _reply({"error": f"bad request: {exc}"}, 400)
+        except QuotaExceeded as exc:
+            return _reply({"error": str(exc)}, 413)
+        except StoreValueError as exc:
+            return _reply({"error": str(exc)}, 422)
+        except BackendUnavailable:
             return _reply({"error": "storage unavailable"}, 503)
-        except (TypeError, ValueError) as exc:
-            log.warning("dash-state route %s: bad request (%s)", handler.__name__, exc)
-            return _reply({"error": "bad request"}, 400)
     route.__name__ = handler.__name__
     return route
 
 
 def _store_id(raw: Any) -> str:
-    return stringify_id(raw) if isinstance(raw, dict) else str(raw)
+    if isinstance(raw, dict):
+        sid = stringify_id(raw)
+    elif isinstance(raw, str):
+        sid = raw
+    else:
+        raise BadRequest("'id' must be a store id (a string or a dict)")
+    if len(sid) > references.MAX_STORE_ID:
+        raise BadRequest(f"'id' is longer than {references.MAX_STORE_ID} characters")
+    return sid
+
+
+def _entries(body: dict) -> list[tuple[str, Any]]:
+    stores = body.get("stores")
+    if not isinstance(stores, list) or len(stores) > MAX_STORES_PER_REQUEST:
+        raise BadRequest(f"'stores' must be a list of at most {MAX_STORES_PER_REQUEST} entries")
+    return [(_store_id(e.get("id")), e.get("reference")) for e in stores if isinstance(e, dict)]
+
+
+def _known(state: AppState, raw_id: Any, sid: str) -> None:
+    state.scan_layouts()
+    if raw_id not in state.store_ids and sid not in state.store_ids:
+        raise BadRequest("'id' is not a ServerStore of this app")
 
 
 @hooks.route(PREFIX + "touch", methods=("POST",))
 @_guarded
-def touch(manager, body: dict) -> flask.Response:
-    stores = body.get("stores")
-    if not isinstance(stores, list) or len(stores) > MAX_STORES_PER_TOUCH:
-        raise ValueError("'stores' must be a list of at most %d entries" % MAX_STORES_PER_TOUCH)
-    alive, ttls = [], []
-    for entry in stores:
-        entry = entry if isinstance(entry, dict) else {}
-        store_id = _store_id(entry.get("id"))
-        alive.append(manager.touch(store_id, entry.get("reference")))
-        ttls.append(manager.settings(store_id).ttl)
-    interval = min(ttls or [manager.config["STATE_TTL_DEFAULT"]]) * manager.config["STATE_TOUCH_FRACTION"]
-    return _reply({"alive": alive, "interval": interval})
+def touch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+    entries = _entries(body)
+    alive = [manager.touch(sid, reference) for sid, reference in entries]
+    ttls = [manager.settings(sid).ttl for sid, _ in entries] or [manager.config["STATE_TTL_DEFAULT"]]
+    return _reply({"alive": alive, "interval": min(ttls) * manager.config["STATE_TOUCH_FRACTION"]})
+
+
+@hooks.route(PREFIX + "release", methods=("POST",))
+@_guarded
+def release(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+    return _reply({"released": sum(manager.release(sid, reference) for sid, reference in _entries(body))})
 
 
 @hooks.route(PREFIX + "delete", methods=("POST",))
 @_guarded
-def delete(manager, body: dict) -> flask.Response:
-    return _reply({"deleted": manager.delete(body.get("reference"))})
+def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+    return _reply({"deleted": manager.delete(_store_id(body.get("id")), body.get("reference"))})
+
+
+@hooks.route(PREFIX + "put", methods=("POST",))
+@_guarded
+def put(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+    sid = _store_id(body.get("id"))
+    _known(state, body.get("id"), sid)
+    if "data" not in body or body["data"] is None or references.looks_like_reference(body["data"]):
+        raise BadRequest("'data' must be the value the browser wrote")
+    if not manager.keeps_on_server(sid):  # 200: not an error, the component stops sending
+        return _reply({"client": True, "note": f"ServerStore {sid!r} keeps its data in the browser (client backend)"})
+    if not manager.settings(sid).client_write:
+        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"}, 403)
+    return _reply({"reference": manager.save(sid, body["data"], scope=CLIENT)})
+
+
+@hooks.route(PREFIX + "patch", methods=("POST",))
+@_guarded
+def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+    sid = _store_id(body.get("id"))
+    base, operations = body.get("base"), body.get("operations")
+    if not isinstance(operations, list) or "patched" not in body:
+        raise BadRequest("'operations' must be the Patch's operations and 'patched' what the renderer made")
+    if not manager.settings(sid).client_write:
+        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"}, 403)
+    found = manager.locate(sid, base)
+    if isinstance(found, str):
+        return _reply({"error": "missing"}, 404)
+    try:
+        value = patches.apply(found[0].thaw(), operations)
+    except patches.PatchError as exc:
+        return _reply({"error": f"Patch() does not apply to ServerStore {sid!r}: {exc}"}, 422)
+    pending = manager.prepare(sid, value)
+    who = manager.identity()  # the result belongs to this user, even when the base is shared layout data
+    key = clientside.patched_key(who.namespace, base, body["patched"])
+    return _reply({"reference": manager.commit_at(pending, who, key, CLIENT)})
 
 
 @hooks.route(PREFIX + "get", methods=("POST",))
 @_guarded
-def get(manager, body: dict) -> flask.Response:
-    store_id = _store_id(body.get("id", "?"))
-    token = body.get("reference")
-    value = manager.load(store_id, token, missing=_MISSING)
-    if value is _MISSING:
+def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+    sid = _store_id(body.get("id"))
+    if not manager.settings(sid).client_read:
+        return _reply({"error": f"ServerStore {sid!r} does not allow clientside reads: set client_read = true in "
+                                f"[STATE_STORES.{sid}]"}, 403)
+    found = manager.locate(sid, body.get("reference"))
+    if isinstance(found, str):
+        manager.miss(sid, found)
         return _reply({"error": "missing"}, 404)
-    return _reply({"data": value})
+    limit = manager.config["STATE_MAX_VALUE_BYTES"]
+    if found[0].nbytes > limit:
+        return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit})"}, 413)
+    response = _reply({"data": found[0].thaw()})
+    if len(response.get_data()) > limit:
+        return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit}) as JSON"}, 413)
+    return response

@@ -8,17 +8,21 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-
-import flask
 from typing import Any
 
+import flask
+
+from . import identity
 from .config import Config, load_config
 from .errors import ConfigError
+from .identity import resolvers
+from .keys import Keys, as_bytes
 from .layout import StoreIds
 from .manager import StateManager
 
 log = logging.getLogger("dash_state")
 ATTRIBUTE = "_dash_state"
+_process_secret = secrets.token_bytes(32)  # used only when the app has no SECRET_KEY (one process)
 
 
 class AppState:
@@ -27,9 +31,11 @@ class AppState:
         self.store_ids = StoreIds()
         self.overrides: dict[str, Any] = {}
         self._manager: StateManager | None = None
-        self._generated_secret: str | None = None
         self._scanned_layout: Any = None
         self._lock = threading.Lock()
+        # static layouts' initial data, stored once per app: (store id, id(data)) -> (token, data, fresh until)
+        self.initial: dict[tuple[str, int], tuple[str, Any, float]] = {}
+        self.initial_tokens: dict[str, str] = {}  # store id -> its initial data's reference (a Patch's last base)
 
     @property
     def manager(self) -> StateManager:
@@ -39,9 +45,14 @@ class AppState:
                 if self._manager is None:
                     self.check_server()
                     config = self.load_config()
-                    self._manager = StateManager(config, self._secret(config))
+                    keys = self._keys(config)
+                    self._manager = StateManager(config, keys, self._identity_settings(config))
                 manager = self._manager
         return manager
+
+    @property
+    def has_manager(self) -> bool:
+        return self._manager is not None
 
     def scan_layouts(self) -> None:
         """Learn the ServerStore ids of the app's layouts before the first callback.
@@ -66,7 +77,7 @@ class AppState:
             self.check_server()
 
     def check_server(self) -> None:
-        """ServerStore needs Flask's request context (sessions, routes); refuse other servers loudly
+        """ServerStore needs Flask's request context (cookies, routes); refuse other servers loudly
         rather than letting data pass through to the browser."""
         server = getattr(self.app, "server", None)
         if not isinstance(server, flask.Flask):
@@ -85,27 +96,32 @@ class AppState:
         server = getattr(self.app, "server", None)
         return load_config(getattr(server, "config", None), self.overrides)
 
-    def ensure_secret(self) -> None:
-        """Give the app a random per-process secret if it has none, before requests open sessions."""
+    def _keys(self, config: Config) -> Keys:
+        """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS), or a random per-process key when it has none
+        and every backend in use lives in this process."""
         server = self.app.server
-        if isinstance(server, flask.Flask) and not server.secret_key:
-            self._generated_secret = server.secret_key = secrets.token_hex(32)
-            log.info("dash-state: no SECRET_KEY configured; using a random key for this process "
-                     "(sessions end when it restarts and are not shared with other processes)")
-
-    def _secret(self, config: Config) -> bytes:
-        server = self.app.server
-        key = server.secret_key
-        if key and key != self._generated_secret:
-            return key.encode() if isinstance(key, str) else bytes(key)
+        key = server.config.get("SECRET_KEY") or server.secret_key
+        fallbacks = [as_bytes(k) for k in server.config.get("SECRET_KEY_FALLBACKS") or [] if k]
+        if key:
+            return Keys((as_bytes(key), *fallbacks))
         shared = [name for name in sorted(config.backends_in_use()) if name in ("redis", "database")]
         if shared:
             raise ConfigError(
-                f"the {shared[0]!r} backend is shared between processes, so every worker must sign sessions "
-                "with the same key: set app.server.config['SECRET_KEY'] (or app.server.secret_key)"
-            )
-        self.ensure_secret()
-        return server.secret_key.encode()
+                f"the {shared[0]!r} backend is shared between processes, so every worker must derive the same "
+                "keys: set app.server.config['SECRET_KEY'] (a long random string, the same in every worker)")
+        log.info("dash-state: no SECRET_KEY configured; references and identity cookies use a random key of this "
+                 "process (they end when it restarts and are not shared with other processes)")
+        return Keys((_process_secret,), generated=True)
+
+    def _identity_settings(self, config: Config) -> identity.Settings:
+        prefix = self.app.config.get("requests_pathname_prefix") or "/"
+        return identity.Settings(
+            isolation=config["STATE_ENABLE_USER_ISOLATION"],
+            resolver=resolvers.load(config["STATE_USER_RESOLVER"]),
+            cookie_name=config["STATE_COOKIE_NAME"], secure=config["STATE_COOKIE_SECURE"],
+            host_prefix=config["STATE_COOKIE_HOST_PREFIX"], max_age=config["STATE_COOKIE_MAX_AGE"],
+            path=prefix if prefix.startswith("/") else "/", carry_over=config["STATE_LOGIN_CARRY_OVER"],
+            delete_at_logout=config["STATE_LOGOUT_DELETE"])
 
 
 def app_state(app: Any, create: bool = False) -> AppState | None:

@@ -4,10 +4,10 @@
  * Add further exports (components or helpers) to the export list below.
  *
  * - ServerStore: the component.
- * - get(reference, id?): a Promise of the data behind a ServerStore's
- *   reference, for clientside callbacks (see ./server.js).
+ * - get(reference, id): a Promise of the data behind a ServerStore's
+ *   reference, for clientside callbacks (see ./values.js).
  */
 import ServerStore from './components/ServerStore.react';
-import {get} from './server';
+import {get} from './values';
 
 export {ServerStore, get};

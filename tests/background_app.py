@@ -22,7 +22,8 @@ def source_frame(n: int = 50) -> pd.DataFrame:
     return pd.DataFrame({"a": range(n), "label": [MARKER] * n})
 
 
-def make_app(manager, **server_config) -> dash.Dash:
+def make_app(manager, frames: bool = True, **server_config) -> dash.Dash:
+    """``frames=False``: the same app with JSON values (records lists), as a dcc.Store app has them."""
     app = dash.Dash(__name__, background_callback_manager=manager)
     app.server.config["SECRET_KEY"] = SECRET
     app.server.config.update(server_config)
@@ -37,10 +38,14 @@ def make_app(manager, **server_config) -> dash.Dash:
         html.Div(id="out"),
         html.Div(id="side-out"),
     ])
+    kind = pd.DataFrame if frames else list
+
+    def value(frame: pd.DataFrame):
+        return frame if frames else frame.to_dict("records")
 
     @app.callback(Output("source", "data"), Input("load", "n_clicks"), prevent_initial_call=True)
     def load(n):
-        return source_frame()
+        return value(source_frame())
 
     @app.callback(
         Output("result", "data"),
@@ -52,25 +57,26 @@ def make_app(manager, **server_config) -> dash.Dash:
         prevent_initial_call=True,
     )
     def compute(set_progress, n, frame):
-        if not isinstance(frame, pd.DataFrame):  # the job must get the value, not the reference
-            raise TypeError(f"expected a DataFrame, got {type(frame).__name__}: {frame!r}"[:200])
-        set_progress(pd.DataFrame({"step": [1], "label": [MARKER]}))
+        if not isinstance(frame, kind):  # the job must get the value, not the reference
+            raise TypeError(f"expected a {kind.__name__}, got {type(frame).__name__}: {frame!r}"[:200])
+        set_progress(value(pd.DataFrame({"step": [1], "label": [MARKER]})))
         # Dash's managers keep only the last set_props call of a job until the next poll: one call here
-        set_props("side", {"data": pd.DataFrame({"side": [MARKER] * 3, "n": [1, 2, 3]})})
-        result = frame.assign(total=frame["a"] * n)
-        return result, f"done {n}"
+        set_props("side", {"data": value(pd.DataFrame({"side": [MARKER] * 3, "n": [1, 2, 3]}))})
+        result = pd.DataFrame(frame).assign(total=pd.DataFrame(frame)["a"] * n)
+        return value(result), f"done {n}"
 
     @app.callback(Output("out", "children"), Input("result", "data"), prevent_initial_call=True)
     def read(frame):
         if frame is None:
             return "None"
-        return f"{type(frame).__name__}:{','.join(frame.columns)}:{len(frame)}:{int(frame['total'].sum())}"
+        table = pd.DataFrame(frame)
+        return f"{type(frame).__name__}:{','.join(table.columns)}:{len(table)}:{int(table['total'].sum())}"
 
     @app.callback(Output("side-out", "children"), Input("side", "data"), prevent_initial_call=True)
     def read_side(frame):
         if frame is None:
             return "None"
-        return f"{type(frame).__name__}:{len(frame)}:{int(frame['n'].sum())}"
+        return f"{type(frame).__name__}:{len(frame)}:{int(pd.DataFrame(frame)['n'].sum())}"
 
     return app
 
@@ -88,5 +94,5 @@ if os.environ.get("BACKGROUND_CELERY_URL"):  # the Celery worker (and the test's
     from dash import CeleryManager
 
     celery_app = make_celery(os.environ["BACKGROUND_CELERY_URL"], os.environ["BACKGROUND_CELERY_QUEUE"])
-    app = make_app(CeleryManager(celery_app))
+    app = make_app(CeleryManager(celery_app), frames=os.environ.get("BACKGROUND_FRAMES", "1") == "1")
     server = app.server

@@ -13,6 +13,18 @@ class DashClient:
         self.http = app.server.test_client()
         self.last_response_bytes = 0
 
+    def namespace(self) -> str:
+        """The storage namespace of this client's anonymous identity (from dash-state's cookie)."""
+        from dash_state import get_state_manager, identity
+        from dash_state.identity import cookie
+
+        manager = get_state_manager(self.app)
+        found = self.http.get_cookie(manager.identity_settings.cookie_name)
+        assert found is not None, "no identity cookie yet: call layout() or a callback first"
+        state = cookie.decode(found.value, manager.keys.all("identity cookie"), 10 ** 9)
+        assert state is not None, "the identity cookie does not verify"
+        return identity.anonymous_namespace(state.anon)
+
     def layout(self) -> dict:
         response = self.http.get("/_dash-layout")
         assert response.status_code == 200, response.data[:500]

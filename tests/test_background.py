@@ -93,12 +93,14 @@ class BackgroundClient(DashClient):
 
 
 def is_reference(value) -> bool:
-    return isinstance(value, str) and value.startswith("dsr1.") and len(value) < 256
+    return isinstance(value, str) and value.startswith("dsr2.") and len(value) < 256
 
 
-def scenario(app) -> None:
+def scenario(app, frames: bool = True) -> None:
     """load a frame into 'source'; the background job reads it and writes 'result' (+ set_props to
-    'side', progress to 'progress-store'); normal callbacks read both back."""
+    'side', progress to 'progress-store'); normal callbacks read both back. ``frames=False``: the same
+    with JSON values (records), as an app migrated from dcc.Store has them."""
+    kind = "DataFrame" if frames else "list"
     client = BackgroundClient(app)
     source = client.normal(("source", "data"), [("load", "n_clicks", 1)])
     assert is_reference(source)
@@ -113,13 +115,11 @@ def scenario(app) -> None:
 
     expected = source_frame().assign(total=source_frame()["a"] * 3)
     assert client.normal(("out", "children"), [("result", "data", result)]) == \
-        f"DataFrame:a,label,total:50:{int(expected['total'].sum())}"
-    assert client.normal(("side-out", "children"), [("side", "data", side["side"]["data"])]) == "DataFrame:3:6"
+        f"{kind}:a,label,total:50:{int(expected['total'].sum())}"
+    assert client.normal(("side-out", "children"), [("side", "data", side["side"]["data"])]) == f"{kind}:3:6"
 
-    with client.http.session_transaction() as session:
-        user = session["_dash_state_user"]
-    stored = dash_state.get_state_manager(app).load("result", result, user=user)
-    pd.testing.assert_frame_equal(stored, expected)
+    stored = dash_state.get_state_manager(app).load("result", result, client.namespace())
+    pd.testing.assert_frame_equal(pd.DataFrame(stored), expected)
     assert client.leaked() == [], "a response body carried ServerStore data"
 
     other = BackgroundClient(app)  # another session replaying the references gets nothing
@@ -194,32 +194,27 @@ def test_job_receives_references_not_values(diskcache_manager, tmp_path):
     json.dumps(context["dash_state"])  # plain JSON
 
 
-def test_raw_data_for_a_server_store_is_missing_and_job_errors_are_reported(diskcache_manager, tmp_path):
-    """Raw data where a ServerStore's reference belongs reaches the job as None (as without
-    background=True); the job's error comes back as Dash's BackgroundCallbackError."""
+def test_raw_data_written_in_the_browser_reaches_the_job_and_job_errors_are_reported(diskcache_manager, tmp_path):
+    """Raw data in a ServerStore (a clientside write) reaches the job as it is, as with dcc.Store; the
+    job's error comes back as Dash's BackgroundCallbackError."""
     from dash.exceptions import BackgroundCallbackError
 
     app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db",
                    PROPAGATE_EXCEPTIONS=True)
     client = BackgroundClient(app)
-    with pytest.raises(BackgroundCallbackError, match="expected a DataFrame, got NoneType"):
+    with pytest.raises(BackgroundCallbackError, match="expected a DataFrame, got dict"):
         client.background([("result", "data"), ("status", "children")], [("run", "n_clicks", 1)],
-                          [("source", "data", {"a": [1, 2], "label": MARKER})])
-    assert client.leaked() == []
+                          [("source", "data", {"a": [1, 2]})])
 
 
-@pytest.mark.parametrize("stores", [
-    {},  # every ServerStore on the default memory backend
-    {"STATE_STORES": {"result": {"backend": "memory"}}, "STATE_BACKEND": "client"},
-])
-def test_memory_backend_with_background_callbacks_is_a_config_error(diskcache_manager, stores):
-    app = make_app(diskcache_manager, PROPAGATE_EXCEPTIONS=True, **stores)
-    client = DashClient(app)
-    with pytest.raises(ConfigError, match=r"background callbacks .* 'memory' backend, which lives inside one "
-                                          r"process.*STATE_BACKEND = 'redis'"):
-        client.index()
-    with pytest.raises(ConfigError, match="background workers|Background workers"):
-        client.layout()
+def test_memory_backend_with_diskcache(diskcache_manager):
+    """The default backend: the web process resolves the job's inputs and stores what it returns, sets
+    and reports (DiskcacheManager's process cannot reach the web process's memory)."""
+    scenario(make_app(diskcache_manager))
+
+
+def test_memory_backend_json_values_with_diskcache(diskcache_manager):
+    scenario(make_app(diskcache_manager, frames=False), frames=False)
 
 
 def test_client_backend_and_apps_without_background_callbacks_are_fine(diskcache_manager):
@@ -245,19 +240,30 @@ def dash_state_app_without_background():
 
 
 def test_dash_callback_background_registered_before_the_app(diskcache_manager, tmp_path):
-    """dash.callback background callbacks land in app.callback_map at the first request: the memory
-    check still fires then, before any data moves."""
+    """dash.callback background callbacks land in app.callback_map at the first request, and work on the
+    default memory backend like those of app.callback."""
     import dash
 
     @dash.callback(Output("o", "children"), Input("s", "data"), background=True, manager=diskcache_manager)
     def slow(data):
-        return "x"
+        return repr(data)
 
     app = dash.Dash(__name__)
     app.server.config.update(SECRET_KEY="x", PROPAGATE_EXCEPTIONS=True)
-    app.layout = html.Div([ServerStore(id="s"), html.Div(id="o")])
-    with pytest.raises(ConfigError, match="'memory' backend"):
-        DashClient(app).index()
+    app.layout = html.Div([ServerStore(id="s", data={"initial": [1, 2]}), html.Div(id="o")])
+    client = BackgroundClient(app)
+    token = json.loads(client.bodies[-1])["props"]["children"][0]["props"]["data"]
+    body = {"output": "o.children", "outputs": {"id": "o", "property": "children"},
+            "inputs": [{"id": "s", "property": "data", "value": token}], "state": [], "changedPropIds": ["s.data"]}
+    started = client.post(body)
+    deadline = time.monotonic() + POLL_TIMEOUT
+    while True:
+        answer = client.post(body, cacheKey=started["cacheKey"], job=started["job"])
+        if "response" in answer:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert answer["response"]["o"]["children"] == repr({"initial": [1, 2]})
 
 
 def test_dict_groupings_for_inputs_and_outputs(diskcache_manager, tmp_path):
@@ -281,9 +287,7 @@ def test_dict_groupings_for_inputs_and_outputs(diskcache_manager, tmp_path):
                                        [("source", "data", source)])
     assert response["note"]["children"] == "rows 50"
     assert is_reference(response["result"]["data"])
-    with client.http.session_transaction() as session:
-        user = session["_dash_state_user"]
-    stored = dash_state.get_state_manager(app).load("result", response["result"]["data"], user=user)
+    stored = dash_state.get_state_manager(app).load("result", response["result"]["data"], client.namespace())
     pd.testing.assert_frame_equal(stored, source_frame().head(4))
     assert client.leaked() == []
     assert results == [{"text": "rows 50", "frame": response["result"]["data"]}]  # the worker returned the reference
@@ -293,8 +297,8 @@ def test_web_process_guards_set_props_and_progress_left_by_an_unwrapped_job(disk
                                                                             monkeypatch):
     """If a job's set_props / set_progress values were not rewritten in the worker, the web process
     stores them before any poll sends them to the browser."""
-    monkeypatch.setattr(background._JobRun, "rewrite_set_props", lambda self, id_str, props: props)
-    monkeypatch.setattr(background._JobRun, "wrap_progress", lambda self, set_progress: set_progress)
+    monkeypatch.setattr(background.JobRun, "rewrite_set_props", lambda self, id_str, props: props)
+    monkeypatch.setattr(background.JobRun, "wrap_progress", lambda self, set_progress: set_progress)
     scenario(make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db"))
 
 
@@ -334,18 +338,20 @@ def test_functions_registered_before_dash_state_are_rewrapped(monkeypatch, tmp_p
 
 
 def test_worker_refuses_another_secret_or_backend(diskcache_manager, tmp_path):
+    from dash_state.background import worker
+
     app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db")
     state = plugin.install(app)
-    user = "u" * 32
-    good_probe = references.make(state.manager._secret, user, "probe", background._PROBE_KEY)
-    bad_probe = references.make(b"another secret" * 3, user, "probe", background._PROBE_KEY)
+    user = "a." + "u" * 22
+    good_probe = references.make(state.manager._ref_keys[0], user, worker.PROBE_STORE, "probe", worker.PROBE_KEY)
+    bad_probe = references.make(b"another secret" * 3, user, worker.PROBE_STORE, "probe", worker.PROBE_KEY)
     with pytest.raises(ConfigError, match="another SECRET_KEY"):
-        background._JobRun(state, {"user": user, "probe": bad_probe, "stores": {}}, {}).check()
+        background.JobRun(state, {"user": user, "probe": bad_probe, "stores": {}}, {}).check()
     stores = {"result": {"id": "result", "backend": "redis"}}
     with pytest.raises(ConfigError, match="'result' uses the 'redis' backend in the web server but 'database'"):
-        background._JobRun(state, {"user": user, "probe": good_probe, "stores": stores}, {}).check()
+        background.JobRun(state, {"user": user, "probe": good_probe, "stores": stores}, {}).check()
     stores["result"]["backend"] = "database"
-    background._JobRun(state, {"user": user, "probe": good_probe, "stores": stores}, {}).check()
+    background.JobRun(state, {"user": user, "probe": good_probe, "stores": stores}, {}).check()
 
 
 # -- Celery ----------------------------------------------------------------------------------------
@@ -358,11 +364,14 @@ def celery_url(url: str) -> str:
 
 
 @pytest.fixture
-def celery_worker(tmp_path, redis_settings):
+def celery_worker(request, tmp_path, redis_settings):
+    """A Celery worker importing background_app; ``@pytest.mark.parametrize("celery_worker", [settings],
+    indirect=True)`` gives it (and the test) other settings, e.g. the memory backend."""
+    settings = getattr(request, "param", None) or redis_settings
     url, queue = celery_url(redis_settings["STATE_REDIS_URL"]), f"dash-state-bg-{uuid.uuid4().hex[:8]}"
     celery_bin = shutil.which("celery", path=os.path.dirname(sys.executable))
     assert celery_bin, "celery is not installed in this environment (pip install 'celery[redis]')"
-    env = {**os.environ, **redis_settings, "BACKGROUND_CELERY_URL": url, "BACKGROUND_CELERY_QUEUE": queue,
+    env = {**os.environ, **settings, "BACKGROUND_CELERY_URL": url, "BACKGROUND_CELERY_QUEUE": queue,
            "BACKGROUND_SECRET": SECRET,
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     log = open(tmp_path / "celery.log", "w")
@@ -405,6 +414,17 @@ def test_celery_worker_with_redis(celery_worker, redis_settings, tmp_path):
     assert "Traceback" not in (tmp_path / "celery.log").read_text()
 
 
+@pytest.mark.service
+@pytest.mark.parametrize("celery_worker", [{"BACKGROUND_FRAMES": "0"}], indirect=True)
+def test_celery_worker_with_the_default_memory_backend(celery_worker, tmp_path):
+    """An app migrated from dcc.Store as the README says (JSON values, default backend) keeps its Celery
+    background callbacks: the web process resolves the inputs and stores the results."""
+    from dash import CeleryManager
+
+    scenario(make_app(CeleryManager(celery_worker), frames=False), frames=False)
+    assert "Traceback" not in (tmp_path / "celery.log").read_text()
+
+
 # -- the real renderer -----------------------------------------------------------------------------
 @pytest.mark.browser
 def test_renderer_runs_the_background_callback(dash_duo, diskcache_manager, tmp_path):
@@ -423,7 +443,7 @@ def test_renderer_runs_the_background_callback(dash_duo, diskcache_manager, tmp_
     dash_duo.start_server(app)
     dash_duo.find_element("#load").click()
     deadline = time.monotonic() + 10
-    while not any('"source"' in body and "dsr1." in body for body in sent):
+    while not any('"source"' in body and "dsr2." in body for body in sent):
         assert time.monotonic() < deadline, "the load callback did not answer"
         time.sleep(0.05)
     time.sleep(0.5)  # the renderer applies the answer

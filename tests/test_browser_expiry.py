@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 SECRET = "EXPIRYSECRET"
 MISSING = "missing"
 TTL = 3
-FOREIGN = "dsr1.memory.AAAAAAAAAAAAAAAAAAAAAA.xxxx"
+FOREIGN = "dsr2.memory.AAAAAAAAAAAAAAAAAAAAAA.xxxx"
 
 
 def record_routes(app):
@@ -45,7 +45,7 @@ def written_references(app):
     for path, _, body, _ in list(app.calls):
         if path == "/_dash-update-component":
             data = json.loads(body).get("response", {}).get("s", {}).get("data")
-            if isinstance(data, str) and data.startswith("dsr1."):
+            if isinstance(data, str) and data.startswith("dsr2."):
                 found.append(data)
     return found
 
@@ -140,7 +140,7 @@ def test_idle_page_lets_the_value_expire(dash_duo):
 
     assert len(touches) <= 1, touches
     assert_touches_carry_no_data(app, reference)
-    assert dash_state.get_state_manager(app).stats()["misses"]["missing"] >= 1
+    assert dash_state.get_state_manager(app).stats()["misses"]["expired"] >= 1
     assert page_errors(dash_duo) == []
 
 
@@ -179,13 +179,13 @@ def test_clear_data_deletes_the_server_value(dash_duo):
     dash_duo.wait_for_text_to_equal("#out", "empty")
     deletes = wait_for(lambda: calls(app, "delete"), message="the delete request")
     assert [(json.loads(request), json.loads(response)) for _, request, response, _ in deletes] == [
-        ({"reference": reference}, {"deleted": True})]
+        ({"id": "s", "reference": reference}, {"deleted": True})]
     assert manager.stats()["backends"]["memory"]["entries"] == entries - 1
     assert page_errors(dash_duo) == []
 
 
 def test_clientside_get(dash_duo):
-    app = new_app(STATE_STORES={"c": {"backend": "client"}})
+    app = new_app(STATE_STORES={"c": {"backend": "client"}, "s": {"client_read": True}})
     app.layout = html.Div([
         html.Button("write", id="write"),
         html.Button("forge", id="forge"),
@@ -229,11 +229,37 @@ def test_clientside_get(dash_duo):
     dash_duo.wait_for_text_to_equal("#cs", "none")
     direct = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        f"window.dash_state.get('{FOREIGN}').then(v => done(['ok', v]), e => done(['error', String(e)]));")
+        f"window.dash_state.get('{FOREIGN}', 's').then(v => done(['ok', v]), e => done(['error', String(e)]));")
     assert direct == ["ok", None]
     warnings = driver.execute_script("return window.__warnings;")
     assert len(warnings) == 2 and all("missing" in w for w in warnings), warnings
     gets = calls(app, "get")
     assert [json.loads(request) for _, request, _, _ in gets][-2:] == [
-        {"id": "s", "reference": FOREIGN}, {"reference": FOREIGN}]
-    assert page_errors(dash_duo) == []
+        {"id": "s", "reference": FOREIGN}, {"id": "s", "reference": FOREIGN}]
+    # the forged reference that clientside code wrote into the store is reported loudly
+    errors = page_errors(dash_duo)
+    assert len(errors) == 1 and "not a valid reference" in errors[0]["message"], errors
+
+
+def test_clientside_get_needs_client_read(dash_duo):
+    """Without client_read, window.dash_state.get is refused: server data stays on the server."""
+    app = new_app()
+    app.layout = html.Div([html.Button("write", id="write"), ServerStore(id="s"), html.Div(id="written"),
+                           html.Div(id="cs")])
+
+    @app.callback(Output("s", "data"), Output("written", "children"), Input("write", "n_clicks"),
+                  prevent_initial_call=True)
+    def write(n):
+        return {"label": f"{SECRET}-{n}"}, f"written {n}"
+
+    app.clientside_callback(
+        "async function(ref) { if (!ref) { return 'none'; } try { const v = await window.dash_state.get(ref, 's');"
+        " return 'got ' + JSON.stringify(v); } catch (e) { return 'refused: ' + e.message; } }",
+        Output("cs", "children"), Input("s", "data"))
+    record_routes(app)
+    dash_duo.start_server(app)
+    write_once(dash_duo, app)
+    dash_duo.wait_for_contains_text("#cs", "refused: ")
+    assert SECRET not in dash_duo.find_element("#cs").text
+    assert "client_read" in dash_duo.find_element("#cs").text
+    assert all(SECRET not in response for _, _, response, _ in calls(app, "get"))

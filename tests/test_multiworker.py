@@ -93,7 +93,7 @@ def test_every_worker_reads_every_write_and_users_stay_separate(served):
         results = list(pool.map(lambda n: user_journey(served, n), names))
     all_pids = set()
     for name, (token, seen, pids) in zip(names, results):
-        assert token.startswith("dsr1.") and len(token) < 256
+        assert token.startswith("dsr2.") and len(token) < 256
         assert seen == [f"{name}:{EXPECTED_SUM}"] * 12  # the same data from whichever worker answered
         all_pids |= pids
     assert len(all_pids) >= 3, f"requests reached only workers {all_pids}"

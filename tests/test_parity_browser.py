@@ -41,7 +41,7 @@ def assert_private(app, store_name):
                 is_store = component_id in STORE_IDS or '"type":"st"' in component_id
                 if is_store and "data" in props:
                     value = props["data"]
-                    assert value is None or str(value).startswith("dsr1."), (component_id, value)
+                    assert value is None or str(value).startswith("dsr2."), (component_id, value)
         if "props" in found:  # the layout
             assert SECRET not in body
 

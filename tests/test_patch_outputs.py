@@ -67,7 +67,7 @@ def test_patch_applies_on_the_server(with_state):
     app, client, patch_id = patch_app(START, build, with_state)
     token = client.call([("s", "data")], [("init", "n_clicks", 1)])["s"]["data"]
     new_token = run_patch(client, patch_id, token, with_state)
-    assert new_token.startswith("dsr1.") and new_token != token
+    assert new_token.startswith("dsr2.") and new_token != token
     assert show(client, new_token) == repr(EXPECTED)
     assert show(client, token) == repr(START)  # the old value is untouched
 
@@ -77,13 +77,13 @@ def test_patch_on_a_dataframe_fails_naming_the_store(caplog):
     token = client.call([("s", "data")], [("init", "n_clicks", 1)])["s"]["data"]
     response = client.raw_call([("s", "data")], [("patch", "n_clicks", 1)], [("s", "data", token)],
                                callback_id=patch_id)
-    assert response.status_code == 500
+    assert response.status_code == 422
     assert "ServerStore 's': Patch() cannot update a DataFrame" in caplog.text
 
 
 def test_patch_on_missing_data_is_logged_and_leaves_the_store_alone(warnings_log):
     app, client, patch_id = patch_app(None, lambda p: p["items"].append(1), True)
-    response = client.raw_call([("s", "data")], [("patch", "n_clicks", 1)], [("s", "data", "dsr1.bogus")],
+    response = client.raw_call([("s", "data")], [("patch", "n_clicks", 1)], [("s", "data", "dsr2.bogus")],
                                callback_id=patch_id)
     assert response.status_code == 200 and response.get_json()["response"] == {}  # as for no_update
     assert "Patch() does not apply" in warnings_log.text and "'s'" in warnings_log.text
@@ -96,4 +96,4 @@ def test_allow_duplicate_outputs_as_the_renderer_sends_them():
     response = client.raw_call([("s", patch_id.split(".", 1)[1])], [("patch", "n_clicks", 1)], [("s", "data", token)],
                                callback_id=patch_id)
     new_token = response.get_json()["response"]["s"]["data"]
-    assert new_token.startswith("dsr1.") and show(client, new_token) == repr(EXPECTED)
+    assert new_token.startswith("dsr2.") and show(client, new_token) == repr(EXPECTED)

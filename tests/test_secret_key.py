@@ -33,10 +33,23 @@ def test_a_secret_key_set_after_dash_counts():
     app = shared_app(STATE_BACKEND="redis", STATE_REDIS_URL=redis_url())
     app.server.secret_key = "set-after-Dash()"
     layout = DashClient(app).layout()
-    assert layout["props"]["children"][0]["props"]["data"].startswith("dsr1.redis.")
+    assert layout["props"]["children"][0]["props"]["data"].startswith("dsr2.redis.")
 
 
-def test_memory_backend_gets_a_random_per_process_key():
+def test_memory_backend_uses_a_random_per_process_key_and_leaves_the_app_alone(caplog):
+    caplog.set_level(logging.INFO, logger="dash_state")
     app = shared_app()
-    assert app.server.secret_key  # given by dash-state at Dash(), before any request opens a session
-    assert DashClient(app).layout()["props"]["children"][0]["props"]["data"].startswith("dsr1.memory.")
+    assert DashClient(app).layout()["props"]["children"][0]["props"]["data"].startswith("dsr2.memory.")
+    assert not app.server.secret_key  # the app's own sessions are not changed behind its back
+    assert "no SECRET_KEY configured" in caplog.text
+    assert dash_state.get_state_manager(app).keys.generated
+
+
+def test_a_secret_key_set_right_after_dash_is_used_without_a_warning(caplog):
+    """The key is read when the first request needs it, not at Dash(): no misleading "random key" line."""
+    caplog.set_level(logging.INFO, logger="dash_state")
+    app = shared_app()
+    app.server.config["SECRET_KEY"] = "set-right-after-Dash"
+    DashClient(app).layout()
+    assert "random key" not in caplog.text and "no SECRET_KEY" not in caplog.text
+    assert not dash_state.get_state_manager(app).keys.generated

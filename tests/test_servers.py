@@ -54,5 +54,5 @@ def test_websocket_callbacks_flag_on_flask_uses_http_and_server_stores_work():
     client = DashClient(app)
     client.layout()
     token = client.call([("s", "data")], [("btn", "n_clicks", 1)])["s"]["data"]
-    assert token.startswith("dsr1.")
+    assert token.startswith("dsr2.")
     assert client.call([("out", "children")], [("s", "data", token)])["out"]["children"] == repr({"clicks": 1})

@@ -94,10 +94,10 @@ def test_dataset_is_big_enough(usage):
 
 def test_merge_sends_a_short_reference_instead_of_the_data(client):
     filters_ref = save_filters(client, **FILTERS)
-    assert isinstance(filters_ref, str) and filters_ref.startswith("dsr1.")
+    assert isinstance(filters_ref, str) and filters_ref.startswith("dsr2.")
 
     merged_ref = merge(client, filters_ref)
-    assert isinstance(merged_ref, str) and merged_ref.startswith("dsr1.memory.")
+    assert isinstance(merged_ref, str) and merged_ref.startswith("dsr2.memory.")
     assert len(merged_ref.encode()) < 256
     assert client.last_response_bytes < 1024  # the whole HTTP response, not just the value
 

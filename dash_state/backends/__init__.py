@@ -6,8 +6,8 @@ from typing import Callable
 
 from ..config import Config
 from ..errors import ConfigError
-from ..wire import Wire
-from .base import Backend, BytesBackend
+from ..seal import Seal
+from .base import POINTER_PREFIX, Backend, BytesBackend, Item, Pointer
 from .client import ClientBackend
 from .memory import MemoryBackend
 
@@ -20,7 +20,7 @@ _MODULES = {
 }
 
 
-def create_backend(name: str, config: Config, wire: Wire) -> Backend:
+def create_backend(name: str, config: Config, seal: Seal) -> Backend:
     module_name, factory_name, extra = _MODULES[name]
     try:
         module = importlib.import_module(f".{module_name}", __name__)
@@ -28,8 +28,8 @@ def create_backend(name: str, config: Config, wire: Wire) -> Backend:
         if extra and exc.name and not exc.name.startswith("dash_state"):
             raise ConfigError(f"the {name!r} backend needs {exc.name}: pip install 'dash-state[{extra}]'") from None
         raise
-    factory: Callable[[Config, Wire], Backend] = getattr(module, factory_name)
-    return factory(config, wire)
+    factory: Callable[[Config, Seal], Backend] = getattr(module, factory_name)
+    return factory(config, seal)
 
 
-__all__ = ["Backend", "BytesBackend", "ClientBackend", "MemoryBackend", "create_backend"]
+__all__ = ["POINTER_PREFIX", "Backend", "BytesBackend", "ClientBackend", "Item", "MemoryBackend", "Pointer", "create_backend"]

@@ -1,26 +1,49 @@
 """The backend interface: one small class per place where ServerStore data can live.
 
 A backend maps ``(user, key)`` to a :class:`~dash_state.codecs.Snapshot` with a time to live. The
-manager chooses both: ``user`` is the session's anonymous id, ``key`` is random (or a digest of the
-value), so a key's value never changes once written. Backends that keep bytes (redis, database)
-derive from :class:`BytesBackend`, which seals values with an HMAC and optional compression.
+manager chooses both: ``user`` is a namespace (``a.<random>`` for an anonymous browser, ``u.<digest>``
+for a logged-in user, ``@app`` for initial layout data shared by everyone), ``key`` is random (or a
+digest of the value), so a key's value never changes once written. Besides values, a backend keeps
+small *pointers* (``latest.<store digest>`` -> the key this user last wrote to that store).
 
 Contract every backend keeps (``tests/test_backend_contract.py`` checks it for each one):
 
 * ``get`` never returns an expired value, and returns ``None`` for unknown keys;
-* ``set`` stores the whole value or nothing, replacing any value under the key;
+* ``set_many`` stores all of a callback's values and pointers or none of them, and refuses (raising
+  :class:`~dash_state.errors.QuotaExceeded`) a write that would take the user past ``quota`` bytes
+  of live values, checked atomically with the write, so concurrent writers cannot overshoot;
 * ``touch`` extends the life of a live value without transferring it;
-* ``delete_user`` removes everything of one user in one call;
+* ``delete_user`` removes everything of one user in one call; ``move_user`` re-homes a namespace;
+* a write never evicts another user's values;
 * methods are safe to call from many threads at once; a server that cannot be reached raises
   :class:`~dash_state.errors.BackendUnavailable` after bounded retries, never half-writes.
+
+Backends that keep bytes (redis, database) derive from :class:`BytesBackend`, which seals values
+(:mod:`dash_state.seal`).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ..codecs import Snapshot
-from ..wire import Wire
+from ..seal import Seal
+
+
+#: Names of pointers start with this; every other key names a value.
+POINTER_PREFIX = "latest."
+
+
+class Item(NamedTuple):
+    key: str
+    value: Snapshot
+    ttl: float
+
+
+class Pointer(NamedTuple):
+    name: str
+    target: str
+    ttl: float
 
 
 class Backend(ABC):
@@ -38,14 +61,15 @@ class Backend(ABC):
         """The live value, or None if it is unknown or expired."""
 
     @abstractmethod
-    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
-        """Store ``value`` for ``ttl`` seconds."""
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
+        """Store a callback's values and pointers of one user, all or nothing, within ``quota`` bytes."""
 
-    def set_many(self, user: str, items: list[tuple[str, Snapshot, float]]) -> None:
-        """Store several ``(key, value, ttl)`` of one user: a callback's outputs. Backends that can
-        write them in one round trip, all or nothing, do (Redis: one MULTI/EXEC)."""
-        for key, value, ttl in items:
-            self.set(user, key, value, ttl)
+    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
+        self.set_many(user, [Item(key, value, ttl)])
+
+    @abstractmethod
+    def pointer(self, user: str, name: str) -> str | None:
+        """The key a live pointer names; None if it is unknown, expired or not a key."""
 
     @abstractmethod
     def delete(self, user: str, key: str) -> bool:
@@ -55,9 +79,22 @@ class Backend(ABC):
     def touch(self, user: str, key: str, ttl: float) -> bool:
         """Restart the TTL of a live value; False if there is none."""
 
+    def alive(self, user: str, key: str) -> bool:
+        """Whether a live value exists, without transferring it (validates the read cache)."""
+        return self.get(user, key) is not None
+
     @abstractmethod
     def delete_user(self, user: str) -> int:
         """Remove every value of ``user``; returns how many."""
+
+    @abstractmethod
+    def move_user(self, source: str, target: str) -> int:
+        """Move every value of ``source`` into ``target`` (a login carrying anonymous state over).
+        Keys that ``target`` already has keep ``target``'s value. Returns how many moved."""
+
+    @abstractmethod
+    def usage(self, user: str) -> list[tuple[str, int, float]]:
+        """``(key, bytes, expires_at epoch seconds)`` of each live value of ``user``."""
 
     def stats(self) -> dict:
         """Backend-specific figures for ``StateManager.stats()``."""
@@ -68,38 +105,24 @@ class Backend(ABC):
 
 
 class BytesBackend(Backend):
-    """A backend that stores sealed bytes; subclasses implement ``read`` and ``write``.
+    """A backend that stores sealed bytes (see :mod:`dash_state.seal`)."""
 
-    Sealing binds each value to its user and key with an HMAC, so a value that was corrupted or
-    copied under another key in the server raises :class:`~dash_state.errors.CorruptValue` instead
-    of being decoded.
-    """
-
-    def __init__(self, wire: Wire):
-        self.wire = wire
+    def __init__(self, seal: Seal):
+        self.seal = seal
 
     @abstractmethod
-    def read(self, user: str, key: str) -> bytes | None:
+    def read(self, user: str, key: str) -> Any:
         """The stored bytes of a live value, or None."""
 
     @abstractmethod
-    def write(self, user: str, key: str, data: bytes, ttl: float) -> None:
-        """Store ``data`` atomically for ``ttl`` seconds."""
-
-    def alive(self, user: str, key: str) -> bool:
-        """Whether a live value exists, without transferring it (validates the read cache)."""
-        return self.read(user, key) is not None
+    def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
+                   quota: int | None) -> None:
+        """Store sealed ``(key, bytes, ttl)`` items and pointers atomically, within ``quota``."""
 
     def get(self, user: str, key: str) -> Snapshot | None:
         data = self.read(user, key)
-        return None if data is None else self.wire.load(user, key, data)
+        return None if data is None else self.seal.load(key, data)
 
-    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
-        self.write(user, key, self.wire.dump(user, key, value), ttl)
-
-    def set_many(self, user: str, items: list[tuple[str, Snapshot, float]]) -> None:
-        self.write_many(user, [(key, self.wire.dump(user, key, value), ttl) for key, value, ttl in items])
-
-    def write_many(self, user: str, items: list[tuple[str, bytes, float]]) -> None:
-        for key, data, ttl in items:
-            self.write(user, key, data, ttl)
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
+        sealed = [(item.key, self.seal.dump(item.key, item.value), item.ttl) for item in items]
+        self.write_many(user, sealed, list(pointers), quota)

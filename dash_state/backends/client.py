@@ -7,7 +7,8 @@ whole app (``STATE_BACKEND = "client"``) can be rolled back without changing cod
 """
 from __future__ import annotations
 
-from ..codecs import Snapshot
+from typing import Any, NoReturn
+
 from .base import Backend
 
 
@@ -15,24 +16,11 @@ class ClientBackend(Backend):
     name = "client"
     server_side = False
 
-    def _never(self, *_args: object) -> None:
+    def _never(self, *_args: Any, **_kwargs: Any) -> NoReturn:
         raise RuntimeError("the client backend keeps nothing on the server; the manager must not call it")
 
-    def get(self, user: str, key: str) -> Snapshot | None:
-        self._never()
-
-    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
-        self._never()
-
-    def delete(self, user: str, key: str) -> bool:
-        self._never()
-
-    def touch(self, user: str, key: str, ttl: float) -> bool:
-        self._never()
-
-    def delete_user(self, user: str) -> int:
-        self._never()
+    get = set_many = pointer = delete = touch = delete_user = move_user = usage = _never  # type: ignore[assignment]
 
 
-def from_config(config, wire) -> ClientBackend:
+def from_config(config, seal) -> ClientBackend:
     return ClientBackend()

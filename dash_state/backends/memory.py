@@ -1,8 +1,13 @@
 """The memory backend: values live in this process, as private copies (no encoding at all).
 
-Fast and dependency-free, but each process has its own: use it for development and for apps served
-by a single process. A byte cap bounds memory; beyond it the least recently used values are evicted,
-and evicting a value that had not expired logs a WARNING, since a user will miss it.
+Fast and dependency-free, but each process has its own: use it for development, for apps served by a
+single process, and for background callbacks (the web process resolves and stores for the job).
+
+Memory is bounded twice: ``STATE_MAX_USER_BYTES`` per user and ``STATE_MEMORY_MAX_BYTES`` for the
+process. A write that does not fit is *refused* (QuotaExceeded), after expired values are dropped: one
+user can never push another user's values out. The only values ever evicted for room are initial
+layout data shared by everyone (``@app``), and only to make room for other such data: it is stored
+again the next time the layout is served.
 """
 from __future__ import annotations
 
@@ -10,110 +15,165 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..codecs import Snapshot
-from ..errors import StoreValueError
-from .base import Backend
+from ..errors import QuotaExceeded
+from ..references import APP_OWNER
+from .base import Backend, Item, Pointer
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..wire import Wire
+    from ..seal import Seal
 
 log = logging.getLogger("dash_state")
+
 
 
 class MemoryBackend(Backend):
     name = "memory"
     keeps_objects = True
 
-    def __init__(self, max_bytes: int = 1 << 30, clock=time.monotonic, sweep_interval: float = 60.0):
+    def __init__(self, max_bytes: int = 1 << 30, clock: Callable[[], float] = time.monotonic,
+                 sweep_interval: float = 60.0):
         self.max_bytes = max_bytes
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._next_sweep = clock() + sweep_interval
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[Snapshot, float]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[Snapshot, float]] = OrderedDict()
+        self._pointers: dict[tuple[str, str], tuple[str, float]] = {}
+        self._user_bytes: dict[str, int] = {}
         self._bytes = 0
-        self.evictions = 0
+        self.refused = 0
 
     def get(self, user: str, key: str) -> Snapshot | None:
-        key = f"{user}/{key}"
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._entries.get((user, key))
             if entry is None:
                 return None
             if entry[1] <= self._clock():
-                self._remove(key)
+                self._remove((user, key))
                 return None
-            self._entries.move_to_end(key)
+            self._entries.move_to_end((user, key))
             return entry[0]
 
-    def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
-        key = f"{user}/{key}"
-        if value.nbytes > self.max_bytes:
-            raise StoreValueError(
-                f"value of {value.nbytes} bytes exceeds STATE_MEMORY_MAX_BYTES ({self.max_bytes}) of the memory backend"
-            )
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
         now = self._clock()
         with self._lock:
-            self._remove(key)
-            self._entries[key] = (value, now + ttl)
-            self._bytes += value.nbytes
             if now >= self._next_sweep:
                 self._sweep(now)
-            while self._bytes > self.max_bytes:
-                old_key, (old, expires) = next(iter(self._entries.items()))
-                self._remove(old_key)
-                if expires > now:
-                    self.evictions += 1
-                    log.warning(
-                        "dash-state memory backend evicted a live value of %d bytes: STATE_MEMORY_MAX_BYTES=%d is full",
-                        old.nbytes,
-                        self.max_bytes,
-                    )
+            replaced = sum(self._entries[(user, k)][0].nbytes for k, _, _ in items if (user, k) in self._entries)
+            adding = sum(item.value.nbytes for item in items) - replaced
+            if quota is not None and self._user_bytes.get(user, 0) + adding > quota:
+                self._sweep(now)
+                if self._user_bytes.get(user, 0) + adding > quota:
+                    self.refused += 1
+                    raise QuotaExceeded(f"this user's ServerStore values would take {self._user_bytes.get(user, 0) + adding:,} "
+                                        f"bytes, more than STATE_MAX_USER_BYTES = {quota:,}")
+            if self._bytes + adding > self.max_bytes:
+                self._make_room(user, adding, now)
+            for key, value, ttl in items:
+                self._remove((user, key))
+                self._entries[(user, key)] = (value, now + ttl)
+                self._user_bytes[user] = self._user_bytes.get(user, 0) + value.nbytes
+                self._bytes += value.nbytes
+            for name, target, ttl in pointers:
+                self._pointers[(user, name)] = (target, now + ttl)
+
+    def _make_room(self, user: str, adding: int, now: float) -> None:
+        """Drop expired values; for shared layout data also older shared layout data; else refuse."""
+        self._sweep(now)
+        if user == APP_OWNER:
+            for entry_key in [k for k in self._entries if k[0] == APP_OWNER]:
+                if self._bytes + adding <= self.max_bytes:
+                    break
+                self._remove(entry_key)
+        if self._bytes + adding > self.max_bytes:
+            self.refused += 1
+            raise QuotaExceeded(f"the memory backend is full: {self._bytes:,} of STATE_MEMORY_MAX_BYTES = "
+                                f"{self.max_bytes:,} bytes are in use and {adding:,} more were asked for")
+
+    def pointer(self, user: str, name: str) -> str | None:
+        with self._lock:
+            entry = self._pointers.get((user, name))
+            if entry is None or entry[1] <= self._clock():
+                return None
+            return entry[0]
 
     def delete(self, user: str, key: str) -> bool:
         with self._lock:
-            return self._remove(f"{user}/{key}")
+            return self._remove((user, key))
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
-        key = f"{user}/{key}"
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._entries.get((user, key))
             if entry is None or entry[1] <= now:
                 return False
-            self._entries[key] = (entry[0], now + ttl)
-            self._entries.move_to_end(key)
+            self._entries[(user, key)] = (entry[0], now + ttl)
+            self._entries.move_to_end((user, key))
             return True
 
     def delete_user(self, user: str) -> int:
-        prefix = f"{user}/"
         with self._lock:
-            doomed = [k for k in self._entries if k.startswith(prefix)]
-            for key in doomed:
-                self._remove(key)
+            doomed = [k for k in self._entries if k[0] == user]
+            for entry_key in doomed:
+                self._remove(entry_key)
+            for pointer in [k for k in self._pointers if k[0] == user]:
+                del self._pointers[pointer]
             return len(doomed)
+
+    def move_user(self, source: str, target: str) -> int:
+        now = self._clock()
+        moved = 0
+        with self._lock:
+            for (owner, key) in [k for k in self._entries if k[0] == source]:
+                value, expires = self._entries[(owner, key)]
+                self._remove((owner, key))
+                if expires <= now or (target, key) in self._entries:
+                    continue
+                self._entries[(target, key)] = (value, expires)
+                self._user_bytes[target] = self._user_bytes.get(target, 0) + value.nbytes
+                self._bytes += value.nbytes
+                moved += 1
+            for (owner, name) in [k for k in self._pointers if k[0] == source]:
+                pointer = self._pointers.pop((owner, name))
+                self._pointers.setdefault((target, name), pointer)
+        return moved
+
+    def usage(self, user: str) -> list[tuple[str, int, float]]:
+        now, wall = self._clock(), time.time()
+        with self._lock:
+            return [(key, value.nbytes, wall + expires - now) for (owner, key), (value, expires)
+                    in self._entries.items() if owner == user and expires > now]
 
     def stats(self) -> dict:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes, "max_bytes": self.max_bytes,
-                    "evictions": self.evictions}
+                    "users": len(self._user_bytes), "refused": self.refused}
 
-    def _remove(self, key: str) -> bool:
-        entry = self._entries.pop(key, None)
+    def _remove(self, entry_key: tuple[str, str]) -> bool:
+        entry = self._entries.pop(entry_key, None)
         if entry is None:
             return False
-        self._bytes -= entry[0].nbytes
+        user, size = entry_key[0], entry[0].nbytes
+        self._bytes -= size
+        left = self._user_bytes.get(user, 0) - size
+        if left > 0:
+            self._user_bytes[user] = left
+        else:
+            self._user_bytes.pop(user, None)
         return True
 
     def _sweep(self, now: float) -> None:
-        """Drop expired values so they do not hold memory until LRU reaches them."""
-        for key in [k for k, (_, expires) in self._entries.items() if expires <= now]:
-            self._remove(key)
+        """Drop expired values and pointers, so they do not hold memory or quota."""
+        for entry_key in [k for k, (_, expires) in self._entries.items() if expires <= now]:
+            self._remove(entry_key)
+        for pointer in [k for k, (_, expires) in self._pointers.items() if expires <= now]:
+            del self._pointers[pointer]
         self._next_sweep = now + self._sweep_interval
 
 
-def from_config(config: "Config", wire: "Wire") -> MemoryBackend:
+def from_config(config: "Config", seal: "Seal") -> MemoryBackend:
     return MemoryBackend(max_bytes=config["STATE_MEMORY_MAX_BYTES"])

@@ -1,6 +1,17 @@
 import {Component} from 'react';
 import PropTypes from 'prop-types';
-import {deleteReference, idKey, isReference, touchScheduler} from '../server';
+import {error, warn} from '../http';
+import {belongsTo, idKey, isReference, isWellFormed, referenceScope} from '../references';
+import {
+    currentData,
+    patchedReference,
+    registerStore,
+    silentSetData,
+    takeAppliedPatch,
+    unregisterStore,
+} from '../renderer';
+import {touchScheduler} from '../touch';
+import {deleteReference, patchValue, putValue, releaseScheduler} from '../values';
 
 /*
  * Storage back ends. Each one stores values under a string key and keeps a
@@ -127,11 +138,25 @@ const webStorage = storageType => {
  * browser and is kept in memory, sessionStorage or localStorage.
  * While the page is in use, the server keeps that value alive (sliding
  * expiry); once the page is idle or closed, it expires after its TTL.
- * clear_data also deletes the server value. It renders nothing.
+ * clear_data also deletes the server value. A value written in the
+ * browser (a clientside callback, running=, a clientside Patch) is sent
+ * to the server and replaced by its reference, without firing the
+ * store's callbacks again. It renders nothing.
  */
 export default class ServerStore extends Component {
+    /* The renderer's context (componentPath), for silent updates. */
+    static get contextType() {
+        const api = window.dash_component_api;
+        return api && api.DashContext ? api.DashContext : undefined;
+    }
+
     constructor(props) {
         super(props);
+        this._swapped = undefined;
+        this._refusedWrites = false;
+        // Initial data that arrives as data, not as a reference: the server keeps
+        // this store in the browser (the "client" backend), like dcc.Store.
+        this._clientBackend = !isNil(props.data) && !isReference(props.data);
         this._backstore = null;
         const storage_type = props.storage_type;
         if (storage_type === 'local' || storage_type === 'session') {
@@ -258,8 +283,9 @@ export default class ServerStore extends Component {
      * Sliding expiry: while `data` is a reference, the page's scheduler
      * (../server.js) keeps its server value alive.
      */
-    _trackReference() {
-        const {id, data} = this.props;
+    _trackReference(current) {
+        const {id} = this.props;
+        const data = current === undefined ? this.props.data : current;
         if (isReference(data)) {
             touchScheduler.register(this, id, data);
         } else {
@@ -272,10 +298,12 @@ export default class ServerStore extends Component {
         const references = new Set(
             [this.props.data, this._getItem(key)].filter(isReference)
         );
-        references.forEach(reference => deleteReference(reference));
+        references.forEach(reference => deleteReference(reference, this.props.id));
     }
 
     componentDidMount() {
+        this._registeredKey = this._key();
+        registerStore(this, this._registeredKey);
         this._trackReference();
         const {storage_type} = this.props;
         if (
@@ -291,6 +319,7 @@ export default class ServerStore extends Component {
     componentWillUnmount() {
         this._stopListening();
         touchScheduler.unregister(this);
+        unregisterStore(this, this._registeredKey);
     }
 
     componentDidUpdate(prevProps) {
@@ -313,6 +342,17 @@ export default class ServerStore extends Component {
             return;
         }
         this._trackReference();
+        if (data !== prevProps.data) {
+            this._release(prevProps.data, data);
+            if (this._swapped !== undefined && data === this._swapped) {
+                // Our own swap of an uploaded value for its reference: the
+                // callbacks already ran with the value; only storage changes.
+                this._swapped = undefined;
+                this._setItem(key, data);
+                return;
+            }
+            this._sendToServer(prevProps.data, data);
+        }
         const old = this._getItem(key);
         if (sameJson(data, old)) {
             return;
@@ -326,6 +366,123 @@ export default class ServerStore extends Component {
         this._setItem(key, data);
         if (setProps) {
             setProps({modified_timestamp: this._getModified(key)});
+        }
+    }
+
+    /* A reference this store no longer holds: its server value can go. */
+    _release(old, now) {
+        if (isReference(old) && old !== now && referenceScope(old) !== 'a' && belongsTo(old, this._key())) {
+            releaseScheduler.add(this.props.id, old);
+        }
+    }
+
+    /*
+     * `data` changed to something that is not a reference of this store:
+     * a value written in the browser (upload it), a clientside Patch applied
+     * to the reference string (apply it on the server), or another store's
+     * reference copied by clientside code (which Python cannot read here).
+     */
+    _sendToServer(previous, data) {
+        const {id} = this.props;
+        const key = this._key();
+        if (isNil(data) || this._clientBackend) {
+            return;
+        }
+        if (isReference(data)) {
+            if (!isWellFormed(data)) {
+                error(`ServerStore ${JSON.stringify(key)}: ${JSON.stringify(data)} is not a valid reference; ` +
+                    'Python callbacks will read None.');
+            } else if (!belongsTo(data, key)) {
+                error(
+                    `ServerStore ${JSON.stringify(key)} received a reference of another store ` +
+                        '(copied by a clientside callback?). A reference is only valid for the ' +
+                        'store it was made for, so Python callbacks will read None: copy the value ' +
+                        'with a Python callback instead.'
+                );
+            }
+            return;
+        }
+        const base = patchedReference(data);
+        if (base !== null) {
+            this._sendPatch(base, data);
+            return;
+        }
+        putValue(id, data).then(
+            answer => this._uploaded(data, answer),
+            e => warn(`ServerStore ${JSON.stringify(key)}: could not send a value written in the browser:`, e)
+        );
+    }
+
+    _sendPatch(base, patched) {
+        const key = this._key();
+        const operations = takeAppliedPatch(patched);
+        if (!operations) {
+            error(
+                `ServerStore ${JSON.stringify(key)}: a clientside Patch was applied to this ` +
+                    "store's reference and its operations could not be recovered (build the " +
+                    'patch with dash_clientside.Patch().build()); the store keeps its previous value.'
+            );
+            this._swapIfStill(patched, base);
+            return;
+        }
+        patchValue(this.props.id, base, patched, operations).then(
+            answer => {
+                if (answer.reference) {
+                    this._swapIfStill(patched, answer.reference);
+                    releaseScheduler.add(this.props.id, base);
+                } else {
+                    error(
+                        `ServerStore ${JSON.stringify(key)}: the clientside Patch could not be ` +
+                            `applied (${answer.message}); the store keeps its previous value.`
+                    );
+                    this._swapIfStill(patched, base);
+                }
+            },
+            e => {
+                error(`ServerStore ${JSON.stringify(key)}: the clientside Patch could not be sent:`, e);
+                this._swapIfStill(patched, base);
+            }
+        );
+    }
+
+    _uploaded(data, answer) {
+        const key = JSON.stringify(this._key());
+        if (answer.reference) {
+            this._swapIfStill(data, answer.reference);
+        } else if (answer.client) {
+            this._clientBackend = true; // rolled back to the client backend: data stays here
+        } else if (answer.status === 403) {
+            if (!this._refusedWrites) {
+                error(
+                    `ServerStore ${key} does not accept values written in the browser ` +
+                        `(client_write = false or latest_only): ${answer.message}`
+                );
+            }
+            this._refusedWrites = true;
+        } else {
+            warn(`ServerStore ${key}: a value written in the browser was not stored: ${answer.message}`);
+        }
+    }
+
+    /*
+     * Replace `expected` (still this store's data?) by `value`, silently if
+     * possible: the store's callbacks already ran with the value that `value`
+     * stands for. Browser storage gets the reference at once.
+     */
+    _swapIfStill(expected, value) {
+        if (currentData(this) !== expected) {
+            if (isReference(value) && referenceScope(value) === 'c') {
+                releaseScheduler.add(this.props.id, value); // a newer value arrived meanwhile
+            }
+            return;
+        }
+        this._swapped = value;
+        if (silentSetData(this, value)) {
+            this._setItem(this._key(), value);
+            this._trackReference(value);
+        } else if (this.props.setProps) {
+            this._swapped = undefined;
+            this.props.setProps({data: value});
         }
     }
 

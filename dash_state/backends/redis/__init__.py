@@ -1,0 +1,252 @@
+"""The redis backend: sealed values in Redis (or Valkey), shared by every worker and host of an app.
+
+Keys: ``{prefix}{<user>}:<key>`` for values and pointers, ``{prefix}{<user>}:index`` and
+``{prefix}{<user>}:sizes`` for the bookkeeping described in :mod:`.scripts`. The braces make the user
+namespace a Cluster hash tag, so one user's keys share a slot and every multi-key transaction below
+also works on a cluster (keep braces out of ``STATE_KEY_PREFIX``). No operation uses KEYS or SCAN.
+
+A write is one round trip: ``MULTI``, the values' ``SET ... PX``, one ``EVAL`` of the bookkeeping,
+``EXEC``. The server applies all of it or none of it, and a write over the user's quota is undone in
+the same transaction. Failures go through a circuit breaker (:mod:`..breaker`): one ERROR per outage,
+then fast failures until the server answers again. Connection details are in :mod:`.connection`.
+
+Set Redis's ``maxmemory-policy`` to ``volatile-ttl`` or ``noeviction``, never ``allkeys-*``: every
+dash-state key has a TTL, and an ``allkeys`` policy would let one user's writes evict other users'
+values (and the bookkeeping keys).
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import redis
+from redis.exceptions import ConnectionError, RedisClusterException, RedisError, TimeoutError
+from redis.sentinel import MasterNotFoundError
+
+from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
+from ..base import POINTER_PREFIX, BytesBackend, Pointer
+from ..breaker import Breaker
+from . import connection, scripts
+from .connection import mask_url, parse_url
+
+if TYPE_CHECKING:
+    from ...config import Config
+    from ...seal import Seal
+
+T = TypeVar("T")
+DELETE_BATCH = 500  # keys per UNLINK in delete_user and per pipeline in move_user
+_KEY = re.compile(r"[A-Za-z0-9_-]{22}")
+_HASH_TAG = re.compile(r"\{[^{}]*\}")
+
+
+class RedisBackend(BytesBackend):
+    name = "redis"
+    shared = True
+
+    def __init__(self, seal: "Seal", url: str, prefix: str = "dash-state:", retries: int = 3, timeout: float = 2.0):
+        super().__init__(seal)
+        self.target = parse_url(url)
+        self.url = mask_url(url)
+        self.prefix = prefix
+        self.retries = retries
+        self.breaker = Breaker(f"redis backend ({self.url})")
+        self._client: Any = None
+        self._client, self._client_key = connection.acquire(url, self.target, retries, timeout, self._run)
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _key(self, user: str, key: str) -> str:
+        return f"{self.prefix}{{{user}}}:{key}"
+
+    def _books(self, user: str) -> list[str]:
+        return [f"{self.prefix}{{{user}}}:index", f"{self.prefix}{{{user}}}:sizes"]
+
+    # -- values ---------------------------------------------------------------------------------
+    def read(self, user: str, key: str) -> bytes | None:
+        return self._run("read", lambda: self._client.get(self._key(user, key)))
+
+    def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
+                   quota: int | None) -> None:
+        now = _now_ms()
+        keys = self._books(user) + [self._key(user, k) for k, _, _ in items] + [self._key(user, p.name) for p in pointers]
+        args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers)]
+        for key, data, ttl in items:
+            args += [key, len(data), now + _ms(ttl)]
+        for name, target, ttl in pointers:
+            args += [name, target, _ms(ttl)]
+
+        def op() -> Any:
+            with self._client.pipeline(transaction=True) as pipe:
+                for key, data, ttl in items:
+                    pipe.set(self._key(user, key), memoryview(data), px=_ms(ttl))
+                pipe.eval(scripts.WRITE, len(keys), *keys, *args)
+                return pipe.execute(raise_on_error=False)[-1]
+
+        outcome = self._run("write", op)
+        if isinstance(outcome, Exception):  # the script failed after the SETs: take them back
+            self._run("undo a failed write", lambda: self._client.unlink(*keys[2:2 + len(items)]))
+            raise self._unavailable("write", outcome)
+        kept, total = int(outcome[0]), int(outcome[1])
+        if not kept:
+            raise QuotaExceeded(f"this user's ServerStore values would take {total:,} bytes, more than "
+                                f"STATE_MAX_USER_BYTES = {quota:,}")
+
+    def alive(self, user: str, key: str) -> bool:
+        return bool(self._run("check a value", lambda: self._client.exists(self._key(user, key))))
+
+    def pointer(self, user: str, name: str) -> str | None:
+        raw = self._run("read a pointer", lambda: self._client.get(self._key(user, name)))
+        target = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
+        return target if target is not None and _KEY.fullmatch(target) else None
+
+    def delete(self, user: str, key: str) -> bool:
+        keys = self._books(user) + [self._key(user, key)]
+        return self._run("delete", lambda: self._client.eval(scripts.DELETE, 3, *keys, key)) == 1
+
+    def touch(self, user: str, key: str, ttl: float) -> bool:
+        ms = _ms(ttl)
+        index, sizes = self._books(user)
+
+        def op() -> bool:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.pexpire(self._key(user, key), ms)  # 0 when the value is gone: nothing revived
+                pipe.zadd(index, {key: _now_ms() + ms}, xx=True)
+                pipe.pexpire(index, ms, gt=True)
+                pipe.pexpire(sizes, ms, gt=True)
+                return bool(pipe.execute()[0])
+
+        return self._run("touch", op)
+
+    # -- users ----------------------------------------------------------------------------------
+    def delete_user(self, user: str) -> int:
+        """UNLINK what the index names, then the bookkeeping; counts the values UNLINK removed."""
+        index, sizes = self._books(user)
+
+        def op() -> int:
+            members = [m.decode() for m in self._client.zrange(index, 0, -1)]
+            removed = 0
+            for start in range(0, len(members), DELETE_BATCH):
+                batch = members[start:start + DELETE_BATCH]
+                removed += self._client.unlink(*(self._key(user, m) for m in batch))
+            self._client.unlink(index, sizes)
+            return removed
+
+        return self._run("delete a user", op)
+
+    def move_user(self, source: str, target: str) -> int:
+        """Copy each live value and pointer of ``source`` that ``target`` lacks, then delete ``source``.
+        Values are sealed for their key, not their user, so they move as bytes."""
+        def op() -> int:
+            members = [m.decode() for m in self._client.zrange(self._books(source)[0], 0, -1)]
+            moved = 0
+            for start in range(0, len(members), DELETE_BATCH):
+                batch = members[start:start + DELETE_BATCH]
+                pipe = self._client.pipeline(transaction=False)
+                for member in batch:
+                    pipe.get(self._key(source, member))
+                    pipe.pttl(self._key(source, member))
+                    pipe.exists(self._key(target, member))
+                found = pipe.execute()
+                items, pointers = [], []
+                for i, member in enumerate(batch):
+                    data, pttl, taken = found[3 * i:3 * i + 3]
+                    if data is None or pttl <= 0 or taken:
+                        continue
+                    if member.startswith(POINTER_PREFIX):
+                        pointers.append(Pointer(member, data.decode("ascii", "replace"), pttl / 1000))
+                    else:
+                        items.append((member, data, pttl / 1000))
+                if items or pointers:
+                    self.write_many(target, items, pointers, None)
+                    moved += len(items)
+            return moved
+
+        moved = self._run("move a user's values", op)
+        self.delete_user(source)
+        return moved
+
+    def usage(self, user: str) -> list[tuple[str, int, float]]:
+        index, sizes = self._books(user)
+
+        def op() -> list[tuple[str, int, float]]:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.zrange(index, 0, -1, withscores=True)
+                pipe.hgetall(sizes)
+                members, known = pipe.execute()
+            now = _now_ms()
+            return [(m.decode(), int(known[m]), score / 1000) for m, score in members
+                    if m in known and score > now]
+
+        return self._run("list a user's values", op)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        return {"mode": self.target.mode, "url": self.url, "prefix": self.prefix, "retries": self.retries,
+                "outages": self.breaker.outages, "down": self.breaker.is_open}
+
+    def check(self) -> None:
+        """Startup check: the server answers, and knows PEXPIRE NX/GT (Redis 7.0+)."""
+        try:
+            self._run("reach the server", self._client.ping)
+        except TypeError as exc:  # an unknown ?option= in the URL surfaces at the first connection
+            raise ConfigError(f"STATE_REDIS_URL {self.url} has an option redis-py does not know: {exc}") from None
+        try:
+            self._client.pexpire(f"{self.prefix}{{startup-check}}:none", 1, nx=True)
+        except redis.ResponseError as exc:
+            raise ConfigError(f"STATE_REDIS_URL {self.url}: the server does not support PEXPIRE NX/GT "
+                              f"(dash-state needs Redis 7.0 or later): {exc}") from None
+        except RedisError:
+            pass  # unreachable again since the PING: the operations themselves will report it
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            connection.release(self._client_key, client)
+
+    def _run(self, what: str, op: Callable[[], T]) -> T:
+        """Run ``op`` through the circuit breaker; Redis errors become BackendUnavailable."""
+        def guarded() -> T:
+            try:
+                return op()
+            except (RedisError, RedisClusterException) as exc:
+                raise self._unavailable(what, exc) from exc
+
+        return self.breaker.call(guarded, what)
+
+    def _unavailable(self, what: str, exc: BaseException) -> BackendUnavailable:
+        if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc) is RedisClusterException:
+            reason = "is unreachable" if not isinstance(exc, TimeoutError) else "did not answer in time"
+        else:
+            reason = "refused the operation"
+        detail = _HASH_TAG.sub("{***}", str(exc))  # never a user's namespace in a log line
+        if isinstance(exc, MasterNotFoundError):  # its own message is a page of client reprs
+            detail = f"no sentinel reports a live master named {self.target.service!r}"
+        return BackendUnavailable(f"dash-state redis backend: cannot {what}: Redis at {self.url} {reason}: {detail}")
+
+
+def _ms(ttl: float) -> int:
+    """Milliseconds for PX/PEXPIRE: fractional TTLs are fine, but 0 would be an error, so at least 1."""
+    return max(1, round(ttl * 1000))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def from_config(config: "Config", seal: "Seal") -> RedisBackend:
+    url = config["STATE_REDIS_URL"]
+    try:
+        backend = RedisBackend(seal, url, config["STATE_KEY_PREFIX"], config["STATE_RETRIES"],
+                               config["STATE_BACKEND_TIMEOUT"])
+    except ValueError as exc:
+        source = config.sources.get("STATE_REDIS_URL", "the configuration")
+        raise ConfigError(f"STATE_REDIS_URL in {source} cannot be parsed ({exc}): {mask_url(url)}") from None
+    try:
+        backend.check()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
+
+
+__all__ = ["RedisBackend", "from_config", "mask_url", "parse_url"]

@@ -1,0 +1,247 @@
+"""Who is asking: the identity chain that decides whose namespace a request reads and writes.
+
+1. ``set_user_context(user_id)`` (scripts, jobs, tests; inside a request it lasts for that request);
+2. with ``STATE_ENABLE_USER_ISOLATION = false``, one shared namespace for everyone;
+3. the logged-in user from ``STATE_USER_RESOLVER`` (flask-login, dash-auth or your function): every
+   browser of that user shares one namespace;
+4. otherwise an anonymous browser id from dash-state's own signed cookie (:mod:`.cookie`).
+
+Namespaces never contain raw user ids: ``u.<BLAKE2b of the id>`` for users, ``a.<random id>`` for
+anonymous browsers, so keys and log lines in Redis or SQL reveal nobody.
+
+Logging in and out are *transitions*, detected by comparing the resolver's answer with the user the
+cookie was last linked to (or made explicit with :func:`login` / :func:`logout`):
+
+* login: the anonymous state is carried over into the user's namespace (or dropped, by config), and
+  the anonymous id is rotated, so whoever planted that id in the browser can read nothing afterwards;
+  references the browser still holds keep working through the cookie's list of carried-over ids;
+* logout: the id is rotated again; the user's state stays for their next login ("detach") or is
+  deleted ("delete").
+
+The caller (the StateManager) performs the storage side of a transition through ``on_transition``.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import flask
+
+from ..keys import Keys
+from ..tokens import b64
+from . import cookie as cookies
+from .cookie import CookieState
+
+SHARED = "shared"
+_G_IDENTITY = "_dash_state_identity"
+_G_COOKIE = "_dash_state_cookie"
+_G_CONTEXT = "_dash_state_context_user"
+_context_user: ContextVar[str | None] = ContextVar("dash_state_user_context", default=None)
+
+
+@dataclass(frozen=True)
+class Identity:
+    namespace: str
+    aliases: tuple[str, ...] = ()
+    kind: str = "anonymous"  # "anonymous", "user", "shared" or "context"
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """Namespaces whose references this identity may present (its own, then carried-over ones)."""
+        return (self.namespace,) + self.aliases
+
+
+@dataclass(frozen=True)
+class Transition:
+    kind: str  # "login" or "logout"
+    source: str | None  # the anonymous namespace at login, the user's namespace at logout
+    target: str | None  # the user's namespace at login
+    carry_over: bool = False
+    delete: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    isolation: bool = True
+    resolver: Callable[[], str | None] = lambda: None
+    cookie_name: str = "dash_state_id"
+    secure: str | bool = "auto"
+    host_prefix: bool = False
+    max_age: float = 31 * 86400
+    path: str = "/"
+    carry_over: bool = True
+    delete_at_logout: bool = False
+
+
+def user_namespace(user_id: str) -> str:
+    """The namespace of a logged-in user (or of ``set_user_context``): stable across SECRET_KEY rotations."""
+    digest = hashlib.blake2b(str(user_id).encode("utf-8", "surrogatepass"), digest_size=16,
+                             key=b"dash-state user namespace v1").digest()
+    return "u." + b64(digest)
+
+
+def anonymous_namespace(anon_id: str) -> str:
+    return "a." + anon_id
+
+
+# -- explicit context (outside requests, or to act for a user) -----------------------------------------
+def set_user_context(user_id: str | None) -> None:
+    """Act as ``user_id`` (None: back to the normal chain). Inside a request it lasts for that request."""
+    if flask.has_request_context():
+        setattr(flask.g, _G_CONTEXT, user_id)
+        flask.g.pop(_G_IDENTITY, None)
+    else:
+        _context_user.set(user_id)
+
+
+@contextmanager
+def user_context(user_id: str) -> Iterator[None]:
+    """``with user_context("user-123"): ...``: the calls inside act for that user."""
+    if flask.has_request_context():
+        previous = flask.g.get(_G_CONTEXT)
+        set_user_context(user_id)
+        try:
+            yield
+        finally:
+            set_user_context(previous)
+        return
+    token = _context_user.set(user_id)
+    try:
+        yield
+    finally:
+        _context_user.reset(token)
+
+
+def context_user() -> str | None:
+    if flask.has_request_context() and flask.g.get(_G_CONTEXT) is not None:
+        return flask.g.get(_G_CONTEXT)
+    return _context_user.get()
+
+
+# -- the chain ------------------------------------------------------------------------------------------
+def resolve(settings: Settings, keys: Keys, create: bool = True,
+            on_transition: Callable[[Transition], None] | None = None) -> Identity | None:
+    """This request's identity; None outside a request (without a context) or, with ``create`` False,
+    for a browser that has no identity yet. Transitions run once, through ``on_transition``."""
+    forced = context_user()
+    if forced is not None:
+        return Identity(user_namespace(forced), kind="context")
+    if not settings.isolation:
+        return Identity(SHARED, kind="shared")
+    if not flask.has_request_context():
+        return None
+    known = flask.g.get(_G_IDENTITY)
+    if known is not None:
+        return known
+    user_id = settings.resolver()
+    state = _pending_or_cookie(settings, keys)
+    identity, new_state, transition = _decide(settings, state, user_id, create)
+    if transition is not None and on_transition is not None:
+        on_transition(transition)
+    if new_state is not None:
+        setattr(flask.g, _G_COOKIE, new_state)
+    if identity is not None:
+        setattr(flask.g, _G_IDENTITY, identity)
+    return identity
+
+
+def login(settings: Settings, keys: Keys, user_id: str | None = None,
+          on_transition: Callable[[Transition], None] | None = None) -> Identity | None:
+    """Run the login transition now (in the login view), for ``user_id`` or the resolver's user."""
+    flask.g.pop(_G_IDENTITY, None)
+    user_id = user_id if user_id is not None else settings.resolver()
+    if user_id is None:
+        return None
+    state = _pending_or_cookie(settings, keys)
+    identity, new_state, transition = _decide(settings, state, user_id, True)
+    if transition is not None and on_transition is not None:
+        on_transition(transition)
+    setattr(flask.g, _G_COOKIE, new_state)
+    setattr(flask.g, _G_IDENTITY, identity)
+    return identity
+
+
+def logout(settings: Settings, keys: Keys, delete: bool | None = None,
+           on_transition: Callable[[Transition], None] | None = None) -> None:
+    """Run the logout transition now (in the logout view): rotate the id; detach or delete the state."""
+    flask.g.pop(_G_IDENTITY, None)
+    state = _pending_or_cookie(settings, keys)
+    linked = state.linked if state is not None else None
+    if linked is not None and on_transition is not None:
+        remove = settings.delete_at_logout if delete is None else delete
+        on_transition(Transition("logout", linked, None, delete=remove))
+    setattr(flask.g, _G_COOKIE, CookieState.fresh())
+    flask.g.pop(_G_IDENTITY, None)
+    setattr(flask.g, "_dash_state_logged_out", True)
+
+
+def _pending_or_cookie(settings: Settings, keys: Keys) -> CookieState | None:
+    pending = flask.g.get(_G_COOKIE)
+    if pending is not None:
+        return pending
+    name = cookies.cookie_name(settings.cookie_name, settings.host_prefix, _secure(settings))
+    return cookies.decode(flask.request.cookies.get(name), keys.all("identity cookie"), settings.max_age)
+
+
+def _decide(settings: Settings, state: CookieState | None, user_id: str | None, create: bool
+            ) -> tuple[Identity | None, CookieState | None, Transition | None]:
+    """(identity, cookie to send or None, transition or None) for a resolver answer and a cookie."""
+    if flask.g.get("_dash_state_logged_out"):
+        user_id = None  # this request logged out: the resolver may still see the old user
+    if user_id is not None:
+        target = user_namespace(user_id)
+        if state is not None and state.linked == target:
+            aliases = tuple(anonymous_namespace(a) for a in state.aliases)
+            return Identity(target, aliases, "user"), _refresh(settings, state), None
+        transition, carried = None, ()
+        if state is not None and state.linked is None:  # was anonymous in this browser: a login
+            source = anonymous_namespace(state.anon)
+            transition = Transition("login", source, target, carry_over=settings.carry_over,
+                                    delete=not settings.carry_over)
+            carried = (state.anon,) if settings.carry_over else ()
+        new_state = CookieState.fresh(linked=target, aliases=carried)
+        return Identity(target, tuple(anonymous_namespace(a) for a in carried), "user"), new_state, transition
+    if state is not None and state.linked is not None:  # linked to a user who is no longer logged in
+        transition = Transition("logout", state.linked, None, delete=settings.delete_at_logout)
+        new_state = CookieState.fresh()
+        return Identity(anonymous_namespace(new_state.anon)), new_state, transition
+    if state is None:
+        if not create:
+            return None, None, None
+        state = CookieState.fresh()
+        return Identity(anonymous_namespace(state.anon)), state, None
+    return Identity(anonymous_namespace(state.anon)), _refresh(settings, state), None
+
+
+def _refresh(settings: Settings, state: CookieState) -> CookieState | None:
+    """Re-send a cookie past half its life, so an active browser keeps its identity."""
+    return state.refreshed() if state.issued + settings.max_age / 2 < time.time() else None
+
+
+def _secure(settings: Settings) -> bool:
+    if settings.secure == "auto":
+        return flask.request.is_secure
+    return bool(settings.secure)
+
+
+def write_cookie(response: Any, settings: Settings, keys: Keys) -> Any:
+    """``after_request``: send the identity cookie this request minted or rotated, if any. Never on a
+    response that may be cached (static files carry Cache-Control max-age, ETags or 304)."""
+    state = flask.g.get(_G_COOKIE) if flask.has_request_context() else None
+    if state is None:
+        return response
+    cache_control = response.headers.get("Cache-Control", "")
+    if response.status_code == 304 or "public" in cache_control or "max-age" in cache_control and \
+            "max-age=0" not in cache_control:
+        return response
+    secure = _secure(settings)
+    name = cookies.cookie_name(settings.cookie_name, settings.host_prefix, secure)
+    path = "/" if name.startswith("__Host-") else settings.path
+    response.set_cookie(name, cookies.encode(state, keys.current("identity cookie")), max_age=int(settings.max_age),
+                        path=path, secure=secure, httponly=True, samesite="Lax")
+    response.vary.add("Cookie")
+    return response

@@ -1,0 +1,90 @@
+"""Initial ``data=`` of ServerStores in component trees: layouts, pages, and components callbacks return.
+
+A layout is served to crawlers, health checks and every visitor, so serving it must not cost server
+state per request:
+
+* a static layout's initial data is the same for everyone: it is stored once per app, under a key
+  derived from the store and the value (scope ``a``, namespace ``@app``), and written again only
+  when it is missing or half its TTL old. A thousand cookie-less GETs store one value;
+* a layout *function*'s data may differ per user: for a request that has an identity (a logged-in
+  user, or a browser with dash-state's cookie) it is stored in that user's namespace under a key
+  derived from the value; for a cookie-less request it is stored once per app like static data;
+* components returned by a callback belong to that callback's user.
+
+The validation layout that Dash embeds in the index page gets its stores' data removed instead.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from dash._utils import stringify_id
+from dash.development.base_component import Component
+
+from . import references
+from .layout import rewrite_stores, with_data
+from .references import APP, SERVER
+
+if TYPE_CHECKING:
+    from .runtime import AppState
+
+
+def serve_tree(state: "AppState", tree: Any, user: Any = None) -> Any:
+    """Register the tree's ServerStores and move their initial ``data`` server-side.
+
+    ``user`` is None for a layout being served, else the callback's user (True: the current one).
+    """
+    def replace(store: Component) -> Component:
+        store_id = getattr(store, "id", None)
+        state.store_ids.add(store_id)
+        data = getattr(store, "data", None)
+        sid = stringify_id(store_id) if store_id is not None else "?"
+        if data is None or references.looks_like_reference(data) or not state.manager.keeps_on_server(sid):
+            return store
+        return with_data(store, _store_initial(state, sid, data, user))
+
+    return rewrite_stores(tree, replace)
+
+
+def _store_initial(state: "AppState", sid: str, data: Any, user: Any) -> str:
+    manager = state.manager
+    if user is not None:  # inside a callback: that user's data
+        token = manager.commit([manager.prepare(sid, data)], None if user is True else user, SERVER, stable=True)[0]
+        return token
+    if callable(getattr(state.app, "_layout", None)):  # a new tree per request: nothing to remember
+        who = manager.identity(create=False)
+        if who is not None:
+            return manager.commit([manager.prepare(sid, data)], who, SERVER, stable=True)[0]
+        return manager.commit([manager.prepare(sid, data)], scope=APP, stable=True)[0]
+    return _shared(state, sid, data)
+
+
+def _shared(state: "AppState", sid: str, data: Any) -> str:
+    """The app-wide copy of a static layout's initial data: written once, kept alive while served."""
+    manager = state.manager
+    now = time.monotonic()
+    known = state.initial.get((sid, id(data)))
+    if known is not None and known[1] is data:
+        token, _, fresh_until = known
+        owned = manager.owned(sid, token)
+        if now < fresh_until and not isinstance(owned, str) and \
+                manager.backend(owned[0].backend).alive(references.APP_OWNER, owned[0].key):
+            return token
+    pending = manager.prepare(sid, data)
+    token = manager.commit([pending], scope=APP, stable=True)[0]
+    state.initial[(sid, id(data))] = (token, data, now + pending.settings.ttl / 2)
+    state.initial_tokens[sid] = token
+    return token
+
+
+def strip_tree(state: "AppState", tree: Any) -> Any:
+    """The tree with server-side stores' data removed, for Dash's validation layout in the index page."""
+    def strip(store: Component) -> Component:
+        store_id = getattr(store, "id", None)
+        state.store_ids.add(store_id)
+        if getattr(store, "data", None) is None:
+            return store
+        sid = stringify_id(store_id) if store_id is not None else "?"
+        return with_data(store, None) if state.manager.keeps_on_server(sid) else store
+
+    return rewrite_stores(tree, strip)

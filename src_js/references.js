@@ -1,0 +1,67 @@
+/*
+ * References: what a ServerStore holds in the browser instead of its data
+ * ("dsr2.<backend>.<key>.<scope><tag>.<signature>", see
+ * dash_state/references.py). Nothing here can read or forge one; these
+ * helpers only tell references apart from data, and tell which store a
+ * reference was made for.
+ */
+
+const REFERENCE_PREFIX = 'dsr2.';
+export const REFERENCE_SHAPE = /^dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
+
+/** True if `value` is a dash-state reference string ("dsr2....", or an old "dsr1...."). */
+export const isReference = value =>
+    typeof value === 'string' &&
+    (value.startsWith(REFERENCE_PREFIX) || value.startsWith('dsr1.'));
+
+/*
+ * A reference's scope: "s" written by a server callback, "c" written in the
+ * browser, "a" initial layout data shared by every visitor.
+ */
+export const referenceScope = reference => {
+    const parts = reference.split('.');
+    return parts.length === 5 ? parts[3].charAt(0) : '';
+};
+
+/*
+ * FNV-1a (32 bit) of a store id key, in base 36, seven digits: the tag in
+ * every reference, so a reference of another store is recognised here
+ * (dash_state/references.py computes the same).
+ */
+export const storeTag = key => {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) {
+        hash ^= key.charCodeAt(i);
+        hash = Math.imul(hash, 0x01000193) >>> 0;
+    }
+    return hash.toString(36).padStart(7, '0');
+};
+
+/** True if `reference` was made for the store whose id key is `key`. */
+export const belongsTo = (reference, key) => {
+    const parts = reference.split('.');
+    return parts.length === 5 && parts[3].slice(1) === storeTag(key);
+};
+
+/*
+ * Store ids as keys: a string id as is, a dict id as JSON with sorted keys
+ * (as Dash's stringifyId), so equal ids compare equal. The component uses the
+ * same key for browser storage, as dcc.Store does.
+ */
+export const idKey = id => {
+    if (id && typeof id === 'object') {
+        const sorted = {};
+        Object.keys(id)
+            .sort()
+            .forEach(k => {
+                sorted[k] = id[k];
+            });
+        return JSON.stringify(sorted);
+    }
+    return String(id);
+};
+
+/** True if `value` has the exact shape of a current reference (not that it is valid). */
+export const isWellFormed = value =>
+    typeof value === 'string' && value.length <= 256 && REFERENCE_SHAPE.test(value) &&
+    value.match(REFERENCE_SHAPE)[0] === value;
