@@ -41,12 +41,18 @@ def init_app(app: "dash.Dash", **config: Any) -> "StateManager":
 
 
 def get_state_manager(app: "dash.Dash | None" = None) -> "StateManager":
-    """The StateManager of ``app`` (default: the current Dash app)."""
+    """The StateManager of ``app`` (default: the app serving this request, else ``dash.get_app()``)."""
     import dash
 
     from .plugin import install
+    from .runtime import current_state
 
-    return install(app or dash.get_app()).manager
+    if app is None:
+        state = current_state()
+        if state is not None:
+            return state.manager
+        app = dash.get_app()
+    return install(app).manager
 
 
 def on_login(user_id: str | None = None) -> "Identity | None":

@@ -22,7 +22,7 @@ from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValu
 from .initial import serve_tree, strip_tree
 from .layout import in_use
 from .manager import MISS_REASONS
-from .runtime import AppState, app_state
+from .runtime import AppState, app_state, current_state
 
 log = logging.getLogger("dash_state")
 
@@ -70,6 +70,7 @@ def install(app: dash.Dash) -> AppState:
         server.register_error_handler(DashStateError, functools.partial(_error_response, state))
     background.install(app, state)
     _patch_prepare_response()
+    _patch_progress()
     return state
 
 
@@ -108,9 +109,8 @@ def _error_response(state: AppState, exc: DashStateError) -> flask.Response:
 def serve_layout(layout: Any) -> Any:
     if not in_use():
         return layout
-    app = dash.get_app()
-    state = app_state(app)
-    if state is None or is_mcp_request(app):
+    state = current_state()
+    if state is None or is_mcp_request(state.app):
         return layout
     state.manager.identity(create=True)  # before the page's first callbacks: they all share this identity
     return serve_tree(state, layout)
@@ -120,7 +120,7 @@ def serve_layout(layout: Any) -> Any:
 def mint_identity(index: str) -> str:
     """The index page gives the browser its identity cookie, before any callback runs."""
     if in_use() and flask.has_request_context():
-        state = app_state(dash.get_app())
+        state = current_state()
         if state is not None:
             state.manager.identity(create=True)
     return index
@@ -149,4 +149,28 @@ def _patch_prepare_response() -> None:
     _callback._prepare_response = _prepare_response
 
 
-background.patch_managers()  # before any app defines background callbacks (see background.py)
+def _patch_progress() -> None:
+    """Drop ``no_update`` from a background callback's progress: the renderer applies progress like a
+    side update and would store the placeholder as the prop's value (Dash does not filter it)."""
+    original = _callback._progress_background_callback
+    if getattr(original, "__dash_state__", False):
+        return
+
+    @functools.wraps(original)
+    def _progress_background_callback(response, *args, **kwargs):
+        result = original(response, *args, **kwargs)
+        progress = response.get("progress") if in_use() else None
+        if isinstance(progress, dict):
+            from dash._callback import NoUpdate
+
+            for key in [k for k, v in progress.items() if NoUpdate.is_no_update(v)]:
+                del progress[key]
+            if not progress:
+                del response["progress"]
+        return result
+
+    _progress_background_callback.__dash_state__ = True
+    _callback._progress_background_callback = _progress_background_callback
+
+
+background.patch_managers()  # before any app defines background callbacks (see background/worker.py)

@@ -22,7 +22,6 @@ import logging
 import sys
 from typing import Any, Callable
 
-import dash
 import flask
 import orjson
 from dash import hooks
@@ -32,7 +31,7 @@ from . import clientside, patches, references
 from .errors import BackendUnavailable, QuotaExceeded, StoreValueError
 from .manager import StateManager
 from .references import CLIENT
-from .runtime import AppState, app_state
+from .runtime import AppState, current_state
 
 log = logging.getLogger("dash_state")
 PREFIX = "_dash-state/v1/"
@@ -67,7 +66,7 @@ def _client_json(value: Any) -> Any:
 def _guarded(handler: Callable[[AppState, StateManager, dict], flask.Response]) -> Callable[[], flask.Response]:
     """Bad input, limits and unreachable backends answer JSON errors, never a 500 page with a traceback."""
     def route():  # no return annotation: FastAPI apps introspect every route Dash hooks register
-        state = app_state(dash.get_app())
+        state = current_state()
         if state is None:
             return _reply({"error": "dash-state is not active in this app"}, 404)
         manager = state.manager

@@ -129,4 +129,22 @@ def app_state(app: Any, create: bool = False) -> AppState | None:
     if state is None and create:
         state = AppState(app)
         setattr(app, ATTRIBUTE, state)
+        server = getattr(app, "server", None)
+        if isinstance(server, flask.Flask):
+            server.extensions["dash_state"] = state
     return state
+
+
+def current_state() -> AppState | None:
+    """The state of the app serving this request (found through Flask, which is exact even with several
+    Dash apps in one process), else of ``dash.get_app()``."""
+    if flask.has_app_context():
+        state = flask.current_app.extensions.get("dash_state")
+        if state is not None:
+            return state
+    import dash
+
+    try:
+        return app_state(dash.get_app())
+    except Exception:  # noqa: BLE001 - no app yet
+        return None

@@ -20,8 +20,9 @@ def pytest_configure(config):
 def _isolated_dash(tmp_path, monkeypatch):
     """Each test gets an empty working directory (no stray config.toml) and Dash's global callback
     registry cleared, so apps from earlier tests do not leak callbacks into this one."""
-    from dash import _callback
+    from dash import _callback, _get_app
 
+    _get_app.app_context.set(None)  # Dash never resets it: get_app() would return an earlier test's app
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("STATE_")]:
         monkeypatch.delenv(key)

@@ -63,8 +63,10 @@ class BackgroundClient(DashClient):
         renderer would have applied them."""
         entries = lambda items: [{"id": i, "property": p, "value": v} for i, p, v in items]  # noqa: E731
         body = {
-            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
-            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + ".." if len(outputs) > 1
+            else f"{outputs[0][0]}.{outputs[0][1]}",
+            "outputs": [{"id": i, "property": p} for i, p in outputs] if len(outputs) > 1
+            else {"id": outputs[0][0], "property": outputs[0][1]},
             "inputs": entries(inputs), "state": entries(state),
             "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
         }
@@ -215,6 +217,31 @@ def test_memory_backend_with_diskcache(diskcache_manager):
 
 def test_memory_backend_json_values_with_diskcache(diskcache_manager):
     scenario(make_app(diskcache_manager, frames=False), frames=False)
+
+
+def test_no_update_never_reaches_the_renderer_as_a_value(diskcache_manager):
+    """set_progress(no_update) and set_props(..., {"data": no_update}) in a job: Dash would send the
+    placeholder, which the renderer stores as the prop's value."""
+    import dash
+    from dash import no_update, set_props
+
+    app = dash.Dash(__name__, background_callback_manager=diskcache_manager)
+    app.server.config["SECRET_KEY"] = SECRET
+    app.layout = html.Div([html.Button(id="go"), ServerStore(id="p", data={"keep": 1}), ServerStore(id="q"),
+                           html.Div(id="done")])
+
+    @app.callback(Output("done", "children"), Input("go", "n_clicks"), background=True,
+                  progress=[Output("p", "data")], prevent_initial_call=True)
+    def job(set_progress, n):
+        set_progress(no_update)
+        set_props("q", {"data": no_update})
+        time.sleep(0.5)
+        return "done"
+
+    client = BackgroundClient(app)
+    response, side, progress = client.background([("done", "children")], [("go", "n_clicks", 1)], [])
+    assert response["done"]["children"] == "done"
+    assert not any(b"_dash_no_update" in body for body in client.bodies)
 
 
 def test_client_backend_and_apps_without_background_callbacks_are_fine(diskcache_manager):

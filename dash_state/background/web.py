@@ -58,11 +58,9 @@ def install(app: Any, state: "AppState") -> None:
 def user_cache_key() -> str | None:
     """For ``cache_by=[user_cache_key]`` on a background callback manager: cached results hold
     references signed for the user who computed them, so each user needs their own cache entries."""
-    import dash
+    from ..runtime import current_state
 
-    from ..runtime import app_state
-
-    state = app_state(dash.get_app())
+    state = current_state()
     return None if state is None else state.manager.user()
 
 
@@ -135,12 +133,11 @@ def _guarded(original: Callable, progress: bool, key: Any) -> Any:
     found = original(key)
     if not found:
         return found
-    import dash
     from dash._callback_context import context_value
 
-    from ..runtime import app_state
+    from ..runtime import current_state
 
-    state = app_state(dash.get_app())
+    state = current_state()
     if state is None or not in_use():
         return found
     ctx = context_value.get()

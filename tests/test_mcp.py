@@ -1,0 +1,105 @@
+"""Dash 4's MCP layer (callbacks exposed as tools to AI agents) sees a ServerStore as it sees a dcc.Store:
+tool descriptions show the store's data, tool calls take data for it and return data from it. Only the
+caller's own data: a reference from another session is None, as in a callback."""
+from __future__ import annotations
+
+import json
+
+import dash
+import pandas as pd
+import pytest
+from dash import Input, Output, State, html
+
+from apps import STORE_CLASSES
+from dash_client import DashClient
+
+INITIAL = {"n": 5, "label": "hello"}
+
+
+def mcp_app(store_class, frame_tool=False):
+    app = dash.Dash(__name__, enable_mcp=True)
+    app.server.config["SECRET_KEY"] = "mcp-test"
+    app.layout = html.Div([html.Button(id="btn"), store_class(id="store", data=INITIAL), html.Div(id="out"),
+                           store_class(id="dest"), html.Div(id="frame-out")])
+
+    @app.callback(Output("out", "children"), Input("btn", "n_clicks"), State("store", "data"))
+    def show(n, data):
+        return f"{n}: {json.dumps(data, sort_keys=True)}"
+
+    @app.callback(Output("dest", "data"), Input("btn", "n_clicks"))
+    def write(n):
+        return {"written": n}
+
+    if frame_tool:
+        @app.callback(Output("frame-out", "children"), Output("store", "data"), Input("dest", "data"),
+                      prevent_initial_call=True)
+        def frame(data):
+            return "ok", pd.DataFrame({"a": [1, 2]})
+
+    return app
+
+
+class MCPClient:
+    def __init__(self, app):
+        self.http = DashClient(app).http
+        self.http.get("/")
+        self.calls = 0
+        self.rpc("initialize", {"protocolVersion": "2025-03-26", "capabilities": {},
+                                "clientInfo": {"name": "test", "version": "1"}})
+
+    def rpc(self, method, params=None):
+        self.calls += 1
+        response = self.http.post("/_mcp", json={"jsonrpc": "2.0", "id": self.calls, "method": method,
+                                                 "params": params or {}},
+                                  headers={"Accept": "application/json, text/event-stream"})
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+        body = response.get_json()
+        assert "result" in body, body
+        return body["result"]
+
+    def tools(self):
+        return {tool["name"]: tool for tool in self.rpc("tools/list")["tools"]}
+
+    def call(self, name, **arguments):
+        result = self.rpc("tools/call", {"name": name, "arguments": arguments})
+        assert not result["isError"], result
+        return result["structuredContent"]
+
+
+@pytest.mark.parametrize("name", list(STORE_CLASSES))
+def test_tool_descriptions_inputs_and_outputs_see_data(name):
+    app = mcp_app(STORE_CLASSES[name])
+    mcp = MCPClient(app)
+    tools = mcp.tools()
+    described = tools["show"]["inputSchema"]["properties"]["data"]["description"]
+    assert repr(INITIAL) in described and "dsr2" not in json.dumps(tools)
+    assert mcp.call("show", n=3, data={"n": 7})["response"]["out"]["children"] == '3: {"n": 7}'
+    assert mcp.call("write", n=4)["response"]["dest"]["data"] == {"written": 4}
+    component = mcp.call("get_dash_component", component_id="store", property="data")
+    assert "dsr2" not in json.dumps(component) and "hello" in json.dumps(component)
+
+
+def test_a_reference_in_a_tool_call_is_resolved_for_its_own_session_only():
+    from dash_state import ServerStore, get_state_manager
+
+    app = mcp_app(ServerStore)
+    browser = DashClient(app)
+    browser.layout()
+    token = browser.call([("dest", "data")], [("btn", "n_clicks", 9)])["dest"]["data"]
+    # the same session (the browser's cookie) calling the MCP endpoint reads its own value ...
+    own = MCPClient(app)
+    own.http = browser.http
+    assert own.call("show", n=1, data=token)["response"]["out"]["children"] == "1: null"  # bound to 'dest'
+    assert get_state_manager(app).stats()["misses"]["foreign"] == 1
+    stranger = MCPClient(app)  # another session replaying a reference gets nothing
+    assert stranger.call("show", n=1, data=token)["response"]["out"]["children"] == "1: null"
+
+
+def test_a_dataframe_written_through_a_tool_comes_back_as_records():
+    from dash_state import ServerStore
+
+    app = mcp_app(ServerStore, frame_tool=True)
+    mcp = MCPClient(app)
+    assert "frame" in mcp.tools()
+    result = mcp.call("frame", data={"x": 1})
+    assert result["response"]["store"]["data"] == [{"a": 1}, {"a": 2}]
