@@ -69,9 +69,11 @@ def human_bytes(n: int) -> str:
 # -- app -------------------------------------------------------------------------------------------
 app = dash.Dash(__name__, title="dash-state demo")
 server = app.server  # for gunicorn: gunicorn usage:server
-# References are signed with this key. Production MUST set DASH_STATE_SECRET_KEY to a long random
-# value shared by all workers; the default below is for local development only.
-app.server.config["SECRET_KEY"] = os.environ.get("DASH_STATE_SECRET_KEY", "dev-only-change-me")
+# References, identity cookies and stored values are protected with keys derived from SECRET_KEY. Set
+# DASH_STATE_SECRET_KEY to a long random value shared by all workers (gunicorn, several hosts); without
+# it, dash-state uses a random key of this process, which is fine for `python usage.py`.
+if os.environ.get("DASH_STATE_SECRET_KEY"):
+    app.server.config["SECRET_KEY"] = os.environ["DASH_STATE_SECRET_KEY"]
 
 CARD = {"background": "#fff", "border": "1px solid #dde2e8", "borderRadius": "8px", "padding": "14px"}
 CELL = {"padding": "4px 8px", "textAlign": "right", "whiteSpace": "nowrap", "borderBottom": "1px solid #eef1f5"}

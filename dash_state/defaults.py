@@ -14,7 +14,7 @@ DEFAULTS: dict = {
     "STATE_MEMORY_MAX_BYTES": 1 << 30,
     # Largest single value, and most bytes one user may keep across all stores (any backend).
     "STATE_MAX_VALUE_BYTES": 64 << 20,
-    "STATE_MAX_USER_BYTES": 512 << 20,
+    "STATE_MAX_USER_BYTES": 256 << 20,
     # An open page touches its stores every STATE_TOUCH_FRACTION x TTL, so active users never lose data.
     "STATE_TOUCH_FRACTION": 0.5,
     # Prefix of every Redis key, so several apps can share one Redis.

@@ -13,7 +13,7 @@ import time
 
 import flask
 import pytest
-from dash import Input, Output, Patch, State, dcc, html, no_update, set_props
+from dash import Input, Output, Patch, State, html, no_update, set_props
 
 from apps import STORE_CLASSES, new_app
 

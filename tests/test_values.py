@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from dash import Input, Output, dcc, html
+from dash import Input, Output, html
 from dash._utils import to_json
 from hypothesis import given, settings, strategies as st
 
