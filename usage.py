@@ -183,4 +183,4 @@ def panel(_ts_filters, _ts_merged, _filters, _merged):
 
 
 if __name__ == "__main__":
-    app.run(debug=False, host="127.0.0.1", port=int(os.environ.get("PORT", 8050)))
+    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", 8050)))  # DASH_DEBUG=true: dev tools

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .decorators import state_managed_callback
 from .errors import BackendUnavailable, ConfigError, DashStateError, QuotaExceeded, StoreValueError
 from .identity import set_user_context, user_context
 
@@ -55,6 +56,22 @@ def get_state_manager(app: "dash.Dash | None" = None) -> "StateManager":
     return install(app).manager
 
 
+def get_store(store_id: Any, default: Any = None) -> Any:
+    """``store_id``'s data, on the current app's manager: in a callback, what the calling page's store
+    holds if the callback has it as Input or State, else this user's latest value."""
+    return get_state_manager().get_store_data(store_id, default)
+
+
+def set_store(store_id: Any, value: Any, ttl: float | None = None) -> None:
+    """Store ``value`` as ``store_id``'s data; in a callback the page's store gets it in the same response."""
+    get_state_manager().set_store_data(store_id, value, ttl)
+
+
+def delete_store(store_id: Any) -> bool:
+    """Delete this user's latest value of ``store_id`` (in a callback, the page's store is emptied too)."""
+    return get_state_manager().delete_store_data(store_id)
+
+
 def on_login(user_id: str | None = None) -> "Identity | None":
     """Call in your login view, right after the user is authenticated (``login_user(...)``): carries
     this browser's anonymous state over to the user (or drops it, ``STATE_LOGIN_CARRY_OVER = false``)
@@ -79,6 +96,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dash_state' has no attribute {name!r}")
 
 
-__all__ = ["ServerStore", "init_app", "get_state_manager", "on_login", "on_logout", "set_user_context",
-           "user_context", "BackendUnavailable", "ConfigError", "DashStateError", "QuotaExceeded",
-           "StoreValueError"]
+__all__ = ["ServerStore", "init_app", "get_state_manager", "get_store", "set_store", "delete_store",
+           "state_managed_callback", "on_login", "on_logout", "set_user_context", "user_context",
+           "BackendUnavailable", "ConfigError", "DashStateError", "QuotaExceeded", "StoreValueError"]

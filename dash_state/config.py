@@ -26,7 +26,7 @@ _WHOLE_NUMBERS = {"STATE_MEMORY_MAX_BYTES": 1, "STATE_COMPRESSION_MIN_BYTES": 0,
                   "STATE_READ_CACHE_BYTES": 0, "STATE_MAX_VALUE_BYTES": 1, "STATE_MAX_USER_BYTES": 1,
                   "STATE_COOKIE_MAX_AGE": 60}
 _BOOLEANS = {"STATE_ENABLE_USER_ISOLATION", "STATE_LOGIN_CARRY_OVER", "STATE_LOGOUT_DELETE",
-             "STATE_COOKIE_HOST_PREFIX"}
+             "STATE_COOKIE_HOST_PREFIX", "STATE_METRICS", "STATE_PROMETHEUS"}
 _CHOICES = {"STATE_COMPRESSION": ("off", "zstd"), "STATE_ENCRYPTION": ("aes-gcm", "hmac")}
 
 
@@ -168,6 +168,10 @@ def _validate(key: str, value: Any, label: str) -> Any:
         if callable(value) or (isinstance(value, str) and value):
             return value
         raise ConfigError(f"{where} must be a resolver name, 'module:function' or a callable, got {value!r}")
+    if key == "STATE_AUDIT_LOG":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be 'off', 'logger' or a file path, got {value!r}")
+        return value
     if key == "STATE_COOKIE_NAME":
         if not isinstance(value, str) or not value or not all(c.isalnum() or c in "_-" for c in value):
             raise ConfigError(f"{where} must be a cookie name of letters, digits, '_' and '-', got {value!r}")

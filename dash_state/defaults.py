@@ -45,6 +45,12 @@ DEFAULTS: dict = {
     "STATE_COOKIE_SECURE": "auto",
     "STATE_COOKIE_HOST_PREFIX": False,
     "STATE_COOKIE_MAX_AGE": 31 * 86400,
+    # Counters and latency histograms per store (StateManager.stats(), the dev-tools panel).
+    "STATE_METRICS": True,
+    # Serve them at <prefix>_dash-state/metrics in Prometheus' text format (needs prometheus-client).
+    "STATE_PROMETHEUS": False,
+    # One JSON line per write, delete and security event: "off", "logger" (dash_state.audit), or a file path.
+    "STATE_AUDIT_LOG": "off",
     # Per-store settings, keyed by store id: backend, ttl, latest_only, client_read, client_write.
     "STATE_STORES": {},
 }

@@ -14,17 +14,16 @@ them holds, so a ``Patch()`` applies to exactly what that tab holds, as the rend
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-import flask
 from dash import Patch
 from dash._grouping import flatten_grouping, make_grouping_by_index
 from dash._utils import stringify_id
 
 from . import clientside, patches, references
+from .calls import Call, begin_call, current_call, request_misses
 from .errors import StoreValueError
 from .initial import serve_tree
 from .layout import contains_component
@@ -35,50 +34,6 @@ if TYPE_CHECKING:
     from .runtime import AppState
 
 log = logging.getLogger("dash_state")
-MAX_HINTS = 200
-
-
-@dataclass
-class Call:
-    """What one callback request tells about its ServerStores, and what they resolved to."""
-
-    prev: dict[str, str] = field(default_factory=dict)  # js id key -> the reference that tab holds
-    hinted: set[str] = field(default_factory=set)  # js id keys the browser says are ServerStores
-    values: dict[str, Any] = field(default_factory=dict)  # store id -> the value the callback received
-    mcp: bool = False
-
-
-_call: ContextVar[Call | None] = ContextVar("dash_state_call", default=None)
-
-
-def begin_call(mcp: bool = False) -> Call:
-    """Start a callback: read the component's hints from the request body (bounded, never trusted
-    for more than this request's own outputs)."""
-    call = Call(mcp=mcp)
-    body = flask.request.get_json(silent=True) if flask.has_request_context() else None
-    extra = body.get("dash_state") if isinstance(body, dict) else None
-    if isinstance(extra, dict):
-        prev, stores = extra.get("prev"), extra.get("stores")
-        if isinstance(prev, dict):
-            call.prev = {k: v for k, v in list(prev.items())[:MAX_HINTS] if isinstance(v, str) and len(v) <= 256}
-        if isinstance(stores, list):
-            call.hinted = {s for s in stores[:MAX_HINTS] if isinstance(s, str) and len(s) <= references.MAX_STORE_ID}
-    _call.set(call)
-    return call
-
-
-def current_call() -> Call | None:
-    return _call.get()
-
-
-def request_misses() -> MissLog | None:
-    """This request's collector of unusable references (flushed once, after the request)."""
-    if not flask.has_request_context():
-        return None
-    misses = flask.g.get("_dash_state_misses")
-    if misses is None:
-        misses = flask.g._dash_state_misses = MissLog()
-    return misses
 
 
 def _is_no_update(value: Any) -> bool:
@@ -347,6 +302,10 @@ def _for_json(value: Any) -> Any:
 def _store(state: "AppState", plan: list, user: Any = None) -> None:
     manager = state.manager
     pending = [manager.prepare(sid, value) for _, sid, value in plan]  # may raise: nothing written yet
+    call = current_call()
+    for item in pending if call is not None and call.ttl else ():
+        if item.store_id in call.ttl:  # set_store(..., ttl=...)
+            item.settings = replace(item.settings, ttl=call.ttl[item.store_id])
     tokens = manager.commit(pending, user)
     for (put, _, _), token in zip(plan, tokens):
         put(token)

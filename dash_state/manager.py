@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from . import identity, references
 from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend
@@ -22,10 +23,14 @@ from .defaults import BACKEND_NAMES
 from .errors import CorruptValue, QuotaExceeded, StoreValueError
 from .identity import Identity, Transition
 from .keys import Keys
+from .layout import StoreIds
 from .logs import MissLog, Throttle, short_id
+from .metrics import Metrics
+from .metrics.audit import SECURITY_MISSES, AuditLog
 from .references import APP, APP_OWNER, CLIENT, SERVER
 from .seal import Seal
-from .values import freeze
+from .store_api import StoreAPI
+from .values import freeze, json_size_estimate
 
 log = logging.getLogger("dash_state")
 
@@ -53,11 +58,22 @@ def pointer_name(store_id: str) -> str:
     return POINTER_PREFIX + references.digest_key(store_id.encode("utf-8", "surrogatepass"))
 
 
-class StateManager:
-    def __init__(self, config: Config, keys: Keys, identity_settings: identity.Settings | None = None):
+class StateManager(StoreAPI):
+    """One app's ServerStore state; also the Python API of :class:`~dash_state.store_api.StoreAPI`."""
+
+    def __init__(self, config: Config, keys: Keys, identity_settings: identity.Settings | None = None,
+                 store_ids: StoreIds | None = None, scan: Any = None):
         self.config = config
         self.keys = keys
         self.identity_settings = identity_settings or identity.Settings(isolation=config["STATE_ENABLE_USER_ISOLATION"])
+        self.store_ids = store_ids if store_ids is not None else StoreIds()
+        self._scan = scan or (lambda: None)
+        self.metrics = Metrics(config["STATE_METRICS"])
+        self.audit = AuditLog(config["STATE_AUDIT_LOG"])
+        if config["STATE_PROMETHEUS"]:
+            from .metrics import prometheus
+
+            prometheus.attach(self.metrics)
         self._ref_keys = keys.all("references v2")
         self._seal: Seal | None = None
         self._backends: dict[str, Backend] = {}
@@ -103,6 +119,8 @@ class StateManager:
 
     def _transition(self, transition: Transition) -> None:
         """The storage side of a login or logout, on every server-side backend in use."""
+        self.audit.record(transition.kind, user=transition.target or transition.source, carry_over=transition.carry_over,
+                          delete=transition.delete)
         for name in sorted(self.config.backends_in_use() - {"client"}):
             backend = self.backend(name)
             if transition.kind == "login" and transition.carry_over:
@@ -133,7 +151,7 @@ class StateManager:
             check_encodable(snapshot, store_id)
         return Pending(store_id, settings, snapshot)
 
-    def commit(self, pending: Iterable[Pending], who: "Identity | str | None" = None, scope: str = SERVER,
+    def commit(self, pending: list[Pending], who: "Identity | str | None" = None, scope: str = SERVER,
                stable: bool = False, keys: list[str] | None = None) -> list[str]:
         """Write every pending value or none of them; returns one reference each.
 
@@ -156,10 +174,11 @@ class StateManager:
             tokens.append(references.make(self._ref_keys[0], owner, item.store_id, backend.name, key, scope))
         try:
             for name, (items, pointers) in batches.items():
+                started = time.perf_counter()
                 self.backend(name).set_many(owner, items, pointers, quota)
-                written.append((name, items))
+                written.append((name, items, time.perf_counter() - started))
         except Exception as exc:
-            for name, items in written:  # undo, so no callback leaves half of its outputs stored
+            for name, items, _ in written:  # undo, so no callback leaves half of its outputs stored
                 for item in items:
                     try:
                         self.backend(name).delete(owner, item.key)
@@ -167,14 +186,27 @@ class StateManager:
                         log.debug("dash-state: could not undo a partial write", exc_info=True)
             if isinstance(exc, QuotaExceeded):
                 self._counts["refused_writes"] += 1
+                self.audit.record("refused", user=owner, stores=[p.store_id for p in pending], reason=str(exc))
             raise
-        for name, (items, _) in batches.items():
-            for item in items:
+        for (name, items, seconds), item_pending in zip(written, _by_backend(pending, batches)):
+            for item, source in zip(items, item_pending):
                 if self._cache is not None and not self.backend(name).keeps_objects:
                     self._cache.put(name, owner, item.key, item.value.for_cache())
                 self._counts["writes"] += 1
                 self._counts["bytes_written"] += item.value.nbytes
+                self._wrote(source.store_id, name, item, seconds, owner, scope)
         return tokens
+
+    def _wrote(self, store_id: str, backend: str, item: Item, seconds: float, owner: str, scope: str) -> None:
+        metrics = self.metrics
+        if metrics.enabled:
+            metrics.count(store_id, backend, "writes")
+            metrics.count(store_id, backend, "bytes_stored", item.value.nbytes)
+            metrics.count(store_id, backend, "bytes_kept_from_browser", json_size_estimate(item.value))
+            metrics.observe(store_id, backend, "write", seconds)
+        if self.audit.enabled:
+            self.audit.record("write", user=owner, store=store_id, bytes=item.value.nbytes, backend=backend,
+                              scope=scope, key=item.key[:6])
 
     def commit_at(self, pending: Pending, who: "Identity | str | None", key: str, scope: str = SERVER) -> str:
         """Write one value under a key the caller derived (a clientside Patch's result)."""
@@ -202,6 +234,7 @@ class StateManager:
         """The value a reference stands for, or ``missing`` (counted, and logged through ``misses`` or
         at once) when it cannot be served."""
         self._counts["reads"] += 1
+        started = time.perf_counter()
         found = self.locate(store_id, token, who)
         if isinstance(found, str):
             self.miss(store_id, found, misses)
@@ -212,6 +245,11 @@ class StateManager:
             self.miss(store_id, "tampered", misses)
             return missing
         self._counts["hits"] += 1
+        if self.metrics.enabled:
+            backend = found[1].backend
+            self.metrics.count(store_id, backend, "reads")
+            self.metrics.count(store_id, backend, "hits")
+            self.metrics.observe(store_id, backend, "read", time.perf_counter() - started)
         return value
 
     def locate(self, store_id: str, token: Any, who: "Identity | str | None" = None
@@ -293,7 +331,7 @@ class StateManager:
         backend = self.backend(ref.backend)
         if backend.pointer(owner, pointer_name(store_id)) == ref.key:
             return False
-        return self._drop(backend, owner, ref.key, "released")
+        return self._drop(store_id, backend, owner, ref.key, "released")
 
     def delete(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
         """``clear_data``: delete the value behind the reference (never shared initial data)."""
@@ -301,13 +339,16 @@ class StateManager:
         if isinstance(owned, str) or owned[0].scope == APP:
             return False
         ref, owner = owned
-        return self._drop(self.backend(ref.backend), owner, ref.key, "deleted")
+        return self._drop(store_id, self.backend(ref.backend), owner, ref.key, "deleted")
 
-    def _drop(self, backend: Backend, owner: str, key: str, counter: str) -> bool:
+    def _drop(self, store_id: str, backend: Backend, owner: str, key: str, counter: str) -> bool:
         if self._cache is not None:
             self._cache.drop(backend.name, owner, key)
         done = backend.delete(owner, key)
         self._counts[counter] += int(done)
+        if done:
+            self.metrics.count(store_id, backend.name, "deletes")
+            self.audit.record("delete", user=owner, store=store_id, backend=backend.name, reason=counter, key=key[:6])
         return done
 
     def touch(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
@@ -322,6 +363,12 @@ class StateManager:
     # -- monitoring --------------------------------------------------------------------------------
     def miss(self, store_id: str, reason: str, misses: MissLog | None = None) -> None:
         self._counts[f"miss.{reason}"] += 1
+        backend = self.settings(store_id).backend
+        self.metrics.count(store_id, backend, "reads")
+        self.metrics.count(store_id, backend, f"miss.{reason}")
+        if reason in SECURITY_MISSES and self.audit.enabled:
+            who = self.identity(create=False)
+            self.audit.record("miss", user=who.namespace if who else None, store=short_id(store_id), reason=reason)
         if misses is not None:
             misses.add(store_id, reason)
         else:
@@ -344,8 +391,17 @@ class StateManager:
             "misses": {reason: counts.get(f"miss.{reason}", 0) for reason in MISS_REASONS},
             "backends": {name: backend.stats() for name, backend in self._backends.items()},
             "read_cache": self._cache.stats() if self._cache is not None else None,
+            "stores": self.metrics.snapshot(),
         }
 
     def close(self) -> None:
         for backend in self._backends.values():
             backend.close()
+
+
+def _by_backend(pending: list[Pending], batches: dict) -> list[list[Pending]]:
+    """The pending values grouped in the order ``commit`` grouped them into backend batches."""
+    groups: dict[str, list[Pending]] = {name: [] for name in batches}
+    for item in pending:
+        groups[item.settings.backend].append(item)
+    return [groups[name] for name in batches]

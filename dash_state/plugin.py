@@ -17,7 +17,7 @@ import dash
 import flask
 from dash import _callback, hooks
 
-from . import background, hook, identity, logs, routes  # noqa: F401  (importing routes registers the HTTP routes)
+from . import background, devtools, hook, identity, logs, routes  # noqa: F401  (importing registers the routes)
 from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValueError
 from .initial import serve_tree, strip_tree
 from .layout import in_use
@@ -41,6 +41,7 @@ def install(app: dash.Dash) -> AppState:
     if in_use():
         state.load_config()  # fail at startup on a bad config.toml or environment
         logs.install_default_handler()
+        devtools.register()
 
     original_inputs = app._inputs_to_vals
 

@@ -192,3 +192,15 @@ def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     if len(response.get_data()) > limit:
         return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit}) as JSON"}, 413)
     return response
+
+
+@hooks.route("_dash-state/metrics", methods=("GET",))
+def metrics():  # no return annotation: see _guarded
+    """Prometheus' text format, when ``STATE_PROMETHEUS = true`` (404 otherwise)."""
+    state = current_state()
+    if state is None or not state.manager.config["STATE_PROMETHEUS"]:
+        return _reply({"error": "not found"}, 404)
+    from .metrics import prometheus
+
+    body, content_type = prometheus.exposition()
+    return flask.Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})

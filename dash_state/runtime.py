@@ -46,7 +46,8 @@ class AppState:
                     self.check_server()
                     config = self.load_config()
                     keys = self._keys(config)
-                    self._manager = StateManager(config, keys, self._identity_settings(config))
+                    self._manager = StateManager(config, keys, self._identity_settings(config), self.store_ids,
+                                                 self.scan_layouts)
                 manager = self._manager
         return manager
 

@@ -155,3 +155,31 @@ def deep_size(obj: Any) -> int:
         elif hasattr(item, "nbytes") and not isinstance(item, type):
             total += int(getattr(item, "nbytes", 0) or 0)
     return total
+
+
+# -- what a dcc.Store would have sent ---------------------------------------------------------------------
+_WIDTH = {"b": 5, "i": 8, "u": 8, "f": 18, "c": 30, "M": 25, "m": 12}  # JSON characters per value, by kind
+
+
+def json_size_estimate(snapshot: Snapshot) -> int:
+    """Bytes of the JSON a dcc.Store would have carried for this value (frames as ``to_dict('records')``):
+    exact for JSON values, estimated per column from dtypes and sizes for frames (no encoding)."""
+    if snapshot.kind == JSON:
+        return snapshot.nbytes
+    obj = snapshot._obj
+    if obj is None:
+        return snapshot.nbytes
+    if snapshot.kind == ARRAY:
+        return int(obj.size * _WIDTH.get(obj.dtype.kind, 12))
+    columns = obj.items() if hasattr(obj, "columns") else [(obj.name or 0, obj)]
+    rows = len(obj)
+    total = 2 + rows * 3  # [ ] and {},
+    for name, column in columns:
+        key = len(str(name)) + 4  # "name":
+        kind = column.dtype.kind
+        if kind in _WIDTH:
+            width = _WIDTH[kind]
+        else:  # strings and objects: their bytes spread over the rows, plus quotes
+            width = array_nbytes(column.array) / max(rows, 1) + 2
+        total += int(rows * (key + width))
+    return total

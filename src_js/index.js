@@ -6,8 +6,10 @@
  * - ServerStore: the component.
  * - get(reference, id): a Promise of the data behind a ServerStore's
  *   reference, for clientside callbacks (see ./values.js).
+ * - StatePanel: the "Stores" item of Dash's dev tools (debug=True).
  */
 import ServerStore from './components/ServerStore.react';
+import StatePanel from './devtools/StatePanel';
 import {get} from './values';
 
-export {ServerStore, get};
+export {ServerStore, StatePanel, get};

@@ -32,6 +32,13 @@ export const registerStore = (instance, key) => {
     capturePatches();
 };
 
+/* Every mounted ServerStore: {id, key, data} (data as the renderer holds it now). */
+export const mountedStores = () =>
+    [...mounted.entries()].map(([key, instances]) => {
+        const instance = instances.values().next().value;
+        return {id: instance.props.id, key, data: currentData(instance)};
+    });
+
 export const unregisterStore = (instance, key) => {
     const set = mounted.get(key);
     if (set) {

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from ..codecs import Snapshot
 from ..errors import QuotaExceeded
 from ..references import APP_OWNER
-from .base import Backend, Item, Pointer
+from .base import POINTER_PREFIX, Backend, Item, Pointer
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -103,6 +103,8 @@ class MemoryBackend(Backend):
 
     def delete(self, user: str, key: str) -> bool:
         with self._lock:
+            if key.startswith(POINTER_PREFIX):
+                return self._pointers.pop((user, key), None) is not None
             return self._remove((user, key))
 
     def touch(self, user: str, key: str, ttl: float) -> bool:

@@ -19,7 +19,7 @@ from dash.background_callback.managers import BaseBackgroundCallbackManager
 
 from .. import hook, references
 from ..errors import ConfigError
-from ..identity import Identity
+from ..identity import Identity, acting_as
 
 if TYPE_CHECKING:
     from ..runtime import AppState
@@ -93,14 +93,16 @@ def wrap_job_function(fn: Callable, progress: bool) -> Callable:
             run = JobRun.start(progress, args, kwargs)
             if run is None:
                 return await fn(*args, **kwargs)
-            return run.finish(await fn(*run.args, **run.kwargs))
+            with acting_as(run.user):  # get_store/set_store in the job act for the job's user
+                return run.finish(await fn(*run.args, **run.kwargs))
     else:
         @functools.wraps(fn)
         def job(*args, **kwargs):
             run = JobRun.start(progress, args, kwargs)
             if run is None:
                 return fn(*args, **kwargs)
-            return run.finish(fn(*run.args, **run.kwargs))
+            with acting_as(run.user):
+                return run.finish(fn(*run.args, **run.kwargs))
 
     setattr(job, JOB_MARK, True)
     return job

@@ -41,13 +41,20 @@ _G_IDENTITY = "_dash_state_identity"
 _G_COOKIE = "_dash_state_cookie"
 _G_CONTEXT = "_dash_state_context_user"
 _context_user: ContextVar[str | None] = ContextVar("dash_state_user_context", default=None)
+_acting: ContextVar["Identity | None"] = ContextVar("dash_state_acting_identity", default=None)
 
 
 @dataclass(frozen=True)
 class Identity:
     namespace: str
     aliases: tuple[str, ...] = ()
-    kind: str = "anonymous"  # "anonymous", "user", "shared" or "context"
+    kind: str = "anonymous"  # "anonymous", "user", "shared", "context" or "job"
+    user_id: str | None = None  # the id the login system (or set_user_context) gave; None when anonymous
+
+    @property
+    def label(self) -> str:
+        """What ``user_session_id`` receives: the user's own id, else the anonymous namespace."""
+        return self.user_id if self.user_id is not None else self.namespace
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -116,6 +123,16 @@ def user_context(user_id: str) -> Iterator[None]:
         _context_user.reset(token)
 
 
+@contextmanager
+def acting_as(who: "Identity") -> Iterator[None]:
+    """A background job runs for the user who started it: the API calls inside act for that identity."""
+    token = _acting.set(who)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
 def context_user() -> str | None:
     if flask.has_request_context() and flask.g.get(_G_CONTEXT) is not None:
         return flask.g.get(_G_CONTEXT)
@@ -129,7 +146,10 @@ def resolve(settings: Settings, keys: Keys, create: bool = True,
     for a browser that has no identity yet. Transitions run once, through ``on_transition``."""
     forced = context_user()
     if forced is not None:
-        return Identity(user_namespace(forced), kind="context")
+        return Identity(user_namespace(forced), kind="context", user_id=forced)
+    acting = _acting.get()
+    if acting is not None:
+        return acting
     if not settings.isolation:
         return Identity(SHARED, kind="shared")
     if not flask.has_request_context():
@@ -138,6 +158,7 @@ def resolve(settings: Settings, keys: Keys, create: bool = True,
     if known is not None:
         return known
     user_id = settings.resolver()
+    user_id = None if user_id is None else str(user_id)
     state = _pending_or_cookie(settings, keys)
     identity, new_state, transition = _decide(settings, state, user_id, create)
     if transition is not None and on_transition is not None:
@@ -196,7 +217,7 @@ def _decide(settings: Settings, state: CookieState | None, user_id: str | None, 
         target = user_namespace(user_id)
         if state is not None and state.linked == target:
             aliases = tuple(anonymous_namespace(a) for a in state.aliases)
-            return Identity(target, aliases, "user"), _refresh(settings, state), None
+            return Identity(target, aliases, "user", user_id), _refresh(settings, state), None
         transition, carried = None, ()
         if state is not None and state.linked is None:  # was anonymous in this browser: a login
             source = anonymous_namespace(state.anon)
@@ -204,7 +225,8 @@ def _decide(settings: Settings, state: CookieState | None, user_id: str | None, 
                                     delete=not settings.carry_over)
             carried = (state.anon,) if settings.carry_over else ()
         new_state = CookieState.fresh(linked=target, aliases=carried)
-        return Identity(target, tuple(anonymous_namespace(a) for a in carried), "user"), new_state, transition
+        identity = Identity(target, tuple(anonymous_namespace(a) for a in carried), "user", user_id)
+        return identity, new_state, transition
     if state is not None and state.linked is not None:  # linked to a user who is no longer logged in
         transition = Transition("logout", state.linked, None, delete=settings.delete_at_logout)
         new_state = CookieState.fresh()

@@ -1,0 +1,161 @@
+"""The original design's Python API on ServerStore's namespace: one store id means one store.
+
+The rule (the README says it too, and ``tests/test_store_api.py`` checks each sentence):
+
+* Inside a callback, ``set_store(id, value)`` changes what the calling page's ``ServerStore(id=id)``
+  holds: the value is stored and the page gets its new reference in the same response (as
+  ``set_props`` would send it), so the next callback that takes the store as Input or State gets the
+  value. ``get_store(id)`` returns what that page's store holds if the callback has it as Input or
+  State (after a ``set_store`` in the same call: that value), else this user's latest value.
+* Outside a request (scripts, jobs, tests), the calls act for the user set with ``set_user_context``
+  (or ``with user_context(...)``) and address that user's latest value of the store.
+* An id that is not a ServerStore of the app, a value the store cannot hold, or a call outside a
+  request without a user context (with user isolation on) raises an exception that says which and
+  what is wrong; nothing is stored partially.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import flask
+
+from . import identity
+from .calls import current_call
+from .errors import StoreValueError
+
+if TYPE_CHECKING:
+    from .manager import StateManager
+
+_MISSING = object()
+
+
+class StoreAPI:
+    """Mixed into :class:`~dash_state.manager.StateManager`."""
+
+    # -- who -------------------------------------------------------------------------------------------
+    def set_user_context(self: "StateManager", user_id: str | None) -> None:
+        """Act as ``user_id`` (the id your login system uses; None: back to the request's own user).
+        Inside a request it lasts for that request, outside for the current thread or task."""
+        identity.set_user_context(user_id)
+
+    def user_context(self: "StateManager", user_id: str) -> AbstractContextManager[None]:
+        """``with sm.user_context("user-123"): ...``: the calls inside act for that user."""
+        return identity.user_context(user_id)
+
+    # -- stores ----------------------------------------------------------------------------------------
+    def set_store_data(self: "StateManager", store_id: Any, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` as ``store_id``'s data (see the module docstring for which user and page)."""
+        sid = self._known_store(store_id)
+        if ttl is not None and not (isinstance(ttl, (int, float)) and ttl > 0):
+            raise StoreValueError(f"ServerStore {sid!r}: ttl must be a positive number of seconds, got {ttl!r}")
+        pending = self.prepare(sid, value)  # checks the value (and its size) before anything happens
+        if ttl is not None:
+            pending.settings = replace(pending.settings, ttl=float(ttl))
+        call = current_call()
+        if call is not None:  # in a callback: the page's store gets the new reference in this response
+            import dash
+
+            call.values[sid] = pending.snapshot.thaw()
+            if ttl is not None:
+                call.ttl[sid] = float(ttl)
+            dash.set_props(store_id, {"data": value})
+            return
+        self.commit([pending], self._acting_user(sid))
+
+    def get_store_data(self: "StateManager", store_id: Any, default: Any = None) -> Any:
+        """``store_id``'s data: the calling page's value in a callback that has it as Input or State,
+        else this user's latest value; ``default`` when there is none."""
+        sid = self._known_store(store_id)
+        call = current_call()
+        if call is not None and sid in call.values:
+            value = call.values[sid]
+            return default if value is None else value
+        who = self._acting_user(sid) if call is None else None
+        return self.latest(sid, who, missing=default)
+
+    def delete_store_data(self: "StateManager", store_id: Any) -> bool:
+        """Delete this user's latest value of ``store_id`` (in a callback, the page's store is emptied in
+        the same response). True if there was a value."""
+        sid = self._known_store(store_id)
+        call = current_call()
+        who = self.identity(create=False) if call is not None else self._acting_user(sid)
+        if who is None:
+            return False
+        backend = self.backend(self.settings(sid).backend)
+        from .manager import pointer_name
+
+        name = pointer_name(sid)
+        key = backend.pointer(who.namespace, name)
+        if call is not None:
+            import dash
+
+            call.values[sid] = None
+            dash.set_props(store_id, {"data": None})
+        if key is None:
+            return False
+        backend.delete(who.namespace, name)
+        return self._drop(sid, backend, who.namespace, key, "deleted")
+
+    def list_stores(self: "StateManager") -> list[dict]:
+        """This user's stores that hold a value: ``{"id", "backend", "bytes", "expires_at"}`` each
+        (``expires_at`` in epoch seconds)."""
+        who = self._acting_user(None) if current_call() is None else self.identity(create=False)
+        if who is None:
+            return []
+        self._scan()
+        from .manager import pointer_name
+
+        found, usage = [], {}
+        for sid in sorted(self.store_ids.strings()):
+            settings = self.settings(sid)
+            if settings.backend == "client":
+                continue
+            backend = self.backend(settings.backend)
+            key = backend.pointer(who.namespace, pointer_name(sid))
+            if key is None:
+                continue
+            if backend.name not in usage:
+                usage[backend.name] = {k: (size, expires) for k, size, expires in backend.usage(who.namespace)}
+            if key in usage[backend.name]:
+                size, expires = usage[backend.name][key]
+                found.append({"id": sid, "backend": backend.name, "bytes": size, "expires_at": expires})
+        return found
+
+    def clear_user(self: "StateManager", user_id: str) -> int:
+        """Delete everything of one user (``user_id`` as your login system knows it) on every backend in
+        use, in one call per backend (no KEYS or SCAN on Redis). Returns how many entries went."""
+        namespace = identity.user_namespace(user_id)
+        removed = 0
+        for name in sorted(self.config.backends_in_use() - {"client"}):
+            removed += self.backend(name).delete_user(namespace)
+        if self._cache is not None:
+            self._cache.drop_user(namespace)
+        self.audit.record("clear_user", user=namespace, removed=removed)
+        return removed
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _known_store(self: "StateManager", store_id: Any) -> str:
+        from dash._utils import stringify_id
+
+        if not isinstance(store_id, (str, dict)):
+            raise StoreValueError(f"a store id is a string or a dict, got {type(store_id).__name__}")
+        sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
+        self._scan()
+        if store_id not in self.store_ids:
+            raise StoreValueError(f"ServerStore {sid!r}: there is no ServerStore with this id in the app's layouts "
+                                  "(dcc.Store ids and other components do not count)")
+        if self.settings(sid).backend == "client":
+            raise StoreValueError(f"ServerStore {sid!r} is on the client backend: its data lives in the browser, "
+                                  "so the Python API cannot read or write it")
+        return sid
+
+    def _acting_user(self: "StateManager", sid: str | None) -> "identity.Identity":
+        who = self.identity(create=flask.has_request_context())
+        if who is None:
+            what = f"ServerStore {sid!r}: " if sid else ""
+            raise StoreValueError(f"{what}no user to act for: outside a request, call set_user_context(user_id) "
+                                  "or use `with user_context(user_id):` first (or turn STATE_ENABLE_USER_ISOLATION off)")
+        return who
+
