@@ -158,12 +158,12 @@ def deep_size(obj: Any) -> int:
 
 
 # -- what a dcc.Store would have sent ---------------------------------------------------------------------
-_WIDTH = {"b": 5, "i": 8, "u": 8, "f": 18, "c": 30, "M": 25, "m": 12}  # JSON characters per value, by kind
+_WIDTH = {"b": 5, "i": 6, "u": 6, "f": 10, "c": 24, "M": 21, "m": 10}  # typical JSON characters per value, by kind
 
 
 def json_size_estimate(snapshot: Snapshot) -> int:
     """Bytes of the JSON a dcc.Store would have carried for this value (frames as ``to_dict('records')``):
-    exact for JSON values, estimated per column from dtypes and sizes for frames (no encoding)."""
+    exact for JSON values, estimated per column from dtypes and sizes for frames (no encoding, ~20 µs)."""
     if snapshot.kind == JSON:
         return snapshot.nbytes
     obj = snapshot._obj
@@ -171,15 +171,16 @@ def json_size_estimate(snapshot: Snapshot) -> int:
         return snapshot.nbytes
     if snapshot.kind == ARRAY:
         return int(obj.size * _WIDTH.get(obj.dtype.kind, 12))
-    columns = obj.items() if hasattr(obj, "columns") else [(obj.name or 0, obj)]
-    rows = len(obj)
+    rows = max(len(obj), 1)
+    if hasattr(obj, "columns"):
+        names = [str(name) for name in obj.columns]
+        columns = getattr(obj, "_iter_column_arrays", None)  # pandas' own per-column view: 13 µs, not 60
+        arrays = list(columns()) if columns is not None else [column.array for _, column in obj.items()]
+    else:
+        names, arrays = [str(obj.name or 0)], [obj.array]
     total = 2 + rows * 3  # [ ] and {},
-    for name, column in columns:
-        key = len(str(name)) + 4  # "name":
-        kind = column.dtype.kind
-        if kind in _WIDTH:
-            width = _WIDTH[kind]
-        else:  # strings and objects: their bytes spread over the rows, plus quotes
-            width = array_nbytes(column.array) / max(rows, 1) + 2
-        total += int(rows * (key + width))
+    for name, array in zip(names, arrays):
+        kind = array.dtype.kind
+        width = _WIDTH.get(kind) or array_nbytes(array) / rows + 2  # strings and objects: bytes per row + quotes
+        total += int(rows * (len(name) + 4 + width))
     return total
