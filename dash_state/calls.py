@@ -27,6 +27,7 @@ class Call:
     values: dict[str, Any] = field(default_factory=dict)  # store id -> the value the callback received
     mcp: bool = False
     ttl: dict[str, float] = field(default_factory=dict)  # store id -> TTL asked for by set_store(ttl=...)
+    release: list[tuple[Any, Any]] = field(default_factory=list)  # (store id, reference) the page let go of
 
 
 def begin_call(mcp: bool = False) -> Call:
@@ -41,6 +42,9 @@ def begin_call(mcp: bool = False) -> Call:
             call.prev = {k: v for k, v in list(prev.items())[:MAX_HINTS] if isinstance(v, str) and len(v) <= 256}
         if isinstance(stores, list):
             call.hinted = {s for s in stores[:MAX_HINTS] if isinstance(s, str) and len(s) <= references.MAX_STORE_ID}
+        released = extra.get("release")
+        if isinstance(released, list):
+            call.release = [(e.get("id"), e.get("reference")) for e in released[:MAX_HINTS] if isinstance(e, dict)]
     if flask.has_request_context():
         flask.g._dash_state_call = call
     return call

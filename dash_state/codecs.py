@@ -26,14 +26,16 @@ _ARRAY_META = b"dash_state.array"
 class Snapshot:
     """An immutable copy of a stored value. ``thaw()`` gives every reader its own copy."""
 
-    __slots__ = ("kind", "_obj", "_payload", "_encoded", "nbytes")
+    __slots__ = ("kind", "_obj", "_payload", "_encoded", "nbytes", "json_bytes")
 
-    def __init__(self, kind: bytes, obj: Any = None, payload: Any = None, nbytes: int = 0, encoded: Any = None):
+    def __init__(self, kind: bytes, obj: Any = None, payload: Any = None, nbytes: int = 0, encoded: Any = None,
+                 json_bytes: int | None = None):
         self.kind = kind
         self._obj = obj  # the private copy (memory backend, and values before encoding)
         self._payload = payload  # the encoded body, without the 4-byte header
         self._encoded = encoded  # header + body, built once
         self.nbytes = nbytes
+        self.json_bytes = json_bytes  # what a dcc.Store would have sent, when known (see values.py)
 
     def thaw(self) -> Any:
         if self.kind == JSON:
@@ -58,7 +60,7 @@ class Snapshot:
         if self.kind == JSON:
             return Snapshot(JSON, payload=self._payload, nbytes=self.nbytes) if self._encoded is not None else self
         obj = self._obj if self._obj is not None else _decode_arrow(self.kind, self._payload)
-        return Snapshot(self.kind, obj=obj, nbytes=self.nbytes)
+        return Snapshot(self.kind, obj=obj, nbytes=self.nbytes, json_bytes=self.json_bytes)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Snapshot":
@@ -113,7 +115,9 @@ def _encode_arrow(header: bytes, kind: bytes, obj: Any) -> memoryview:
     # preserve_index=None keeps a RangeIndex as metadata instead of a column; one thread avoids a
     # thread-pool start that costs more than it saves on 2 cores (100k rows: 2.3 ms instead of 5.6 ms).
     if kind == FRAME:
-        table = pa.Table.from_pandas(obj, preserve_index=None, nthreads=1)
+        table = _plain_table(pa, obj)
+        if table is None:
+            table = pa.Table.from_pandas(obj, preserve_index=None, nthreads=1)
     elif kind == SERIES:
         table = pa.Table.from_pandas(obj.to_frame(name="values"), preserve_index=None, nthreads=1)
         meta = dict(table.schema.metadata or {})
@@ -130,12 +134,40 @@ def _encode_arrow(header: bytes, kind: bytes, obj: Any) -> memoryview:
     return memoryview(sink.getvalue())
 
 
+_PLAIN_KINDS = frozenset("biufM")  # bool, integers, floats, naive datetimes: zero-copy into Arrow
+
+
+def _plain_table(pa: Any, frame: Any) -> Any:
+    """The common frame (default RangeIndex, unique string column names, numeric/bool/naive datetime
+    numpy columns and pandas' Arrow-backed strings) as an Arrow table without pandas' metadata
+    machinery: 0.2 ms instead of 0.9 ms at 100k rows, and ``to_pandas`` rebuilds exactly the same
+    frame from it. Anything else returns None and takes ``Table.from_pandas``."""
+    import numpy as np
+
+    index, columns = frame.index, frame.columns
+    if (type(index).__name__ != "RangeIndex" or index.start != 0 or index.step != 1 or index.name is not None
+            or not len(columns) or not columns.is_unique or not all(type(c) is str for c in columns)
+            or columns.name is not None):
+        return None
+    arrays = []
+    for array in frame._iter_column_arrays():
+        dtype = array.dtype
+        if isinstance(array, np.ndarray) and dtype.kind in _PLAIN_KINDS and \
+                (dtype.kind != "M" or dtype.str.endswith(("[s]", "[ms]", "[us]", "[ns]"))):
+            arrays.append(pa.array(array))
+        elif getattr(dtype, "storage", None) == "pyarrow" and getattr(dtype, "name", "") == "str":
+            arrays.append(array._pa_array)
+        else:
+            return None
+    return pa.table(arrays, names=list(columns))
+
+
 def _decode_arrow(kind: bytes, payload: Any) -> Any:
     pa = _arrow()
     table = pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
     meta = table.schema.metadata or {}
     if kind == FRAME:
-        return table.to_pandas()
+        return table.to_pandas(split_blocks=True)  # no consolidation copy: 0.2 ms instead of 0.5 ms
     if kind == SERIES:
         series = table.to_pandas()["values"]
         series.name = orjson.loads(meta[_SERIES_NAME]) if _SERIES_NAME in meta else None

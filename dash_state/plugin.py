@@ -16,6 +16,7 @@ from typing import Any
 import dash
 import flask
 from dash import _callback, hooks
+from dash._utils import stringify_id
 
 from . import background, devtools, hook, identity, logs, routes  # noqa: F401  (importing registers the routes)
 from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValueError
@@ -86,10 +87,17 @@ def _after_request(state: AppState, response: flask.Response) -> flask.Response:
     """Send a newly minted identity cookie, and log this request's unusable references once."""
     if not state.has_manager:
         return response
+    manager = state.manager
+    call = flask.g.get("_dash_state_call")
+    for raw_id, reference in call.release if call is not None else ():  # what the page let go of
+        if isinstance(raw_id, (str, dict)) and isinstance(reference, str):
+            try:
+                manager.release(raw_id if isinstance(raw_id, str) else stringify_id(raw_id), reference)
+            except DashStateError:  # an outage: the values expire with their TTL instead
+                break
     misses = flask.g.pop("_dash_state_misses", None)
     if misses is not None:
         misses.flush(MISS_REASONS)
-    manager = state.manager
     return identity.write_cookie(response, manager.identity_settings, manager.keys)
 
 
@@ -99,7 +107,10 @@ def _error_response(state: AppState, exc: DashStateError) -> flask.Response:
         status, message = 503, "dash-state: the ServerStore storage is unavailable; try again shortly"
     elif isinstance(exc, StoreValueError):  # the caller's value or quota: say exactly what is wrong
         status, message = (413 if isinstance(exc, QuotaExceeded) else 422), str(exc)
-        log.warning("callback refused: %s", exc)
+        if state.has_manager:  # a full backend refuses every writer: aggregate, don't flood
+            state.manager.throttle(logging.WARNING, f"refused:{type(exc).__name__}", "callback refused: %s", exc)
+        else:
+            log.warning("callback refused: %s", exc)
     else:  # configuration: details are for the operator, not the browser
         status, message = 500, "dash-state is misconfigured; the server log says how to fix it"
         log.error("%s", exc)
@@ -133,18 +144,22 @@ def _patch_prepare_response() -> None:
     if getattr(original, "__dash_state__", False):
         return
     signature = inspect.signature(original)
+    names = list(signature.parameters)
+    at = {name: names.index(name) for name in ("output_value", "output_spec", "multi", "callback_ctx", "app", "output")}
 
     @functools.wraps(original)
     def _prepare_response(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        arguments = bound.arguments
-        state = app_state(arguments.get("app"))
+        if kwargs or len(args) != len(names):  # not Dash's own positional call: bind by name (slower)
+            bound = signature.bind(*args, **kwargs)
+            args, kwargs = tuple(bound.arguments[name] for name in names), {}
+        state = app_state(args[at["app"]])
         if state is not None and in_use():
             state.scan_layouts()
-            arguments["output_value"] = hook.rewrite_outputs(
-                state, arguments["output_value"], arguments["output_spec"], arguments["multi"],
-                arguments["output"], arguments["callback_ctx"])
-        return original(*bound.args, **bound.kwargs)
+            args = list(args)
+            args[at["output_value"]] = hook.rewrite_outputs(
+                state, args[at["output_value"]], args[at["output_spec"]], args[at["multi"]], args[at["output"]],
+                args[at["callback_ctx"]])
+        return original(*args)
 
     _prepare_response.__dash_state__ = True
     _callback._prepare_response = _prepare_response

@@ -4,9 +4,9 @@
 #   bash scripts/test.sh [extra pytest arguments]
 #
 # 1. Debian packages: chromium + chromium-driver (browser tests), nodejs + npm (bundle check),
-#    installed with apt-get when missing (as root, or through sudo). redis-server and PostgreSQL are
-#    started when installed but not running; a missing one is named, and its tests skip loudly
-#    (or fail, with DASH_STATE_REQUIRE_SERVICES=1).
+#    redis-server and postgresql (service tests), installed with apt-get when missing (as root, or
+#    through sudo). Without apt-get, a missing one is named, and its tests skip loudly (or fail, with
+#    DASH_STATE_REQUIRE_SERVICES=1).
 # 2. A virtual environment in .venv with dash-state and its [test] extra.
 # 3. The bundle check: rebuilds the JavaScript and the generated component files from src_js/
 #    with `npm ci` and fails if they differ from the committed ones.
@@ -26,11 +26,14 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+{ command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql/*/main >/dev/null 2>&1; } || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_apt[*]}"
     if ! command -v apt-get >/dev/null 2>&1; then
         die "missing ${need_apt[*]} and no apt-get to install them: install them with your package manager"
     fi
+    export RUNLEVEL=1  # Debian's postinst scripts: install services without trying to start them via systemd
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         command -v sudo >/dev/null 2>&1 || die "missing ${need_apt[*]}: run as root or install sudo"
@@ -83,11 +86,23 @@ if ! port_open 5432; then
     fi
 fi
 for _ in $(seq 1 20); do port_open 6379 && port_open 5432 && break; sleep 0.5; done
-if port_open 5432 && command -v psql >/dev/null 2>&1; then
-    # the tests use database "test" as user postgres; create it on a fresh cluster
+if port_open 5432 && command -v psql >/dev/null 2>&1 && [ -z "${STATE_TEST_DATABASE_URL:-}" ]; then
+    # The tests use database "test" as user postgres (a machine with trust auth on 127.0.0.1). On a
+    # stock Debian cluster (password auth on TCP) they get a role and database of their own instead.
     if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
-        runuser -u postgres -- createdb test 2>/dev/null || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null 2>&1 || \
-            echo "NOTE: could not reach database 'test' as user postgres; set STATE_TEST_DATABASE_URL"
+        runuser -u postgres -- createdb test 2>/dev/null || true
+    fi
+    if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1 && id postgres >/dev/null 2>&1; then
+        as_postgres() { runuser -u postgres -- "$@" 2>/dev/null || $sudo_cmd -u postgres "$@"; }
+        as_postgres psql -qc "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dash_state_test') THEN
+            CREATE ROLE dash_state_test LOGIN PASSWORD 'dash-state-test'; END IF; END\$\$;" >/dev/null || true
+        as_postgres createdb -O dash_state_test dash_state_test 2>/dev/null || true
+        if PGPASSWORD=dash-state-test psql -h 127.0.0.1 -U dash_state_test -d dash_state_test -c 'select 1' >/dev/null 2>&1; then
+            export STATE_TEST_DATABASE_URL="postgresql+psycopg://dash_state_test:dash-state-test@127.0.0.1:5432/dash_state_test"
+            echo "PostgreSQL tests use role and database dash_state_test"
+        else
+            echo "NOTE: could not reach PostgreSQL as postgres or dash_state_test; set STATE_TEST_DATABASE_URL"
+        fi
     fi
 fi
 

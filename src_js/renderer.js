@@ -6,7 +6,8 @@
  *
  * - request hints: every callback request carries, for its outputs that are
  *   ServerStores, the reference the store holds (`payload.dash_state`), so a
- *   server-side Patch() applies to exactly what this tab holds. Installed by
+ *   server-side Patch() applies to exactly what this tab holds, and the
+ *   references the page released since the last request. Installed by
  *   wrapping the renderer's `request_pre` hook (redux state `hooks`).
  * - a silent update: after a value written in the browser was uploaded, the
  *   store's `data` becomes its reference without firing the store's callbacks
@@ -17,6 +18,7 @@
  *   can be recovered and applied to the real value on the server.
  */
 import {REFERENCE_SHAPE, idKey, isReference} from './references';
+import {releaseScheduler} from './values';
 
 const PATCH_MEMORY_MS = 5000;
 
@@ -80,8 +82,9 @@ const addHints = payload => {
             prev[key] = data;
         }
     });
-    if (stores.length) {
-        payload.dash_state = {stores, prev};
+    const release = releaseScheduler.take();
+    if (stores.length || release.length) {
+        payload.dash_state = {stores, prev, release};
     }
 };
 

@@ -31,15 +31,19 @@ export const deleteReference = async (reference, id) => {
     }
 };
 
-/** How long released references wait, so one request carries a burst. */
-const RELEASE_DELAY_MS = 250;
+/*
+ * How long released references wait for a callback request to ride on
+ * before they get a request of their own.
+ */
+const RELEASE_DELAY_MS = 1000;
 const MAX_PER_RELEASE = 200;
 
 /*
- * References the page replaced with newer ones, released in batches: the
- * server deletes their values (unless one is the store's latest value or
- * initial layout data), so one tab clicking a hundred times holds one value,
- * not a hundred.
+ * References the page replaced with newer ones: the server deletes their
+ * values (unless one is the store's latest value or initial layout data), so
+ * one tab clicking a hundred times holds one value, not a hundred. They
+ * travel with the page's next callback request (see renderer.js), or, if
+ * none comes within RELEASE_DELAY_MS, in a request of their own.
  */
 class ReleaseScheduler {
     constructor() {
@@ -55,11 +59,24 @@ class ReleaseScheduler {
         }
     }
 
+    /* The pending releases, for a callback request to carry (at most MAX_PER_RELEASE). */
+    take() {
+        const batch = this._pending.splice(0, MAX_PER_RELEASE);
+        if (!this._pending.length && this._timer) {
+            clearTimeout(this._timer);
+            this._timer = null;
+        }
+        return batch;
+    }
+
     async _flush() {
         this._timer = null;
         const batch = this._pending.splice(0, MAX_PER_RELEASE);
         if (this._pending.length) {
             this._timer = setTimeout(this._flush, RELEASE_DELAY_MS);
+        }
+        if (!batch.length) {
+            return;
         }
         try {
             await postJson('release', {stores: batch});

@@ -25,7 +25,8 @@ from ..tokens import b64, base36, random_id
 _ID = r"[A-Za-z0-9_-]{22}"
 _VALUE = re.compile(rf"1\.({_ID})\.(-|u\.{_ID})\.((?:{_ID}(?:~{_ID}){{0,3}})?)\.([0-9a-z]{{1,8}})\.({_ID})")
 MAX_ALIASES = 4
-
+_VERIFIED_MAX = 10_000
+_verified: dict[tuple[str, tuple[bytes, ...]], "CookieState"] = {}  # cookies whose MAC was checked
 
 @dataclass(frozen=True)
 class CookieState:
@@ -55,6 +56,18 @@ def decode(raw: Any, keys: tuple[bytes, ...], max_age: float) -> CookieState | N
     """The cookie's state, or None when it is absent, malformed, forged or older than ``max_age``."""
     if not isinstance(raw, str) or len(raw) > 256:
         return None
+    state = _verified.get((raw, keys))  # a browser sends the same cookie with every request
+    if state is None:
+        state = _verify(raw, keys)
+        if state is None:
+            return None
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[(raw, keys)] = state
+    return state if state.issued + max_age >= time.time() else None
+
+
+def _verify(raw: str, keys: tuple[bytes, ...]) -> CookieState | None:
     match = _VALUE.fullmatch(raw)
     if match is None:
         return None
@@ -62,10 +75,8 @@ def decode(raw: Any, keys: tuple[bytes, ...], max_age: float) -> CookieState | N
     body = raw[: -len(mac) - 1]
     if not any(hmac.compare_digest(mac.encode(), _mac(key, body).encode()) for key in keys):
         return None
-    issued_at = int(issued, 36)
-    if issued_at + max_age < time.time():
-        return None
-    return CookieState(anon, None if linked == "-" else linked, tuple(a for a in aliases.split("~") if a), issued_at)
+    return CookieState(anon, None if linked == "-" else linked, tuple(a for a in aliases.split("~") if a),
+                       int(issued, 36))
 
 
 def cookie_name(base: str, host_prefix: bool, secure: bool) -> str:
