@@ -1,6 +1,13 @@
-"""One contract, every backend: memory, redis, sqlite and postgres behave the same."""
+"""One contract, every backend: memory, redis, sqlite and postgres behave the same.
+
+Redis runs on the shared server (db 15) under a prefix of its own per test, PostgreSQL in a table of
+its own per test, SQLite in the test's own directory; everything is removed afterwards. Tests that
+look at what a backend really stored (or tamper with it) bypass the backend through :class:`Raw`,
+as someone with access to the Redis or SQL server would.
+"""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -8,54 +15,141 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
+import redis
+import sqlalchemy as sa
 
-from dash_state.backends import create_backend
-from dash_state.codecs import freeze
+from dash_state.backends import POINTER_PREFIX, Item, Pointer, create_backend
+from dash_state.codecs import Snapshot
 from dash_state.config import build_config
-from dash_state.wire import Wire, derive_secret
+from dash_state.errors import ConfigError, CorruptValue, QuotaExceeded
+from dash_state.keys import Keys
+from dash_state.references import new_key
+from dash_state.seal import Seal
+from dash_state.values import freeze
 from services import database_url, redis_url
 
 BACKENDS = ["memory", "redis", "sqlite", "postgres"]
+BYTES_BACKENDS = ["redis", "sqlite", "postgres"]  # the ones that seal values (memory keeps objects)
 SHORT_TTL = 0.6
+SECRET = b"contract secret"
+POINTER = POINTER_PREFIX + "A" * 22
 
 
-def make_backend(kind: str, tmp_path, **settings):
+def seal_for(config, *secrets: bytes, encryption: str | None = None) -> Seal:
+    return Seal(Keys(secrets or (SECRET,)), encryption or config["STATE_ENCRYPTION"], config["STATE_COMPRESSION"],
+                config["STATE_COMPRESSION_MIN_BYTES"])
+
+
+def make_backend(kind: str, tmp_path, secrets: tuple[bytes, ...] = (), **settings):
     run = uuid.uuid4().hex[:8]
     if kind == "memory":
         name, extra = "memory", {}
     elif kind == "redis":
         name, extra = "redis", {"STATE_REDIS_URL": redis_url(), "STATE_KEY_PREFIX": f"dash-state-test-{run}:"}
     elif kind == "sqlite":
-        name, extra = "database", {"STATE_DATABASE_URL": f"sqlite:///{tmp_path}/state.db"}
+        name, extra = "database", {"STATE_DATABASE_URL": f"sqlite:///{tmp_path}/state.db",
+                                   "STATE_DATABASE_TABLE": f"dash_state_test_{run}"}
     else:
         name, extra = "database", {"STATE_DATABASE_URL": database_url(), "STATE_DATABASE_TABLE": f"dash_state_test_{run}"}
     config = build_config(({"STATE_BACKEND": name, **extra, **settings}, "test"))
-    wire = Wire(derive_secret(b"contract secret"), config["STATE_COMPRESSION"], config["STATE_COMPRESSION_MIN_BYTES"])
-    return create_backend(name, config, wire), (name, config, wire)
+    seal = seal_for(config, *secrets)
+    return create_backend(name, config, seal), (name, config, seal)
+
+
+def dispose(backend, kind: str) -> None:
+    """Remove everything a backend made on a shared server, then close it."""
+    if kind == "redis":
+        with redis.Redis.from_url(redis_url()) as raw:
+            for key in raw.scan_iter(match=f"{backend.prefix}*", count=500):  # tests may scan; backends never do
+                raw.unlink(key)
+    elif kind in ("sqlite", "postgres"):
+        backend.drop_table()
+    backend.close()
+
+
+@pytest.fixture
+def backends(request, tmp_path):
+    """A factory for more backends of one kind (other settings, other secrets); all disposed of."""
+    made = []
+
+    def factory(kind: str, secrets: tuple[bytes, ...] = (), **settings):
+        backend, recipe = make_backend(kind, tmp_path, secrets, **settings)
+        backend.recipe, backend.kind = recipe, kind
+        made.append(backend)
+        return backend
+
+    yield factory
+    for backend in reversed(made):
+        dispose(backend, backend.kind)
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    made, recipe = make_backend(request.param, tmp_path)
-    made.recipe = recipe
-    yield made
-    if request.param == "redis":
-        for user in ("alice", "bob", "u", "mallory"):
-            made.delete_user(user)
-    if request.param == "postgres":
-        made.drop_table()
-    made.close()
+def backend(request, backends):
+    return backends(request.param)
 
 
+def stored_size(backend, snapshot: Snapshot) -> int:
+    """What a value counts toward quotas: the snapshot's size in memory, its sealed bytes elsewhere."""
+    return snapshot.nbytes if backend.keeps_objects else len(backend.seal.dump(new_key(), snapshot))
+
+
+def total(backend, user: str) -> int:
+    return sum(size for _, size, _ in backend.usage(user))
+
+
+class Raw:
+    """What a redis or database backend stored, read and written behind its back."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def _redis_key(self, user: str, key: str) -> str:
+        return f"{self.backend.prefix}{{{user}}}:{key}"
+
+    def read(self, user: str, key: str) -> bytes | None:
+        if self.backend.name == "redis":
+            with redis.Redis.from_url(redis_url()) as raw:
+                return raw.get(self._redis_key(user, key))
+        t = self.backend.table
+        with self.backend.engine.connect() as conn:
+            found = conn.execute(sa.select(t.c.value).where(t.c.user_id == user, t.c.key == key)).scalar()
+        return None if found is None else bytes(found)
+
+    def replace(self, user: str, key: str, data: bytes) -> None:
+        """Overwrite the stored bytes in place, keeping the expiry and the bookkeeping."""
+        if self.backend.name == "redis":
+            with redis.Redis.from_url(redis_url()) as raw:
+                assert raw.set(self._redis_key(user, key), data, xx=True, keepttl=True)
+            return
+        t = self.backend.table
+        with self.backend.engine.connect() as conn:
+            done = conn.execute(sa.update(t).where(t.c.user_id == user, t.c.key == key).values(value=data))
+        assert done.rowcount == 1
+
+    def value_rows(self, user: str) -> int:
+        """How many values of ``user`` physically exist (live or not yet removed), pointers excluded."""
+        if self.backend.name == "redis":
+            with redis.Redis.from_url(redis_url()) as raw:
+                names = list(raw.scan_iter(match=f"{self.backend.prefix}{{{user}}}:*", count=500))
+            books = {self._redis_key(user, "index").encode(), self._redis_key(user, "sizes").encode()}
+            return sum(1 for n in names if n not in books and b":" + POINTER_PREFIX.encode() not in n)
+        t = self.backend.table
+        with self.backend.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t).where(
+                t.c.user_id == user, t.c.key.not_like(POINTER_PREFIX + "%"))).scalar_one()
+
+
+# -- values -----------------------------------------------------------------------------------------
 def test_get_set_delete(backend):
     assert backend.get("alice", "k1") is None
     backend.set("alice", "k1", freeze({"v": 1}), ttl=60)
     assert backend.get("alice", "k1").thaw() == {"v": 1}
     backend.set("alice", "k1", freeze({"v": 2}), ttl=60)  # replace
     assert backend.get("alice", "k1").thaw() == {"v": 2}
+    assert backend.alive("alice", "k1") and not backend.alive("alice", "k2") and not backend.alive("bob", "k1")
     assert backend.delete("alice", "k1") is True
     assert backend.delete("alice", "k1") is False
-    assert backend.get("alice", "k1") is None
+    assert backend.get("alice", "k1") is None and not backend.alive("alice", "k1")
 
 
 def test_expired_values_are_never_served_and_touch_extends_life(backend):
@@ -64,24 +158,55 @@ def test_expired_values_are_never_served_and_touch_extends_life(backend):
     time.sleep(SHORT_TTL * 0.6)
     assert backend.touch("u", "kept", SHORT_TTL) is True
     time.sleep(SHORT_TTL * 0.6)
-    assert backend.get("u", "short") is None
+    assert backend.get("u", "short") is None and not backend.alive("u", "short")
     assert backend.get("u", "kept").thaw() == "y"
     assert backend.touch("u", "short", 60) is False
     time.sleep(SHORT_TTL * 1.1)
     assert backend.get("u", "kept") is None
 
 
+def test_touching_an_expired_value_revives_nothing_and_frees_its_quota(backend):
+    """A tab left open past the TTL keeps touching its dead references: that must not bring the value
+    back, list it in usage(), or keep its bytes counted against the user's quota."""
+    value = freeze("x" * 3000)
+    size = stored_size(backend, value)
+    backend.set_many("u", [Item("kept", value, 60), Item("gone", value, 0.3)], quota=2 * size)
+    time.sleep(0.5)
+    assert backend.touch("u", "gone", 3600) is False
+    assert backend.get("u", "gone") is None and not backend.alive("u", "gone")
+    assert [key for key, _, _ in backend.usage("u")] == ["kept"]
+    backend.set_many("u", [Item("next", value, 60)], quota=2 * size)  # the dead value's bytes count no more
+    assert backend.get("u", "next").thaw() == "x" * 3000
+
+
 def test_users_are_separate_and_one_call_deletes_a_user(backend):
     for user in ("alice", "bob"):
         for i in range(5):
             backend.set(user, f"k{i}", freeze(f"{user}-{i}"), ttl=60)
+    backend.set_many("alice", [], [Pointer(POINTER, "k0" * 11, 60)])
     assert backend.get("bob", "k1").thaw() == "bob-1"
     assert backend.get("alice", "k1").thaw() == "alice-1"
-    assert backend.delete_user("alice") == 5
+    assert backend.delete_user("alice") >= 5  # whether the pointer is counted is the backend's business
     assert backend.get("alice", "k1") is None and backend.get("bob", "k4").thaw() == "bob-4"
+    assert backend.pointer("alice", POINTER) is None and backend.usage("alice") == []
+    assert backend.delete_user("alice") == 0
 
 
-@pytest.mark.parametrize("value", ["", "ünïcødé ✓ 漢字 🚀", {"ключ": ["значение", None, 1.5]}, [], {}, 0, None])
+@pytest.mark.parametrize("users", [("a", "a}", "{a}", "a:b", "a:index"), ("ünï", "ünï:", "{ünï}", "u.🚀", "")])
+def test_namespaces_with_braces_colons_and_non_ascii_stay_apart(backend, users):
+    for user in users:
+        backend.set_many(user, [Item("k", freeze(f"value of {user!r}"), 60)], [Pointer(POINTER, "B" * 22, 60)])
+    for user in users:
+        assert backend.get(user, "k").thaw() == f"value of {user!r}"
+        assert [key for key, _, _ in backend.usage(user)] == ["k"]
+    assert backend.delete_user(users[0]) >= 1
+    assert backend.get(users[0], "k") is None
+    assert all(backend.get(u, "k").thaw() == f"value of {u!r}" for u in users[1:])
+    assert all(backend.pointer(u, POINTER) == "B" * 22 for u in users[1:])
+
+
+@pytest.mark.parametrize("value", ["", "ünïcødé ✓ 漢字 🚀", {"ключ": ["значение", None, 1.5]}, [], {}, 0, None,
+                                   "\x00\ud7ff\ue000\U0010ffff", {"": {"": [[[]]]}}, 2 ** 53, -1.5e308])
 def test_unicode_and_empty_values(backend, value):
     backend.set("u", "k", freeze(value), ttl=60)
     assert backend.get("u", "k").thaw() == value
@@ -123,11 +248,11 @@ def test_concurrent_writers_never_tear_values(backend):
     assert not errors, errors[:3]
 
 
-def test_after_a_restart(backend, tmp_path):
+def test_after_a_restart(backend):
     """A new process (a fresh backend object on the same server) sees shared data; memory starts empty."""
     backend.set("u", "persist", freeze({"kept": True}), ttl=60)
-    name, config, wire = backend.recipe
-    again = create_backend(name, config, wire)
+    name, config, seal = backend.recipe
+    again = create_backend(name, config, seal)
     try:
         got = again.get("u", "persist")
         if backend.shared:
@@ -138,21 +263,422 @@ def test_after_a_restart(backend, tmp_path):
         again.close()
 
 
-@pytest.mark.parametrize("backend", ["redis", "sqlite", "postgres"], indirect=True)  # memory keeps objects in-process
-def test_tampered_or_moved_values_are_rejected(backend):
-    from dash_state.errors import CorruptValue
+def test_stats_are_reported(backend):
+    backend.set("u", "k", freeze("v"), ttl=60)
+    assert isinstance(backend.stats(), dict)
 
-    sealed = backend.wire.dump("alice", "k", freeze({"secret": 1}))
-    backend.write("mallory", "k", sealed, 60)  # a value copied to another user's key
-    with pytest.raises(CorruptValue):
-        backend.get("mallory", "k")
-    flipped = bytearray(sealed)
-    flipped[-3] ^= 0xFF
-    backend.write("alice", "k", bytes(flipped), 60)
+
+# -- pointers ---------------------------------------------------------------------------------------
+def test_pointers_name_a_key_expire_and_are_per_user(backend):
+    first, second = new_key(), new_key()
+    backend.set_many("alice", [Item(first, freeze("v1"), 60)], [Pointer(POINTER, first, 60)])
+    assert backend.pointer("alice", POINTER) == first
+    assert backend.pointer("bob", POINTER) is None
+    assert backend.pointer("alice", POINTER_PREFIX + "B" * 22) is None
+    backend.set_many("alice", [Item(second, freeze("v2"), 60)], [Pointer(POINTER, second, 60)])
+    assert backend.pointer("alice", POINTER) == second
+    assert [key for key, _, _ in sorted(backend.usage("alice"))] == sorted([first, second])  # pointers are no values
+
+    backend.set_many("alice", [], [Pointer(POINTER, first, SHORT_TTL)])  # a pointer lives by its own TTL
+    time.sleep(SHORT_TTL * 1.3)
+    assert backend.pointer("alice", POINTER) is None
+    assert backend.get("alice", first).thaw() == "v1" and backend.get("alice", second).thaw() == "v2"
+
+    backend.set_many("alice", [], [Pointer(POINTER, second, 60)])
+    assert backend.delete("alice", POINTER) is True
+    assert backend.pointer("alice", POINTER) is None and backend.get("alice", second).thaw() == "v2"
+
+
+@pytest.mark.parametrize("target", ["", "short", "A" * 21, "A" * 23, "A" * 21 + "!", "A" * 21 + "=", "A" * 21 + " ",
+                                    "A" * 21 + "\n", "\nAAAAAAAAAAAAAAAAAAAAAA", "A" * 21 + "/", "../../etc/passwd/....",
+                                    "é" * 22, "A" * 21 + "é", "Ａ" * 22, "A" * 21 + "\x00", "🚀" * 11, "A" * 21 + "\ud800"])
+def test_a_pointer_to_anything_but_a_key_reads_as_none(backend, target):
+    backend.set_many("alice", [], [Pointer(POINTER, target, 60)])
+    assert backend.pointer("alice", POINTER) is None
+
+
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+@pytest.mark.parametrize("garbage", [b"\xff" * 22, b"A" * 21 + b"\xe9", "é".encode() * 11, b"", b"DSW2" + b"\0" * 40])
+def test_a_pointer_garbled_in_storage_reads_as_none(backends, kind, garbage):
+    backend = backends(kind)
+    backend.set_many("alice", [], [Pointer(POINTER, "C" * 22, 60)])
+    Raw(backend).replace("alice", POINTER, garbage)
+    assert backend.pointer("alice", POINTER) is None
+
+
+# -- quotas -----------------------------------------------------------------------------------------
+def test_a_write_over_the_quota_is_refused_whole_and_keeps_the_previous_value_and_pointer(backend):
+    old, new1, new2 = new_key(), new_key(), new_key()
+    previous, small, big = freeze("p" * 1000), freeze("s" * 10), freeze("b" * 6000)
+    quota = stored_size(backend, previous) + stored_size(backend, small) + stored_size(backend, big) - 1
+    backend.set_many("alice", [Item(old, previous, 60)], [Pointer(POINTER, old, 60)], quota=quota)
+    before = sorted((key, size) for key, size, _ in backend.usage("alice"))
+
+    with pytest.raises(QuotaExceeded, match="STATE_MAX_USER_BYTES") as info:
+        backend.set_many("alice", [Item(new1, small, 60), Item(new2, big, 60)],
+                         [Pointer(POINTER, new1, 60), Pointer(POINTER_PREFIX + "other" + "x" * 17, new2, 60)], quota=quota)
+    assert f"{quota:,}" in str(info.value)
+    assert backend.get("alice", new1) is None and backend.get("alice", new2) is None
+    assert not backend.alive("alice", new1) and not backend.alive("alice", new2)
+    assert backend.get("alice", old).thaw() == "p" * 1000
+    assert backend.pointer("alice", POINTER) == old
+    assert backend.pointer("alice", POINTER_PREFIX + "other" + "x" * 17) is None
+    assert sorted((key, size) for key, size, _ in backend.usage("alice")) == before
+    if not backend.keeps_objects:
+        assert Raw(backend).value_rows("alice") == 1  # nothing was stored and taken back behind usage()
+
+    # Replacing the previous value by a larger one over the quota: the previous value stays, and so
+    # does its accounting (a refused write that kept the new bytes would let a user pass the quota).
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("alice", [Item(old, freeze("r" * 20000), 60)], quota=quota)
+    assert backend.get("alice", old).thaw() == "p" * 1000
+    assert sorted((key, size) for key, size, _ in backend.usage("alice")) == before
+    if not backend.keeps_objects:
+        assert len(Raw(backend).read("alice", old)) == before[0][1]
+
+    # One byte more of quota and exactly the same write goes through.
+    backend.set_many("alice", [Item(new1, small, 60), Item(new2, big, 60)], [Pointer(POINTER, new1, 60)], quota=quota + 1)
+    assert backend.get("alice", new2).thaw() == "b" * 6000 and backend.pointer("alice", POINTER) == new1
+    assert total(backend, "alice") == quota + 1
+
+
+def test_the_quota_counts_live_values_only(backend):
+    value = freeze("v" * 2000)
+    size = stored_size(backend, value)
+    quota = 2 * size
+    backend.set_many("u", [Item("a", value, 60), Item("short", value, 0.3)], quota=quota)
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("u", [Item("b", value, 60)], quota=quota)
+    time.sleep(0.5)
+    backend.set_many("u", [Item("b", value, 60)], quota=quota)  # the expired value no longer counts
+    assert backend.delete("u", "a")
+    backend.set_many("u", [Item("c", value, 60)], quota=quota)  # nor does a deleted one
+    assert sorted(key for key, _, _ in backend.usage("u")) == ["b", "c"] and total(backend, "u") == quota
+    backend.set_many("u", [], [Pointer(POINTER, "c" * 22, 60)], quota=quota)  # pointers take no quota
+    assert backend.pointer("u", POINTER) == "c" * 22 and total(backend, "u") == quota
+    backend.set_many("u", [Item("b", freeze("small"), 60)], quota=quota)  # replacing by a smaller value
+    assert total(backend, "u") == size + stored_size(backend, freeze("small"))
+
+
+def test_one_users_values_never_count_against_another(backend):
+    value = freeze("x" * 5000)
+    size = stored_size(backend, value)
+    backend.set_many("bob", [Item(f"b{i}", value, 60) for i in range(10)])
+    backend.set_many("alice", [Item("a", value, 60)], quota=size)
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("alice", [Item("a2", value, 60)], quota=size)
+    assert total(backend, "alice") == size and total(backend, "bob") == 10 * size
+
+
+def test_eight_threads_of_one_user_never_end_above_the_quota(backend):
+    """Every write checks the quota atomically with storing: concurrent writers of one user cannot
+    both see room for one more value. The quota ends filled exactly, never overshot."""
+    value = freeze({"payload": "x" * 3000})
+    size = stored_size(backend, value)
+    per_write = 2 * size  # each write: two values and a pointer
+    quota = 25 * per_write + per_write // 2
+    stored, refused, errors, samples = [], [], [], []
+    barrier = threading.Barrier(9)
+
+    def writer(n):
+        try:
+            barrier.wait()
+            for i in range(12):
+                items = [Item(new_key(), value, 60), Item(new_key(), value, 60)]
+                try:
+                    backend.set_many("alice", items, [Pointer(POINTER, items[0].key, 60)], quota=quota)
+                    stored.append(items)
+                except QuotaExceeded:
+                    refused.append(n)
+                if i < 3:  # another user, with the same quota, while alice's is full
+                    backend.set_many("bob", [Item(new_key(), value, 60)], quota=quota)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    while any(t.is_alive() for t in threads):
+        samples.append(total(backend, "alice"))
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert max(samples, default=0) <= quota
+    used = backend.usage("alice")
+    assert sum(size for _, size, _ in used) <= quota
+    assert len(stored) == quota // per_write == 25 and len(refused) == 8 * 12 - 25
+    assert sorted(key for key, _, _ in used) == sorted(item.key for items in stored for item in items)
+    assert all(backend.get("alice", item.key).thaw() == {"payload": "x" * 3000} for items in stored for item in items)
+    assert backend.pointer("alice", POINTER) in {items[0].key for items in stored}
+    assert total(backend, "bob") == 8 * 3 * size
+    if not backend.keeps_objects:
+        assert Raw(backend).value_rows("alice") == 50  # nothing refused was left behind in storage
+
+
+def test_real_sizes_object_columns_and_object_arrays_count_fully(backend):
+    lists = pd.DataFrame({"id": range(8), "rows": [[f"{c:02d}{r:04d}" + "x" * 122 for r in range(1024)]
+                                                   for c in range(8)]})  # 8 x 1024 x 128 characters: 1 MiB
+    frame = freeze(lists)
+    assert frame.nbytes >= 1 << 20
+    strings = np.array([f"{i}" + "y" * (1 << 20) for i in range(10)], dtype=object)
+    array = freeze(strings)
+    assert array.nbytes >= 10 << 20
+
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("u", [Item("frame", frame, 60)], quota=512 << 10)
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("u", [Item("array", array, 60)], quota=5 << 20)
+    assert backend.usage("u") == []
+
+    backend.set_many("u", [Item("frame", frame, 60), Item("array", array, 60)], quota=16 << 20)
+    sizes = {key: size for key, size, _ in backend.usage("u")}
+    assert sizes["frame"] >= 1 << 20 and sizes["array"] >= 10 << 20
+    back = backend.get("u", "frame").thaw()
+    assert back["id"].tolist() == list(range(8))
+    assert [list(cell) for cell in back["rows"]] == lists["rows"].tolist()
+    got = backend.get("u", "array").thaw()
+    assert got.dtype == object and got.tolist() == strings.tolist()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_one_user_filling_up_never_evicts_another_user(backends, kind):
+    """User A writes until refused, by the memory cap or by the per-user quota: every value of user B
+    (and A's own earlier values) is still there afterwards."""
+    value = freeze("z" * 10_000)
+    backend = backends(kind, STATE_MEMORY_MAX_BYTES=400_000)
+    size = stored_size(backend, value)
+    for i in range(10):
+        backend.set("bob", f"b{i}", freeze({"bob": i, "pad": "p" * 5000}), ttl=60)
+    quota = None if kind == "memory" else 300_000
+    written = 0
+    with pytest.raises(QuotaExceeded) as info:
+        for i in range(1000):
+            backend.set_many("alice", [Item(f"a{i}", value, 60)], quota=quota)
+            written += 1
+    setting = "STATE_MEMORY_MAX_BYTES" if kind == "memory" else "STATE_MAX_USER_BYTES"
+    assert setting in str(info.value)
+    assert 0 < written < 1000
+    if kind != "memory":
+        assert written == quota // size
+    assert all(backend.get("bob", f"b{i}").thaw() == {"bob": i, "pad": "p" * 5000} for i in range(10))
+    assert all(backend.get("alice", f"a{i}").thaw() == "z" * 10_000 for i in range(written))
+    assert backend.get("alice", f"a{written}") is None
+
+
+# -- moving a user (login carry-over) ---------------------------------------------------------------
+def test_move_user_moves_values_and_pointers_and_the_target_keeps_its_own(backend):
+    k1, k2, k3, mine, gone = (new_key() for _ in range(5))
+    frame = pd.DataFrame({"n": np.arange(50), "s": ["a", "b"] * 25})
+    other = POINTER_PREFIX + "other" + "o" * 17
+    backend.set_many("anon", [Item(k1, freeze({"from": "anon"}), 60), Item(k2, freeze("anon's k2"), 60),
+                              Item(k3, freeze(frame), 60), Item(gone, freeze("short"), 0.2)],
+                     [Pointer(POINTER, k1, 60), Pointer(other, k2, 60)])
+    backend.set_many("user", [Item(k2, freeze("user's k2"), 60), Item(mine, freeze("mine"), 60)],
+                     [Pointer(other, mine, 60)])
+    time.sleep(0.4)
+
+    assert backend.move_user("anon", "user") == 2  # k1 and k3: k2 was the user's already, `gone` expired
+    assert backend.get("user", k1).thaw() == {"from": "anon"}  # sealed values decrypt under their new owner
+    assert backend.get("user", k2).thaw() == "user's k2"
+    pd.testing.assert_frame_equal(backend.get("user", k3).thaw(), frame)
+    assert backend.get("user", mine).thaw() == "mine" and backend.get("user", gone) is None
+    assert backend.pointer("user", POINTER) == k1 and backend.pointer("user", other) == mine
+
+    for key in (k1, k2, k3, gone):
+        assert backend.get("anon", key) is None and not backend.alive("anon", key)
+    assert backend.pointer("anon", POINTER) is None and backend.pointer("anon", other) is None
+    assert backend.usage("anon") == []
+    if not backend.keeps_objects:
+        assert Raw(backend).value_rows("anon") == 0
+
+    expected = {k1: freeze({"from": "anon"}), k2: freeze("user's k2"), k3: freeze(frame), mine: freeze("mine")}
+    usage = {key: (size, expires) for key, size, expires in backend.usage("user")}
+    assert {key: size for key, (size, _) in usage.items()} == {k: stored_size(backend, v) for k, v in expected.items()}
+    assert all(time.time() + 50 < expires <= time.time() + 60 for _, expires in usage.values())  # TTLs move along
+
+    used = total(backend, "user")  # moved values count toward the user's quota
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("user", [Item(new_key(), freeze("x"), 60)], quota=used)
+    backend.set_many("user", [Item(new_key(), freeze("x"), 60)], quota=used + stored_size(backend, freeze("x")))
+    assert backend.move_user("anon", "user") == 0
+
+
+def test_move_user_replaces_what_already_expired_in_the_target(backend):
+    """An expired pointer or value of the target is not "the target's": the anonymous one moves in."""
+    old, new = new_key(), new_key()
+    backend.set_many("user", [Item(old, freeze("old"), 0.2)], [Pointer(POINTER, old, 0.2)])
+    time.sleep(0.4)
+    backend.set_many("anon", [Item(old, freeze("anon's"), 60), Item(new, freeze("new"), 60)], [Pointer(POINTER, new, 60)])
+    assert backend.move_user("anon", "user") == 2
+    assert backend.pointer("user", POINTER) == new
+    assert backend.get("user", old).thaw() == "anon's" and backend.get("user", new).thaw() == "new"
+
+
+def test_move_user_into_an_unknown_user_and_from_an_unknown_user(backend):
+    key = new_key()
+    backend.set_many("anon", [Item(key, freeze([1, 2]), 60)], [Pointer(POINTER, key, 60)])
+    assert backend.move_user("nobody", "anon") == 0
+    assert backend.get("anon", key).thaw() == [1, 2]
+    assert backend.move_user("anon", "fresh") == 1
+    assert backend.get("fresh", key).thaw() == [1, 2] and backend.pointer("fresh", POINTER) == key
+
+
+# -- usage ----------------------------------------------------------------------------------------------
+def test_usage_lists_live_values_with_their_sizes_and_expiry(backend):
+    a, b, c = new_key(), new_key(), new_key()
+    values = {a: freeze("a" * 100), b: freeze(pd.DataFrame({"x": np.arange(100)})), c: freeze("short")}
+    started = time.time()
+    backend.set_many("alice", [Item(a, values[a], 60), Item(b, values[b], 120), Item(c, values[c], 0.3)],
+                     [Pointer(POINTER, a, 600)])
+    backend.set("bob", a, freeze("bob's"), ttl=60)
+    usage = {key: (size, expires) for key, size, expires in backend.usage("alice")}
+    assert {key: size for key, (size, _) in usage.items()} == {k: stored_size(backend, v) for k, v in values.items()}
+    assert started + 59 <= usage[a][1] <= time.time() + 60.5
+    assert started + 119 <= usage[b][1] <= time.time() + 120.5
+    time.sleep(0.5)
+    assert sorted(key for key, _, _ in backend.usage("alice")) == sorted([a, b])
+    assert backend.delete("alice", a)
+    assert [key for key, _, _ in backend.usage("alice")] == [b]
+    assert backend.touch("alice", b, 600)
+    assert time.time() + 590 < backend.usage("alice")[0][2] <= time.time() + 600.5
+    assert backend.usage("nobody") == []
+
+
+# -- sealed values (redis, database) ------------------------------------------------------------------
+TAMPERING = {
+    "magic": lambda d: b"X" + d[1:],
+    "flags": lambda d: d[:4] + bytes([d[4] ^ 0x01]) + d[5:],
+    "hmac flag": lambda d: d[:4] + bytes([d[4] ^ 0x02]) + d[5:],
+    "nonce": lambda d: d[:8] + bytes([d[8] ^ 0x80]) + d[9:],
+    "body": lambda d: d[:40] + bytes([d[40] ^ 0x01]) + d[41:],
+    "tag": lambda d: d[:-1] + bytes([d[-1] ^ 0x01]),
+    "truncated": lambda d: d[: len(d) // 2],
+    "tag cut off": lambda d: d[:-16],
+    "appended": lambda d: d + b"\0",
+    "empty": lambda d: b"",
+    "unsealed value": lambda d: bytes(freeze({"admin": True}).to_bytes()),
+    "pickle": lambda d: b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s.",
+}
+
+
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+@pytest.mark.parametrize("encryption", ["aes-gcm", "hmac"])
+@pytest.mark.parametrize("tamper", list(TAMPERING))
+def test_a_value_tampered_with_in_storage_is_corrupt(backends, kind, encryption, tamper):
+    backend = backends(kind, STATE_ENCRYPTION=encryption)
+    backend.set("alice", "k", freeze({"secret": "s" * 100}), ttl=60)
+    raw = Raw(backend)
+    raw.replace("alice", "k", TAMPERING[tamper](raw.read("alice", "k")))
     with pytest.raises(CorruptValue):
         backend.get("alice", "k")
 
 
-def test_stats_are_reported(backend):
-    backend.set("u", "k", freeze("v"), ttl=60)
-    assert isinstance(backend.stats(), dict)
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+def test_every_single_byte_flip_in_storage_is_detected(backends, kind):
+    backend = backends(kind)
+    backend.set("alice", "k", freeze([1, 2]), ttl=60)
+    raw = Raw(backend)
+    sealed = raw.read("alice", "k")
+    for position in range(len(sealed)):
+        raw.replace("alice", "k", sealed[:position] + bytes([sealed[position] ^ 0x40]) + sealed[position + 1:])
+        with pytest.raises(CorruptValue):
+            backend.get("alice", "k")
+    raw.replace("alice", "k", sealed)
+    assert backend.get("alice", "k").thaw() == [1, 2]
+
+
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+@pytest.mark.parametrize("encryption", ["aes-gcm", "hmac"])
+def test_a_value_copied_under_another_key_fails_but_moves_between_users(backends, kind, encryption):
+    backend = backends(kind, STATE_ENCRYPTION=encryption)
+    source, target = new_key(), new_key()
+    backend.set("alice", source, freeze({"role": "admin"}), ttl=60)
+    sealed = Raw(backend).read("alice", source)
+    backend.write_many("alice", [(target, sealed, 60)], [], None)  # same user, another key
+    backend.write_many("mallory", [(target, sealed, 60)], [], None)  # another user, another key
+    for user in ("alice", "mallory"):
+        with pytest.raises(CorruptValue):
+            backend.get(user, target)
+    # The seal binds a value to its key, not to its user: that is what lets move_user() move bytes.
+    backend.write_many("mallory", [(source, sealed, 60)], [], None)
+    assert backend.get("mallory", source).thaw() == {"role": "admin"}
+
+
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+@pytest.mark.parametrize("encryption", ["aes-gcm", "hmac"])
+def test_values_sealed_with_an_old_secret_read_while_it_is_a_fallback(backends, kind, encryption):
+    old = backends(kind, secrets=(b"old secret",), STATE_ENCRYPTION=encryption)
+    old.set("alice", "k", freeze({"written": "before the rotation"}), ttl=60)
+    name, config, _ = old.recipe
+
+    rotated = create_backend(name, config, seal_for(config, b"new secret", b"old secret", encryption=encryption))
+    without = create_backend(name, config, seal_for(config, b"new secret", encryption=encryption))
+    try:
+        assert rotated.get("alice", "k").thaw() == {"written": "before the rotation"}
+        with pytest.raises(CorruptValue):
+            without.get("alice", "k")
+        rotated.set("alice", "k2", freeze("after"), ttl=60)  # new values use the current secret
+        assert without.get("alice", "k2").thaw() == "after"
+        with pytest.raises(CorruptValue):
+            old.get("alice", "k2")
+    finally:
+        rotated.close()
+        without.close()
+
+
+def _block_cryptography(monkeypatch) -> None:
+    """Make ``import cryptography...`` fail, as on a machine without the package."""
+    names = [n for n in sys.modules if n == "cryptography" or n.startswith("cryptography.")]
+    for name in names + ["cryptography", "cryptography.exceptions", "cryptography.hazmat.primitives.ciphers.aead"]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+def test_hmac_mode_needs_no_cryptography_authenticates_and_keeps_values_readable(backends, kind, monkeypatch):
+    encrypted = backends(kind)
+    encrypted.set("alice", "aes", freeze({"sealed": "with aes"}), ttl=60)
+    _block_cryptography(monkeypatch)
+    with pytest.raises(ConfigError, match="cryptography"):
+        Seal(Keys((SECRET,)), "aes-gcm")
+
+    name, config, _ = encrypted.recipe
+    backend = create_backend(name, config, Seal(Keys((SECRET,)), "hmac"))
+    try:
+        frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+        backend.set("alice", "json", freeze({"visible": "plain text at rest"}), ttl=60)
+        backend.set("alice", "frame", freeze(frame), ttl=60)
+        assert backend.get("alice", "json").thaw() == {"visible": "plain text at rest"}
+        pd.testing.assert_frame_equal(backend.get("alice", "frame").thaw(), frame)
+        raw = Raw(backend)
+        stored = raw.read("alice", "json")
+        assert stored.startswith(b"DSW2") and b'{"visible":"plain text at rest"}' in stored
+
+        raw.replace("alice", "json", stored.replace(b"plain", b"PLAIN"))
+        with pytest.raises(CorruptValue):
+            backend.get("alice", "json")
+        with pytest.raises(CorruptValue, match="hmac"):  # an encrypted value: missing, never an ImportError
+            backend.get("alice", "aes")
+    finally:
+        backend.close()
+    monkeypatch.undo()
+    assert encrypted.get("alice", "frame").thaw()["b"].tolist() == ["x", "y", "z"]  # aes processes read hmac values
+
+
+@pytest.mark.parametrize("kind", BYTES_BACKENDS)
+def test_compressed_values_are_smaller_in_storage_and_read_by_any_process(backends, kind):
+    backend = backends(kind, STATE_COMPRESSION="zstd", STATE_COMPRESSION_MIN_BYTES=1000)
+    value = {"rows": [{"id": i, "name": "repeated text"} for i in range(5000)]}
+    backend.set("alice", "big", freeze(value), ttl=60)
+    backend.set("alice", "tiny", freeze("under the threshold"), ttl=60)
+    raw = Raw(backend)
+    stored = raw.read("alice", "big")
+    assert stored[4] & 0x01 and len(stored) < freeze(value).nbytes / 5
+    assert not raw.read("alice", "tiny")[4] & 0x01
+    name, config, _ = backend.recipe
+    plain = create_backend(name, config, Seal(Keys((SECRET,))))  # compression off in that process
+    try:
+        assert plain.get("alice", "big").thaw() == value
+    finally:
+        plain.close()
+    assert {key: size for key, size, _ in backend.usage("alice")}["big"] == len(stored)  # quotas count stored bytes

@@ -16,16 +16,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from dash_state.backends import create_backend, database
-from dash_state.backends.database import SCHEMA_VERSION, DatabaseBackend
-from dash_state.codecs import freeze
+from dash_state.backends import Item, Pointer, create_backend, database
+from dash_state.backends.database import SCHEMA_VERSION, DatabaseBackend, engines, schema
 from dash_state.config import build_config
-from dash_state.errors import BackendUnavailable, ConfigError, StoreValueError
-from dash_state.wire import Wire, derive_secret
+from dash_state.errors import BackendUnavailable, ConfigError, QuotaExceeded, StoreValueError
+from dash_state.keys import Keys
+from dash_state.references import new_key
+from dash_state.seal import Seal
+from dash_state.values import freeze
 from services import database_url, missing, reachable
 
 MYSQL_URL = os.environ.get("STATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-WIRE = Wire(derive_secret(b"database tests"))
+WIRE = Seal(Keys((b"database tests",)))
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,7 +56,7 @@ def opened():
     yield make
     for backend in reversed(made):
         if backend._engine is not None:
-            backend.drop_table()
+            backend.table.metadata.drop_all(backend.engine)  # not through the backend: its circuit may be open
             backend.close()
 
 
@@ -69,25 +71,26 @@ def test_tables_and_schema_version_exist_after_first_use(kind, tmp_path, opened)
     backend = opened(url_for(kind, tmp_path))
     inspector = sa.inspect(backend.engine)
     table = backend.table.name
-    assert {c["name"] for c in inspector.get_columns(table)} == {"user_id", "key", "value", "expires_at"}
+    assert {c["name"] for c in inspector.get_columns(table)} == {"user_id", "key", "value", "expires_at", "size"}
     assert inspector.get_pk_constraint(table)["constrained_columns"] == ["user_id", "key"]
     assert [i["column_names"] for i in inspector.get_indexes(table)] == [["expires_at"]]
     with backend.engine.connect() as conn:
         rows = conn.execute(sa.select(backend.meta_table)).all()
     assert [tuple(r) for r in rows] == [("schema", SCHEMA_VERSION)]
-    assert backend.stats()["schema_version"] == 1 and backend.stats()["table"] == table
+    assert backend.stats()["schema_version"] == 2 and backend.stats()["table"] == table
 
 
 def test_the_documented_ddl_is_what_postgresql_gets():
     def flat(sql: str) -> str:
         return re.sub(r"\s*([(),])\s*", r"\1", " ".join(sql.split())).rstrip(";")
 
-    documented = flat(database.__doc__)
+    documented = flat(re.sub(r"--[^\n]*", "", schema.__doc__))  # without the SQL comments
     values, meta = database.define_tables("dash_state_values")
     for ddl in (CreateTable(values), CreateIndex(next(iter(values.indexes))), CreateTable(meta)):
         compiled = flat(str(ddl.compile(dialect=postgresql.dialect())))
         assert compiled in documented, compiled
-    assert "INSERT INTO dash_state_values_meta (name, version) VALUES ('schema', 1)" in database.__doc__
+    assert f"INSERT INTO dash_state_values_meta VALUES ('schema', {SCHEMA_VERSION})" in schema.__doc__
+    assert "ALTER TABLE dash_state_values ALTER COLUMN value SET STORAGE EXTERNAL" in schema.__doc__
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -111,10 +114,10 @@ def test_a_newer_schema_version_is_refused(kind, tmp_path, opened):
     backend = opened(url_for(kind, tmp_path))
     with backend.engine.connect() as conn:
         conn.execute(sa.update(backend.meta_table).values(version=SCHEMA_VERSION + 1))
-    engines = len(database._engines)
-    with pytest.raises(ConfigError, match=r"schema version 2, but this dash-state knows only version 1"):
+    before = len(engines._engines)
+    with pytest.raises(ConfigError, match=r"schema version 3, but this dash-state knows only version 2"):
         DatabaseBackend(WIRE, url_for(kind, tmp_path), backend.table.name)
-    assert len(database._engines) == engines  # nothing leaked by the failed start
+    assert len(engines._engines) == before  # nothing leaked by the failed start
 
 
 def test_an_older_schema_version_runs_the_migrations(tmp_path, opened, monkeypatch):
@@ -122,11 +125,137 @@ def test_an_older_schema_version_runs_the_migrations(tmp_path, opened, monkeypat
     with backend.engine.connect() as conn:
         conn.execute(sa.update(backend.meta_table).values(version=0))
     ran = []
-    monkeypatch.setitem(database.MIGRATIONS, 0, lambda conn, table: ran.append(table.name))
+    monkeypatch.setitem(schema.MIGRATIONS, 0, lambda conn, table: ran.append(table.name))
     again = opened(url_for("sqlite", tmp_path), backend.table.name)
-    assert ran == [backend.table.name] and again.schema_version == 1
+    assert ran == [backend.table.name] and again.schema_version == SCHEMA_VERSION  # 0 -> 1 -> 2
     with again.engine.connect() as conn:
-        assert conn.execute(sa.select(again.meta_table.c.version)).scalar_one() == 1
+        assert conn.execute(sa.select(again.meta_table.c.version)).scalar_one() == SCHEMA_VERSION
+
+
+def v1_tables(url: str, name: str) -> sa.Engine:
+    """The tables as schema version 1 made them (no ``size`` column), with rows of three users."""
+    engine = sa.create_engine(url)
+    metadata = sa.MetaData()
+    key_type = sa.String(255).with_variant(sa.dialects.mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
+    values = sa.Table(name, metadata, sa.Column("user_id", key_type, primary_key=True),
+                      sa.Column("key", key_type, primary_key=True),
+                      sa.Column("value", sa.LargeBinary().with_variant(sa.dialects.mysql.LONGBLOB(), "mysql", "mariadb"),
+                                nullable=False),
+                      sa.Column("expires_at", sa.Double, nullable=False), sa.Index(f"ix_{name}_expires_at", "expires_at"))
+    meta = sa.Table(f"{name}_meta", metadata, sa.Column("name", sa.String(64), primary_key=True),
+                    sa.Column("version", sa.Integer, nullable=False))
+    metadata.create_all(engine)
+    rows = [{"user_id": user, "key": f"k{i}", "value": bytes(WIRE.dump(f"k{i}", freeze("v" * (100 * i + n)))),
+             "expires_at": time.time() + 600} for n, user in enumerate(("alice", "bob", "carol")) for i in range(5)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(values), rows)
+        conn.execute(sa.insert(meta), {"name": "schema", "version": 1})
+    return engine
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_version_1_table_gets_sizes_and_quotas_work_on_it(kind, tmp_path, opened):
+    name = f"dash_state_v1_{uuid.uuid4().hex[:8]}"
+    engine = v1_tables(url_for(kind, tmp_path), name)
+    try:
+        backend = opened(url_for(kind, tmp_path), name)
+        assert backend.schema_version == SCHEMA_VERSION
+        with backend.engine.connect() as conn:
+            t = backend.table
+            rows = conn.execute(sa.select(t.c.size, sa.func.length(t.c.value))).all()
+            assert len(rows) == 15 and all(size == length > 0 for size, length in rows)
+            assert conn.execute(sa.select(backend.meta_table.c.version)).scalar_one() == SCHEMA_VERSION
+        assert backend.get("bob", "k3").thaw() == "v" * 301
+        used = sum(size for _, size, _ in backend.usage("alice"))
+        assert used == sum(len(WIRE.dump("k", freeze("v" * (100 * i)))) for i in range(5))
+        with pytest.raises(QuotaExceeded):  # the migrated sizes count
+            backend.set_many("alice", [Item(new_key(), freeze("x"), 60)], quota=used)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_workers_starting_together_on_a_version_1_table_all_start(kind, tmp_path, opened):
+    """A deploy restarts every worker at once: each sees version 1 and migrates; none may fail."""
+    name = f"dash_state_v1_{uuid.uuid4().hex[:8]}"
+    engine = v1_tables(url_for(kind, tmp_path), name)
+    barrier, errors, backends = threading.Barrier(8), [], []
+
+    def start():
+        try:
+            barrier.wait()
+            backends.append(DatabaseBackend(WIRE, url_for(kind, tmp_path), name, retries=0))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors[:3]
+        assert all(b.schema_version == SCHEMA_VERSION for b in backends)
+        assert sum(size for _, size, _ in backends[0].usage("carol")) > 0
+    finally:
+        for made in backends:
+            made.close()
+        engine.dispose()
+        opened(url_for(kind, tmp_path), name)  # dropped at teardown
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_rows_hold_sizes_and_pointers_take_none(kind, tmp_path, opened):
+    backend = opened(url_for(kind, tmp_path))
+    key = new_key()
+    backend.set_many("u", [Item(key, freeze({"a": "b" * 1000}), 60)], [Pointer("latest." + "s" * 22, key, 60)])
+    with backend.engine.connect() as conn:
+        t = backend.table
+        rows = {k: (bytes(v), size) for k, v, size in conn.execute(sa.select(t.c.key, t.c.value, t.c.size))}
+    assert rows["latest." + "s" * 22] == (key.encode(), 0)
+    assert rows[key][1] == len(rows[key][0]) and rows[key][0].startswith(b"DSW2")
+    assert [k for k, _, _ in backend.usage("u")] == [key]
+
+
+QUOTA_WRITER = """
+import sys
+from dash_state.backends import Item
+from dash_state.backends.database import DatabaseBackend
+from dash_state.errors import QuotaExceeded
+from dash_state.keys import Keys
+from dash_state.references import new_key
+from dash_state.seal import Seal
+from dash_state.values import freeze
+backend = DatabaseBackend(Seal(Keys((b'database tests',))), sys.argv[1], sys.argv[2])
+value, kept = freeze('x' * 4000), 0
+for _ in range(30):
+    try:
+        backend.set_many('alice', [Item(new_key(), value, 600)], quota=int(sys.argv[3]))
+        kept += 1
+    except QuotaExceeded:
+        pass
+print(kept)
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_processes_writing_for_one_user_never_pass_the_quota(kind, tmp_path, opened):
+    """Four processes (each its own engine and connections) write for one user at once: the per-user
+    lock makes the quota check and the write one step, so the quota ends exactly filled."""
+    backend = opened(url_for(kind, tmp_path))
+    size = len(WIRE.dump(new_key(), freeze("x" * 4000)))
+    quota = 37 * size + size // 2
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", QUOTA_WRITER, url_for(kind, tmp_path), backend.table.name,
+                               str(quota)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    kept = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        kept += int(out)
+    usage = backend.usage("alice")
+    assert kept == len(usage) == 37
+    assert sum(s for _, s, _ in usage) == 37 * size <= quota
 
 
 # -- concurrency ------------------------------------------------------------------------------------------
@@ -181,9 +310,10 @@ def test_processes_share_one_sqlite_file(tmp_path):
     script = (
         "import sys\n"
         "from dash_state.backends.database import DatabaseBackend\n"
-        "from dash_state.wire import Wire, derive_secret\n"
-        "from dash_state.codecs import freeze\n"
-        "b = DatabaseBackend(Wire(derive_secret(b'database tests')), sys.argv[1])\n"
+        "from dash_state.keys import Keys\n"
+        "from dash_state.seal import Seal\n"
+        "from dash_state.values import freeze\n"
+        "b = DatabaseBackend(Seal(Keys((b'database tests',))), sys.argv[1])\n"
         "for i in range(150):\n"
         "    b.set('u', f'{sys.argv[2]}-{i}', freeze({'i': i, 'pad': 'x' * 5000}), ttl=60)\n"
         "    b.set('u', 'shared', freeze(sys.argv[2]), ttl=60)\n"
@@ -343,11 +473,23 @@ def test_a_refused_statement_is_backend_unavailable_with_the_password_masked(ope
     backend.set("u", "k", freeze(1), ttl=60)
     with backend.engine.connect() as conn:
         conn.execute(sa.text(f"DROP TABLE {backend.table.name}"))
-    caplog.set_level(logging.ERROR, logger="dash_state")
+    caplog.set_level(logging.INFO, logger="dash_state")
     with pytest.raises(BackendUnavailable, match="refused the operation") as info:
         backend.get("u", "k")
     assert "***" in str(info.value) and "hunter2secret" not in str(info.value) + caplog.text
-    backend.table.metadata.create_all(backend.engine)  # so teardown can drop it
+    assert "SELECT" not in str(info.value)  # the driver's first line, not the statement and its parameters
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "hunter2secret" not in errors[0].getMessage()
+    backend.table.metadata.create_all(backend.engine)
+    deadline = time.monotonic() + 15
+    while True:  # the circuit opened: it lets a probe through after its cooldown
+        try:
+            assert backend.get("u", "k") is None
+            break
+        except BackendUnavailable:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert any("reachable again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
 # -- MariaDB / MySQL ------------------------------------------------------------------------------------
@@ -386,17 +528,57 @@ def test_mariadb_round_trip(scheme, mysql_url, opened):
     assert backend.sweep() == 1000 and backend.sweep() == 200  # MySQL's DELETE ... LIMIT
 
 
-def test_mariadb_50_mb_value(mysql_url, opened):
+def test_mariadb_quota_pointers_and_moving_a_user(mysql_url, opened):
+    """The MySQL paths: GET_LOCK around the quota check, INSERT IGNORE when moving, binary keys."""
+    backend = opened(mysql_url)
+    value = freeze("m" * 3000)
+    size = len(WIRE.dump(new_key(), value))
+    old, new = new_key(), new_key()
+    backend.set_many("user", [Item(old, value, 0.2)], [Pointer("latest." + "s" * 22, old, 0.2)])
+    backend.set_many("anon", [Item(new, value, 60), Item(new.swapcase(), value, 60)],
+                     [Pointer("latest." + "s" * 22, new, 60), Pointer("latest." + "t" * 22, "garbage!", 60)], quota=2 * size)
+    with pytest.raises(QuotaExceeded):
+        backend.set_many("anon", [Item(new_key(), value, 60)], quota=2 * size)
+    time.sleep(0.4)
+    assert backend.move_user("anon", "user") == 2
+    assert backend.pointer("user", "latest." + "s" * 22) == new and backend.pointer("user", "latest." + "t" * 22) is None
+    assert sorted(k for k, _, _ in backend.usage("user")) == sorted([new, new.swapcase()])
+    assert backend.usage("anon") == []
+    errors, barrier = [], threading.Barrier(6)
+
+    def writer():
+        try:
+            barrier.wait()
+            for _ in range(10):
+                try:
+                    backend.set_many("racer", [Item(new_key(), value, 60)], quota=7 * size)
+                except QuotaExceeded:
+                    pass
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert sum(s for _, s, _ in backend.usage("racer")) == 7 * size
+
+
+def test_mariadb_50_mb_value(mysql_url, opened, monkeypatch):
     """LONGBLOB holds 50 MB; the server must accept it too: MariaDB takes values up to half its
     max_allowed_packet (measured), so a server with the 16 MB default needs it raised. Without that, a
     too-large value is a StoreValueError at once, never a BackendUnavailable after retries."""
     big = "x" * (50 * 1024 * 1024)
     backend = opened(mysql_url)
     if backend._max_value < len(big) + 1024:
-        started = time.monotonic()
-        with pytest.raises(StoreValueError, match="max_allowed_packet"):
-            backend.set("u", "big", freeze(big), ttl=60)
-        assert time.monotonic() - started < 1
+        with monkeypatch.context() as patch:
+            patch.setattr(backend, "_transaction", lambda *_: pytest.fail("the value was sent to the server"))
+            started = time.monotonic()
+            with pytest.raises(StoreValueError, match="max_allowed_packet"):
+                backend.set("u", "big", freeze(big), ttl=60)
+            assert time.monotonic() - started < 5  # sealing 50 MB, no round trip (loose: machines are busy)
         from pg_server import MariaDBServer
 
         server = MariaDBServer()  # our own instance with max_allowed_packet=256M; the shared one stays as is

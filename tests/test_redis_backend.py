@@ -2,7 +2,9 @@
 Sentinel and Cluster deployments. Servers other than the shared one (db 15) are started by the tests."""
 from __future__ import annotations
 
+import logging
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -14,12 +16,15 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from dash_state.backends import create_backend
+from dash_state.backends import Item, Pointer, create_backend
 from dash_state.backends import redis as redis_backend
-from dash_state.codecs import freeze
+from dash_state.backends.redis import scripts
 from dash_state.config import build_config
-from dash_state.errors import ConfigError
-from dash_state.wire import Wire, derive_secret
+from dash_state.errors import BackendUnavailable, ConfigError, QuotaExceeded
+from dash_state.keys import Keys
+from dash_state.references import new_key
+from dash_state.seal import Seal
+from dash_state.values import freeze
 from redis_servers import RedisServer, free_port, redis_cluster, redis_sentinel, require_binary
 from services import redis_url
 
@@ -30,7 +35,7 @@ def make(url: str, prefix: str | None = None, **settings):
     prefix = prefix or f"dash-state-test-{uuid.uuid4().hex[:8]}:"
     config = build_config(({"STATE_BACKEND": "redis", "STATE_REDIS_URL": url, "STATE_KEY_PREFIX": prefix,
                             **settings}, "test"))
-    return create_backend("redis", config, Wire(derive_secret(b"redis tests")))
+    return create_backend("redis", config, Seal(Keys((b"redis tests",))))
 
 
 @pytest.fixture
@@ -69,10 +74,25 @@ def server(short_dir):
 HANDSHAKE = {"hello", "client", "config", "info"}  # new connections and the statistics themselves
 
 
-def commands_seen(server: RedisServer) -> set[str]:
-    """Every command the server executed since the last CONFIG RESETSTAT (server-side, nothing missed)."""
+def command_calls(server: RedisServer) -> dict[str, int]:
+    """Every command the server executed since the last CONFIG RESETSTAT, with how often (server-side,
+    nothing missed, commands run by scripts included). Only on servers the tests started themselves."""
     with server.client() as raw:
-        return {name.removeprefix("cmdstat_").split("|")[0] for name in raw.info("commandstats")}
+        found: dict[str, int] = {}
+        for name, stats in raw.info("commandstats").items():
+            command = name.removeprefix("cmdstat_").split("|")[0]
+            found[command] = found.get(command, 0) + stats["calls"]
+        return found
+
+
+def commands_seen(server: RedisServer) -> set[str]:
+    return set(command_calls(server))
+
+
+def books(backend, user: str, raw) -> tuple[list[bytes], dict[bytes, int]]:
+    """The per-user index members and sizes hash, as stored."""
+    index, sizes = (f"{backend.prefix}{{{user}}}:{name}" for name in ("index", "sizes"))
+    return raw.zrange(index, 0, -1), {k: int(v) for k, v in raw.hgetall(sizes).items()}
 
 
 # -- URLs -------------------------------------------------------------------------------------------
@@ -171,12 +191,18 @@ def test_rediss_over_tls(short_dir):
 # -- keys and the per-user index ----------------------------------------------------------------------
 def test_key_layout_uses_the_prefix_and_the_user_as_a_hash_tag(shared):
     backend = shared()
-    backend.set("alice", "k1", freeze(1), ttl=1.5)
+    backend.set_many("alice", [Item("k1", freeze(1), 1.5)], [Pointer("latest.p", "k1" * 11, 1.5)])
     with redis.Redis.from_url(redis_url()) as raw:
         value_key, index_key = f"{backend.prefix}{{alice}}:k1", f"{backend.prefix}{{alice}}:index"
+        sizes_key, pointer_key = f"{backend.prefix}{{alice}}:sizes", f"{backend.prefix}{{alice}}:latest.p"
         assert 1000 < raw.pttl(value_key) <= 1500  # PX with fractional seconds
-        assert raw.type(index_key) == b"zset" and raw.zrange(index_key, 0, -1) == [b"k1"]
-    assert key_slot(value_key.encode()) == key_slot(index_key.encode()) == key_slot(b"alice")
+        assert raw.type(index_key) == b"zset" and raw.zrange(index_key, 0, -1) == [b"k1", b"latest.p"]
+        assert raw.hgetall(sizes_key) == {b"k1": str(raw.strlen(value_key)).encode(),
+                                          b"__total": str(raw.strlen(value_key)).encode()}
+        assert raw.get(pointer_key) == b"k1" * 11 and 1000 < raw.pttl(pointer_key) <= 1500
+        assert sorted(raw.scan_iter(match=f"{backend.prefix}*")) == sorted(
+            k.encode() for k in (value_key, index_key, sizes_key, pointer_key))  # no staging key left behind
+    assert len({key_slot(k.encode()) for k in (value_key, index_key, sizes_key, pointer_key)} | {key_slot(b"alice")}) == 1
 
 
 def test_tiny_ttls_become_one_millisecond_not_an_error(shared):
@@ -207,8 +233,9 @@ def test_delete_user_is_one_call_that_leaves_other_users_intact(server):
     with server.client() as raw:
         raw.config_resetstat()
         assert backend.delete_user("bob") == 30
-        assert commands_seen(server) - HANDSHAKE == {"zrange", "multi", "unlink", "zrem", "exec"}
-        assert not raw.exists(f"{backend.prefix}{{bob}}:index")
+        calls = {k: v for k, v in command_calls(server).items() if k not in HANDSHAKE}
+        assert calls == {"zrange": 1, "unlink": 2}  # no KEYS, no SCAN, no call per key
+        assert not raw.exists(f"{backend.prefix}{{bob}}:index") and not raw.exists(f"{backend.prefix}{{bob}}:sizes")
     assert backend.get("bob", "k0") is None
     assert all(backend.get(u, f"k{i}").thaw() == [u, i] for u in ("alice", "carol") for i in range(30))
     assert backend.delete_user("bob") == 0
@@ -242,15 +269,17 @@ def test_the_index_expires_with_its_longest_lived_value(shared):
         assert not raw.exists(f"{backend.prefix}{{v}}:index")  # nothing left behind for a gone user
 
 
-def test_each_write_prunes_index_entries_of_expired_values(shared, monkeypatch):
-    monkeypatch.setattr(redis_backend, "PRUNE_GRACE_MS", 0)
+def test_each_write_prunes_index_entries_and_sizes_of_expired_values(shared):
     backend = shared()
+    backend.set("u", "keeper", freeze("k"), ttl=60)
     for i in range(20):
         backend.set("u", f"old{i}", freeze(i), ttl=0.05)
     time.sleep(0.15)
     backend.set("u", "new", freeze(1), ttl=60)
     with redis.Redis.from_url(redis_url()) as raw:
-        assert raw.zrange(f"{backend.prefix}{{u}}:index", 0, -1) == [b"new"]
+        members, sizes = books(backend, "u", raw)
+        assert members == [b"keeper", b"new"]
+        assert set(sizes) == {b"keeper", b"new", b"__total"} and sizes[b"__total"] == sizes[b"keeper"] + sizes[b"new"]
 
 
 def test_delete_and_touch_of_missing_values(shared):
@@ -261,6 +290,106 @@ def test_delete_and_touch_of_missing_values(shared):
     assert backend.delete("u", "k") is True
     with redis.Redis.from_url(redis_url()) as raw:
         assert not raw.exists(f"{backend.prefix}{{u}}:index")  # delete also drops the index entry
+        assert books(backend, "u", raw)[1] == {b"__total": 0}  # and its size
+
+
+def test_a_write_is_one_transaction_and_values_are_staged_then_renamed(server):
+    backend = make(f"redis://127.0.0.1:{server.port}/0")
+    backend.set("u", "warm", freeze(0), ttl=60)  # the connection exists: no handshake below
+    with server.client() as raw:
+        raw.config_resetstat()
+    backend.set_many("u", [Item(c * 22, freeze(c), 60) for c in "xyz"], [Pointer("latest." + "p" * 22, "x" * 22, 60)])
+    calls = command_calls(server)
+    assert {name: calls.get(name) for name in ("multi", "exec", "eval", "set", "rename")} == {
+        "multi": 1, "exec": 1, "eval": 1, "set": 4, "rename": 3}  # three values staged and renamed, one pointer
+    assert "get" not in calls and "keys" not in calls and "scan" not in calls
+    backend.close()
+
+
+def test_a_refused_write_leaves_no_trace(shared):
+    backend = shared()
+    backend.set_many("u", [Item("kept", freeze("k" * 500), 60)], [Pointer("latest.s", "kept" * 5 + "kk", 60)])
+    with redis.Redis.from_url(redis_url()) as raw:
+        before = books(backend, "u", raw), raw.get(f"{backend.prefix}{{u}}:kept")
+        for items in ([Item("new", freeze("n" * 5000), 60)],
+                      [Item("kept", freeze("r" * 5000), 60)],  # replacing a value: the old bytes stay
+                      [Item("other", freeze(1), 60), Item("kept", freeze("r" * 5000), 60)]):
+            with pytest.raises(QuotaExceeded):
+                backend.set_many("u", items, [Pointer("latest.s", "n" * 22, 60)], quota=1000)
+            assert (books(backend, "u", raw), raw.get(f"{backend.prefix}{{u}}:kept")) == before
+            assert 50_000 < raw.pttl(f"{backend.prefix}{{u}}:kept") <= 60_000
+            assert not list(raw.scan_iter(match=f"{backend.prefix}*~staged*"))
+    assert backend.get("u", "kept").thaw() == "k" * 500 and backend.pointer("u", "latest.s") == "kept" * 5 + "kk"
+    assert backend.get("u", "new") is None and backend.get("u", "other") is None
+
+
+def test_a_failing_script_takes_its_staged_values_back_without_opening_the_circuit(shared, caplog):
+    backend = shared()
+    backend.set("u", "kept", freeze("old"), ttl=60)
+    caplog.set_level(logging.INFO, logger="dash_state")
+    with redis.Redis.from_url(redis_url()) as raw:
+        index = f"{backend.prefix}{{u}}:index"
+        raw.delete(index)
+        raw.set(index, "not a sorted set", ex=60)  # the script's first command now fails: WRONGTYPE
+        with pytest.raises(BackendUnavailable, match="refused the operation"):
+            backend.set_many("u", [Item("kept", freeze("new"), 60), Item("fresh", freeze(1), 60)])
+        assert not list(raw.scan_iter(match=f"{backend.prefix}*~staged*"))
+        assert backend.get("u", "kept").thaw() == "old" and backend.get("u", "fresh") is None
+        assert not backend.breaker.is_open and caplog.records == []  # the server answers: not an outage
+        raw.delete(index)
+    backend.set("u", "fresh", freeze(2), ttl=60)
+    assert backend.get("u", "fresh").thaw() == 2
+
+
+def test_the_bookkeeping_always_matches_what_is_stored(shared):
+    """A seeded random mix of writes, replacements, refusals, deletes, touches and expiries: the index
+    lists exactly the live values, and each size (and their total) is the stored value's length."""
+    rng = random.Random(1234)
+    backend = shared()
+    keys = [f"k{i}" for i in range(12)]
+    for step in range(300):
+        op = rng.random()
+        if op < 0.55:
+            items = [Item(rng.choice(keys), freeze("v" * rng.randint(0, 3000)), rng.choice([60, 60, 0.05]))
+                     for _ in range(rng.randint(1, 3))]
+            items = list({item.key: item for item in items}.values())
+            try:
+                backend.set_many("u", items, [Pointer("latest.s", "p" * 22, 60)], quota=rng.choice([None, 15_000]))
+            except QuotaExceeded:
+                pass
+        elif op < 0.75:
+            backend.delete("u", rng.choice(keys))
+        elif op < 0.9:
+            backend.touch("u", rng.choice(keys), rng.choice([60, 0.05]))
+        else:
+            time.sleep(0.06)
+    time.sleep(0.1)
+    backend.set("u", "final", freeze("f"), ttl=60)  # prunes what expired
+    with redis.Redis.from_url(redis_url()) as raw:
+        members, sizes = books(backend, "u", raw)
+        live = {key for key in keys + ["final"] if raw.exists(f"{backend.prefix}{{u}}:{key}")}
+        assert set(members) - {b"latest.s"} == {key.encode() for key in live}
+        assert {k.decode(): v for k, v in sizes.items() if k != b"__total"} == {
+            key: raw.strlen(f"{backend.prefix}{{u}}:{key}") for key in live}
+        assert sizes[b"__total"] == sum(v for k, v in sizes.items() if k != b"__total")
+        assert not list(raw.scan_iter(match=f"{backend.prefix}*~staged*"))
+    assert sorted((k, s) for k, s, _ in backend.usage("u")) == sorted((k.decode(), v) for k, v in sizes.items()
+                                                                       if k != b"__total")
+
+
+def test_a_replacement_with_a_ttl_that_runs_out_at_once_removes_the_old_value(shared):
+    backend = shared()
+    backend.set("u", "k", freeze("old"), ttl=60)
+    backend.set("u", "k", freeze("new"), ttl=0.0001)
+    time.sleep(0.01)
+    assert backend.get("u", "k") is None
+    backend.set("u", "other", freeze(1), ttl=60)
+    assert [key for key, _, _ in backend.usage("u")] == ["other"]
+
+
+def test_the_scripts_keep_their_documented_key_and_argument_layout():
+    assert "KEYS[3 + tonumber(ARGV[3]) + tonumber(ARGV[4]) + i]" in scripts.WRITE  # staging keys come last
+    assert "PEXPIRE', KEYS[3]" in scripts.TOUCH and "ZADD', KEYS[1], 'XX'" in scripts.TOUCH
 
 
 def test_no_code_path_sends_keys_or_scan(server):
@@ -364,8 +493,17 @@ def test_cluster_spreads_users_over_all_nodes_and_keeps_each_user_in_one_slot(sh
         for node in nodes:
             with node.client() as raw:
                 sizes.append(raw.dbsize())
-        assert sum(sizes) == 200 * 3  # two values and one index per user
+        assert sum(sizes) == 200 * 4  # two values, the index and the sizes hash per user
         assert all(size > 0 for size in sizes), sizes
+
+        with pytest.raises(QuotaExceeded):  # the quota script runs on the user's node, in the user's slot
+            backend.set_many("user001", [Item("a", freeze("x" * 5000), 60)], quota=1000)
+        assert backend.get("user001", "a").thaw() == {"user": "user001"}
+        backend.set_many("user001", [Item(new_key(), freeze(1), 60)], [Pointer("latest.s", "a" * 22, 60)], quota=10_000)
+        assert backend.pointer("user001", "latest.s") == "a" * 22
+        assert backend.move_user("user001", "user002") == 1  # across slots; user002's own a and b stay
+        assert backend.get("user002", "a").thaw() == {"user": "user002"}
+        assert backend.pointer("user002", "latest.s") == "a" * 22 and backend.usage("user001") == []
 
         assert backend.touch("user007", "a", 120) is True
         assert backend.delete("user007", "b") is True

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 
-import dash
 import flask
 import pytest
 from dash import Input, Output, State, callback, html

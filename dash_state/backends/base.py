@@ -23,6 +23,7 @@ Backends that keep bytes (redis, database) derive from :class:`BytesBackend`, wh
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
@@ -32,6 +33,13 @@ from ..seal import Seal
 
 #: Names of pointers start with this; every other key names a value.
 POINTER_PREFIX = "latest."
+_KEY = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def is_key(target: object) -> bool:
+    """Whether a pointer's target looks like a value key (22 base64url characters); anything else
+    read from a pointer is treated as no pointer at all."""
+    return isinstance(target, str) and _KEY.fullmatch(target) is not None
 
 
 class Item(NamedTuple):

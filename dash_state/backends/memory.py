@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from ..codecs import Snapshot
 from ..errors import QuotaExceeded
 from ..references import APP_OWNER
-from .base import POINTER_PREFIX, Backend, Item, Pointer
+from .base import POINTER_PREFIX, Backend, Item, Pointer, is_key
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -97,7 +97,7 @@ class MemoryBackend(Backend):
     def pointer(self, user: str, name: str) -> str | None:
         with self._lock:
             entry = self._pointers.get((user, name))
-            if entry is None or entry[1] <= self._clock():
+            if entry is None or entry[1] <= self._clock() or not is_key(entry[0]):
                 return None
             return entry[0]
 
@@ -133,15 +133,19 @@ class MemoryBackend(Backend):
             for (owner, key) in [k for k in self._entries if k[0] == source]:
                 value, expires = self._entries[(owner, key)]
                 self._remove((owner, key))
-                if expires <= now or (target, key) in self._entries:
+                kept = self._entries.get((target, key))
+                if expires <= now or (kept is not None and kept[1] > now):  # an expired one is not the target's
                     continue
+                self._remove((target, key))
                 self._entries[(target, key)] = (value, expires)
                 self._user_bytes[target] = self._user_bytes.get(target, 0) + value.nbytes
                 self._bytes += value.nbytes
                 moved += 1
             for (owner, name) in [k for k in self._pointers if k[0] == source]:
                 pointer = self._pointers.pop((owner, name))
-                self._pointers.setdefault((target, name), pointer)
+                kept = self._pointers.get((target, name))
+                if pointer[1] > now and (kept is None or kept[1] <= now):
+                    self._pointers[(target, name)] = pointer
         return moved
 
     def usage(self, user: str) -> list[tuple[str, int, float]]:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from ...config import Config
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded, StoreValueError
 from ...seal import Seal
-from ..base import POINTER_PREFIX, BytesBackend, Pointer
+from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
 from ..breaker import Breaker
 from . import engines
 from .engines import BEGIN, DRIVERS, MYSQL, check_url
@@ -42,7 +42,6 @@ SWEEP_INTERVAL = 60.0
 SWEEP_CATCH_UP = 1.0
 SWEEP_LIMIT = 1000
 BACKOFF = 0.1
-_KEY_LENGTH = 22
 
 
 def _connection_level(exc: DBAPIError) -> bool:
@@ -117,7 +116,7 @@ class DatabaseBackend(BytesBackend):
         now = self._clock()
         rows = [{"user_id": user, "key": key, "value": bytes(data), "expires_at": now + ttl, "size": len(data)}
                 for key, data, ttl in items]
-        rows += [{"user_id": user, "key": name, "value": target.encode("ascii"), "expires_at": now + ttl, "size": 0}
+        rows += [{"user_id": user, "key": name, "value": target.encode("ascii", "replace"), "expires_at": now + ttl, "size": 0}
                  for name, target, ttl in pointers]
         new_keys = [key for key, _, _ in items]
         adding = sum(len(data) for _, data, _ in items)
@@ -140,7 +139,7 @@ class DatabaseBackend(BytesBackend):
     def pointer(self, user: str, name: str) -> str | None:
         raw = self._run(lambda conn: conn.execute(self._select, {"u": user, "k": name, "now": self._clock()}).scalar())
         target = bytes(raw).decode("ascii", "replace") if raw is not None else None
-        return target if target is not None and len(target) == _KEY_LENGTH and target.isascii() else None
+        return target if is_key(target) else None
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
         now = self._clock()
@@ -158,7 +157,9 @@ class DatabaseBackend(BytesBackend):
         args = {"src": source, "dst": target, "now": self._clock()}
 
         def work(conn: Connection) -> int:
+            conn.execute(self._expired_of, {"u": target, "now": args["now"]})  # not the target's any more
             moved = conn.execute(self._move, args).rowcount
+            conn.execute(self._move_pointers, args)
             conn.execute(self._delete_user, {"u": source})
             return moved
 
@@ -221,20 +222,24 @@ class DatabaseBackend(BytesBackend):
         self._touch = update(t).where(user, key, t.c.expires_at > now).values(expires_at=bindparam("until"))
         self._delete = delete(t).where(user, key)
         self._delete_user = delete(t).where(user)
+        self._expired_of = delete(t).where(user, t.c.expires_at <= now)
         columns = [t.c.user_id, t.c.key, t.c.value, t.c.expires_at, t.c.size]
         moving = select(bindparam("dst", type_=String(255)), t.c.key, t.c.value, t.c.expires_at, t.c.size).where(
             t.c.user_id == bindparam("src"), t.c.expires_at > now)
-        move = upsert.from_select(columns, moving)
+        pointers = t.c.key.like(POINTER_PREFIX + "%")
+        # SQLAlchemy 2 reports no rowcount for INSERT ... SELECT unless asked (PostgreSQL gave -1)
+        move = upsert.from_select(columns, moving.where(~pointers)).execution_options(preserve_rowcount=True)
+        move_pointers = upsert.from_select(columns, moving.where(pointers))
         changed = {"value": None, "expires_at": None, "size": None}
         if dialect in MYSQL:
             self._upsert = upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in changed})
-            self._move = move.prefix_with("IGNORE")
+            self._move, self._move_pointers = move.prefix_with("IGNORE"), move_pointers.prefix_with("IGNORE")
             limit = dict.fromkeys(("mysql_limit", "mariadb_limit"), self.sweep_limit)  # each dialect its own
             self._sweep = delete(t).where(t.c.expires_at <= now).with_dialect_options(**limit)
         else:
             self._upsert = upsert.on_conflict_do_update(index_elements=[t.c.user_id, t.c.key],
                                                         set_={c: upsert.excluded[c] for c in changed})
-            self._move = move.on_conflict_do_nothing()
+            self._move, self._move_pointers = move.on_conflict_do_nothing(), move_pointers.on_conflict_do_nothing()
             doomed = select(t.c.user_id, t.c.key).where(t.c.expires_at <= now).limit(self.sweep_limit)
             # expires_at is checked again: a row rewritten since the subquery read it must survive
             self._sweep = delete(t).where(tuple_(t.c.user_id, t.c.key).in_(doomed), t.c.expires_at <= now)
@@ -244,7 +249,7 @@ class DatabaseBackend(BytesBackend):
     def _setup(self) -> int:
         """Connect, create the tables if needed, check the schema version; runs once per backend."""
         try:
-            self._attempt(lambda conn: None)  # reachable? (else retries, then BackendUnavailable)
+            self._run(lambda conn: None)  # reachable? (else retries, then BackendUnavailable, logged once)
             for attempt in range(5):
                 try:
                     with self.engine.connect() as conn:

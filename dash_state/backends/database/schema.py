@@ -7,12 +7,12 @@ On PostgreSQL the DDL is::
         key VARCHAR(255) NOT NULL,
         value BYTEA NOT NULL,
         expires_at DOUBLE PRECISION NOT NULL,   -- epoch seconds: keep the hosts' clocks in sync
-        size BIGINT NOT NULL DEFAULT 0,         -- bytes of a value (0 for pointers): per-user quotas
+        size BIGINT DEFAULT 0 NOT NULL,         -- bytes of a value (0 for pointers): per-user quotas
         PRIMARY KEY (user_id, key)
     );
     CREATE INDEX ix_dash_state_values_expires_at ON dash_state_values (expires_at);
     ALTER TABLE dash_state_values ALTER COLUMN value SET STORAGE EXTERNAL;  -- values are compact: no pglz
-    CREATE TABLE dash_state_values_meta (name VARCHAR(64) PRIMARY KEY, version INTEGER NOT NULL);
+    CREATE TABLE dash_state_values_meta (name VARCHAR(64) NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name));
     INSERT INTO dash_state_values_meta VALUES ('schema', 2);  -- a newer version is refused
 
 MySQL/MariaDB use ``LONGBLOB`` (a BLOB stops at 64 KB) and a binary (case-sensitive) collation for the
@@ -27,8 +27,10 @@ from sqlalchemy import DDL, BigInteger, Column, Double, Index, Integer, LargeBin
     event, func, inspect, select, text, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ...errors import ConfigError
+from ..base import POINTER_PREFIX
 from .engines import MYSQL
 
 SCHEMA_VERSION = 2
@@ -55,12 +57,19 @@ def define_tables(name: str) -> tuple[Table, Table]:
 
 
 def _add_size(conn: Connection, table: Table) -> None:
-    """Version 1 -> 2: the ``size`` column, filled from the stored values."""
-    columns = {c["name"] for c in inspect(conn).get_columns(table.name)}
-    if "size" not in columns:
-        conn.execute(text(f'ALTER TABLE {conn.dialect.identifier_preparer.quote(table.name)} '
-                          "ADD COLUMN size BIGINT NOT NULL DEFAULT 0"))
-    conn.execute(update(table).values(size=func.length(table.c.value)))
+    """Version 1 -> 2: the ``size`` column, filled from the stored values (pointers keep 0)."""
+    def has_size() -> bool:
+        return "size" in {c["name"] for c in inspect(conn).get_columns(table.name)}
+
+    if not has_size():
+        try:
+            conn.execute(text(f'ALTER TABLE {conn.dialect.identifier_preparer.quote(table.name)} '
+                              "ADD COLUMN size BIGINT NOT NULL DEFAULT 0"))
+        except DBAPIError:  # workers starting together: another one added it since we looked
+            if not has_size():
+                raise
+    conn.execute(update(table).where(table.c.size == 0, table.c.key.not_like(POINTER_PREFIX + "%"))
+                 .values(size=func.length(table.c.value)))
 
 
 #: version n -> the function that upgrades a schema at version n to n + 1 (idempotent: processes race).

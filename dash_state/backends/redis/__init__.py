@@ -5,10 +5,11 @@ Keys: ``{prefix}{<user>}:<key>`` for values and pointers, ``{prefix}{<user>}:ind
 namespace a Cluster hash tag, so one user's keys share a slot and every multi-key transaction below
 also works on a cluster (keep braces out of ``STATE_KEY_PREFIX``). No operation uses KEYS or SCAN.
 
-A write is one round trip: ``MULTI``, the values' ``SET ... PX``, one ``EVAL`` of the bookkeeping,
-``EXEC``. The server applies all of it or none of it, and a write over the user's quota is undone in
-the same transaction. Failures go through a circuit breaker (:mod:`..breaker`): one ERROR per outage,
-then fast failures until the server answers again. Connection details are in :mod:`.connection`.
+A write is one round trip: ``MULTI``, the values' ``SET ... PX`` to staging keys, one ``EVAL`` of the
+bookkeeping that renames them into place, ``EXEC``. The server applies all of it or none of it, and a
+write over the user's quota is undone in the same transaction (a value it would have replaced stays).
+Failures go through a circuit breaker (:mod:`..breaker`): one ERROR per outage, then fast failures
+until the server answers again. Connection details are in :mod:`.connection`.
 
 Set Redis's ``maxmemory-policy`` to ``volatile-ttl`` or ``noeviction``, never ``allkeys-*``: every
 dash-state key has a TTL, and an ``allkeys`` policy would let one user's writes evict other users'
@@ -25,6 +26,7 @@ from redis.exceptions import ConnectionError, RedisClusterException, RedisError,
 from redis.sentinel import MasterNotFoundError
 
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
+from ...tokens import random_id
 from ..base import POINTER_PREFIX, BytesBackend, Pointer
 from ..breaker import Breaker
 from . import connection, scripts
@@ -68,23 +70,28 @@ class RedisBackend(BytesBackend):
     def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
                    quota: int | None) -> None:
         now = _now_ms()
-        keys = self._books(user) + [self._key(user, k) for k, _, _ in items] + [self._key(user, p.name) for p in pointers]
+        nonce = random_id()
+        staging = [self._key(user, f"~staged.{nonce}.{i}") for i in range(len(items))]
+        keys = (self._books(user) + [self._key(user, k) for k, _, _ in items] + [self._key(user, p.name) for p in pointers]
+                + staging)
         args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers)]
         for key, data, ttl in items:
             args += [key, len(data), now + _ms(ttl)]
         for name, target, ttl in pointers:
-            args += [name, target, _ms(ttl)]
+            args += [name, target.encode("ascii", "replace"), _ms(ttl)]  # a valid target is ASCII
 
         def op() -> Any:
             with self._client.pipeline(transaction=True) as pipe:
-                for key, data, ttl in items:
-                    pipe.set(self._key(user, key), memoryview(data), px=_ms(ttl))
-                pipe.eval(scripts.WRITE, len(keys), *keys, *args)
+                for staged, (key, data, ttl) in zip(staging, items):
+                    pipe.set(staged, memoryview(data), px=_ms(ttl))
+                # not pipe.eval(): redis-py's ClusterPipeline.eval() takes no script (a TypeError on a cluster)
+                pipe.execute_command("EVAL", scripts.WRITE, len(keys), *keys, *args)
                 return pipe.execute(raise_on_error=False)[-1]
 
         outcome = self._run("write", op)
         if isinstance(outcome, Exception):  # the script failed after the SETs: take them back
-            self._run("undo a failed write", lambda: self._client.unlink(*keys[2:2 + len(items)]))
+            if staging:
+                self._run("undo a failed write", lambda: self._client.unlink(*staging))
             raise self._unavailable("write", outcome)
         kept, total = int(outcome[0]), int(outcome[1])
         if not kept:
@@ -104,18 +111,8 @@ class RedisBackend(BytesBackend):
         return self._run("delete", lambda: self._client.eval(scripts.DELETE, 3, *keys, key)) == 1
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
-        ms = _ms(ttl)
-        index, sizes = self._books(user)
-
-        def op() -> bool:
-            with self._client.pipeline(transaction=True) as pipe:
-                pipe.pexpire(self._key(user, key), ms)  # 0 when the value is gone: nothing revived
-                pipe.zadd(index, {key: _now_ms() + ms}, xx=True)
-                pipe.pexpire(index, ms, gt=True)
-                pipe.pexpire(sizes, ms, gt=True)
-                return bool(pipe.execute()[0])
-
-        return self._run("touch", op)
+        keys = self._books(user) + [self._key(user, key)]
+        return self._run("touch", lambda: self._client.eval(scripts.TOUCH, 3, *keys, key, _ms(ttl), _now_ms())) == 1
 
     # -- users ----------------------------------------------------------------------------------
     def delete_user(self, user: str) -> int:

@@ -5,14 +5,17 @@ values: ``index``, a sorted set of every key (values and pointers) scored by exp
 lets ``delete_user`` and ``move_user`` work without KEYS or SCAN; and ``sizes``, a hash of each live
 value's bytes plus their ``__total``, which makes the per-user quota exact under concurrency: the
 check happens after the SETs, inside the transaction, and undoes them if the total would pass the
-quota. Value data never passes through Lua (the SETs carry it), only names and numbers.
+quota. Value data never passes through Lua (the SETs carry it, to staging keys the script renames
+into place or deletes), only names and numbers.
 """
 
-#: KEYS: index, sizes, the n value keys just SET, the m pointer keys.
+#: KEYS: index, sizes, the n value keys, the m pointer keys, the n staging keys the values were just SET to.
 #: ARGV: now_ms, quota (-1: none), n, m, then n x (member, bytes, expiry_ms), then m x (member, target, ttl_ms).
-#: Returns {1, total} when kept, {0, total} when refused (the value keys are then deleted again).
+#: Returns {1, total} when kept (staging keys renamed to the value keys), {0, total} when refused (the
+#: staging keys are deleted, so a value being replaced keeps its old bytes).
 WRITE = """
 local index, sizes = KEYS[1], KEYS[2]
+local function staged(i) return KEYS[3 + tonumber(ARGV[3]) + tonumber(ARGV[4]) + i] end
 local now, quota = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n, m = tonumber(ARGV[3]), tonumber(ARGV[4])
 local expired = redis.call('ZRANGEBYSCORE', index, '-inf', now)
@@ -31,13 +34,16 @@ for i = 0, n - 1 do
 end
 local total = tonumber(redis.call('HGET', sizes, '__total') or '0') + adding
 if quota >= 0 and adding > 0 and total > quota then
-  for i = 0, n - 1 do
-    if redis.call('HEXISTS', sizes, ARGV[5 + 3 * i]) == 0 then redis.call('UNLINK', KEYS[3 + i]) end
-  end
+  for i = 0, n - 1 do redis.call('UNLINK', staged(i)) end
   return {0, total}
 end
 for i = 0, n - 1 do
   local member, expiry = ARGV[5 + 3 * i], tonumber(ARGV[7 + 3 * i])
+  if redis.call('EXISTS', staged(i)) == 1 then
+    redis.call('RENAME', staged(i), KEYS[3 + i])  -- keeps the TTL the SET gave it
+  else  -- a TTL of a millisecond already ran out: the new value is gone, and the old one replaced
+    redis.call('UNLINK', KEYS[3 + i])
+  end
   redis.call('HSET', sizes, member, ARGV[6 + 3 * i])
   redis.call('ZADD', index, expiry, member)
   if expiry - now > longest then longest = expiry - now end
@@ -66,4 +72,14 @@ if size then
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return redis.call('UNLINK', KEYS[3])
+"""
+
+#: KEYS: index, sizes, the value key. ARGV: member, ttl_ms, now_ms. Returns 1 if the value was alive.
+#: Only a live value moves its index entry: a dead one must not count against the quota for a new TTL.
+TOUCH = """
+if redis.call('PEXPIRE', KEYS[3], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+redis.call('PEXPIRE', KEYS[2], ARGV[2], 'GT')
+return 1
 """
