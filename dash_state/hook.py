@@ -72,7 +72,8 @@ def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
     store_id = entry.get("id")
     if value is None or store_id is None:
         return entry
-    is_reference = references.looks_like_reference(value)
+    is_reference = references.looks_like_reference(value) and (  # not a reference string patched clientside
+        references.parse(value) is not None or not clientside.looks_patched(value))
     sid = _sid(store_id)
     if not is_reference and store_id not in state.store_ids and js_key(sid) not in call.hinted:
         return entry  # not a ServerStore: a dcc.Store or another component's data prop
@@ -95,22 +96,20 @@ def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None
     if not settings.client_write:
         manager.miss(sid, "refused", misses)
         return manager.latest(sid)  # the store's own (server-written) value stays what callbacks see
-    base = clientside.patched_reference(value)
-    if base is None:
+    if not clientside.looks_patched(value):
         return value
-    owned = manager.owned(sid, base)
     who = manager.identity(create=False)
-    if isinstance(owned, str) or who is None:
-        manager.miss(sid, owned if isinstance(owned, str) else "foreign", misses)
-        return None
-    backend = manager.backend(owned[0].backend)  # the result is this user's, whoever owned the base
-    key = clientside.patched_key(who.namespace, base, value)
-    found = clientside.wait_for(lambda: backend.get(who.namespace, key))
+    base = clientside.patched_reference(value)
+    found = None
+    if who is not None and (base is None or not isinstance(manager.owned(sid, base), str)):
+        backend = manager.backend(settings.backend)
+        key = clientside.patched_key(who.namespace, value)
+        found = clientside.wait_for(lambda: backend.get(who.namespace, key))
     if found is not None:
         return found.thaw()
     manager.throttle(logging.WARNING, "clientside-patch", "ServerStore %r: a clientside Patch() reached the server "
                      "without its operations (see the browser console); the store's previous value is used", sid)
-    return manager.load(sid, base, misses=misses)
+    return manager.load(sid, base, misses=misses) if base is not None else manager.latest(sid)
 
 
 # -- outputs -----------------------------------------------------------------------------------------
@@ -120,12 +119,13 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
 
     Every value is checked before anything is written, so a callback that returns one bad value
     stores nothing at all. ``user`` is the job's user for a background worker (no request). A
-    ``no_update`` or a skipped Patch inside ``set_props`` is removed from the side update: the
-    renderer would store the placeholder as the prop's value.
+    ``no_update`` inside ``set_props`` is removed from the side update: the renderer would store the
+    placeholder as the prop's value. A Patch that cannot apply fails the callback (as it fails in the
+    renderer for a dcc.Store) and changes nothing.
     """
     call = current_call()
     plan: list[tuple[Callable[[Any], None], str, Any]] = []  # (put the reference back, store id, value)
-    rewritten: list[Any] = []  # outputs changed in place: component trees, skipped patches, MCP values
+    rewritten: list[Any] = []  # outputs changed in place: component trees, MCP values
     updated = getattr(ctx, "updated_props", None)
     for id_str, props in list((updated or {}).items()):  # set_props
         if not isinstance(props, dict):
@@ -134,7 +134,7 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
             if _is_no_update(props[prop]):
                 del props[prop]
             else:
-                _plan(state, Target(partial(props.__setitem__, prop), partial(props.pop, prop, None), id_str, prop),
+                _plan(state, Target(partial(props.__setitem__, prop), id_str, prop),
                       props[prop], plan, rewritten, ctx, user, call)
         if not props:
             del updated[id_str]
@@ -147,12 +147,10 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
             if isinstance(spc, list) and isinstance(val, (list, tuple)):  # ALL / ALLSMALLER output
                 val = flat[index] = list(val)
                 for j, (v, s) in enumerate(zip(val, spc)):
-                    target = Target(partial(val.__setitem__, j), partial(val.__setitem__, j, _no_update()),
-                                    s.get("id"), s.get("property"), pattern)
+                    target = Target(partial(val.__setitem__, j), s.get("id"), s.get("property"), pattern)
                     _plan(state, target, v, plan, rewritten, ctx, user, call)
             elif isinstance(spc, dict):
-                target = Target(partial(flat.__setitem__, index), partial(flat.__setitem__, index, _no_update()),
-                                spc.get("id"), spc.get("property"), pattern)
+                target = Target(partial(flat.__setitem__, index), spc.get("id"), spc.get("property"), pattern)
                 _plan(state, target, val, plan, rewritten, ctx, user, call)
 
     if plan:
@@ -165,7 +163,6 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
 @dataclass
 class Target:
     put: Callable[[Any], Any]  # replace the output's value
-    skip: Callable[[], Any]  # leave the prop unchanged (no_update, or removed from set_props)
     store_id: Any
     prop: Any
     pattern: Any = None  # the callback's declared Output, for pattern-matching ids
@@ -205,11 +202,7 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
             return  # already stored for this store (by a background job): the browser gets it as it is
         value = _copy_of(state, value, user)  # server code passing another store's reference along
     if isinstance(value, Patch) or (isinstance(value, dict) and "__dash_patch_update" in value):
-        value = _patched(state, sid, store_id, value, ctx, user, call)
-        if value is _SKIP:
-            target.skip()
-            rewritten.append(store_id)
-            return
+        value = _patched(state, sid, store_id, value, ctx, user, call)  # raises when it cannot apply
     if call is not None and call.mcp:  # an MCP tool call sees data, as with dcc.Store
         target.put(_for_json(value))
         rewritten.append(store_id)
@@ -240,12 +233,6 @@ def _copy_of(state: "AppState", token: str, user: Any) -> Any:
 _SKIP = object()
 
 
-def _no_update() -> Any:
-    from dash import no_update
-
-    return no_update
-
-
 def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, user: Any, call: Call | None) -> Any:
     """Apply a Patch to the value this tab holds, as the renderer would apply it to dcc.Store's data.
 
@@ -254,12 +241,17 @@ def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, u
     a script), it is this user's latest value, then the store's initial layout data.
     """
     manager = state.manager
-    raw = _request_reference(ctx, store_id)
-    if raw is None and call is not None:
-        raw = call.prev.get(js_key(sid))
+    raw, key = _request_reference(ctx, store_id), js_key(sid)
+    if raw is None and call is not None and key in call.prev:
+        raw = call.prev[key]  # what the tab holds: a reference, null, or a value written in the browser
+        if raw is None:
+            base = None
     if raw is not None:
         base = manager.load(sid, raw, user, misses=request_misses()) if references.looks_like_reference(raw) else raw
-    else:
+    elif call is not None and key in call.hinted and key not in call.prev:
+        raise StoreValueError(f"ServerStore {sid!r}: Cannot patch undefined: the store has no data (no data= in "
+                              "the layout and never written), as the renderer says for a dcc.Store")
+    elif call is None or key not in call.prev:
         base = manager.latest(sid, user, missing=_SKIP)
         if base is _SKIP:
             initial = state.initial_tokens.get(sid)
@@ -270,10 +262,10 @@ def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, u
     operations = (patch.to_plotly_json() if isinstance(patch, Patch) else patch).get("operations") or []
     try:
         return patches.apply(base, operations)
-    except patches.PatchError as exc:
-        manager.throttle(logging.WARNING, f"patch:{sid}", "ServerStore %r: Patch() does not apply to the stored value "
-                         "(%s); store left unchanged", sid, exc if base is not None else f"there is no stored value: {exc}")
-        return _SKIP
+    except patches.PatchError as exc:  # the renderer fails such a patch too: the callback errors, nothing changes
+        what = exc if base is not None else f"there is no stored value: {exc}"
+        raise StoreValueError(f"ServerStore {sid!r}: Patch() does not apply to the stored value ({what}); "
+                              "the store keeps its value") from None
 
 
 def _request_reference(ctx: Any, store_id: Any) -> Any:

@@ -111,6 +111,13 @@ def _insert(previous: Any, params: dict) -> Any:
     return previous[:index] + [params["value"]] + previous[index:]
 
 
+def _number(value: Any) -> Any:
+    """A result as JavaScript gives it back: 4 / 2 is 2, not 2.0 (JSON has one number type)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    return value
+
+
 def _empty(previous: Any) -> Any:
     return type(previous)() if isinstance(previous, (list, dict, str)) else None
 
@@ -123,10 +130,10 @@ _HANDLERS: dict[str, Callable[[Any, list, dict], Any]] = {
     "Insert": _update(_insert),
     "Append": _update(lambda prev, p: list(prev) + [p["value"]]),
     "Prepend": _update(lambda prev, p: [p["value"]] + list(prev)),
-    "Add": _update(lambda prev, p: prev + p["value"]),
-    "Sub": _update(lambda prev, p: prev - p["value"]),
-    "Mul": _update(lambda prev, p: prev * p["value"]),
-    "Div": _update(lambda prev, p: prev / p["value"]),
+    "Add": _update(lambda prev, p: _number(prev + p["value"])),
+    "Sub": _update(lambda prev, p: _number(prev - p["value"])),
+    "Mul": _update(lambda prev, p: _number(prev * p["value"])),
+    "Div": _update(lambda prev, p: _number(prev / p["value"])),
     "Clear": _update(lambda prev, p: _empty(prev)),
     "Reverse": _update(lambda prev, p: list(reversed(prev))),
     "Remove": _update(lambda prev, p: [item for item in prev if item != p["value"]]),

@@ -73,7 +73,19 @@ def install(app: dash.Dash) -> AppState:
     background.install(app, state)
     _patch_prepare_response()
     _patch_progress()
+    if getattr(app, "_enable_mcp", False):
+        _describe_for_mcp()
     return state
+
+
+def _describe_for_mcp() -> None:
+    """Dash's MCP layer describes a dcc.Store's data as "data to be remembered client-side": the same
+    words for a ServerStore (what the tool's caller deals with is the same data)."""
+    try:
+        from dash.mcp.primitives.tools import prop_roles
+    except ImportError:
+        return
+    prop_roles.STORE_DATA.identifiers.add(("ServerStore", "data"))
 
 
 def is_mcp_request(app: Any) -> bool:
@@ -122,10 +134,41 @@ def serve_layout(layout: Any) -> Any:
     if not in_use():
         return layout
     state = current_state()
-    if state is None or is_mcp_request(state.app):
+    if state is None or not _serving_layout():  # MCP tools, app.get_layout() in your code: the data itself
         return layout
     state.manager.identity(create=True)  # before the page's first callbacks: they all share this identity
-    return serve_tree(state, layout)
+    served = serve_tree(state, layout)
+    _warn_about_clientside_readers(state)
+    return served
+
+
+def _warn_about_clientside_readers(state: AppState) -> None:
+    """A clientside callback that takes a ServerStore's data as Input or State gets its reference, not
+    the data (a migrated page then fails in JavaScript, with nothing in the server log): say so once."""
+    callbacks = getattr(state.app, "_callback_list", None) or []
+    if getattr(state, "_clientside_checked", None) == len(callbacks):
+        return
+    state._clientside_checked = len(callbacks)
+    manager = state.manager
+    for callback in callbacks:
+        if not callback.get("clientside_function"):
+            continue
+        for dependency in list(callback.get("inputs") or []) + list(callback.get("state") or []):
+            store_id = dependency.get("id")
+            sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
+            if dependency.get("property") != "data" or store_id not in state.store_ids:
+                continue
+            settings = manager.settings(sid)
+            if settings.backend != "client" and not settings.client_read:
+                log.warning("ServerStore %r is read by a clientside callback (for %s): clientside code gets its "
+                            "reference, not the data. Read it in a Python callback, or set client_read = true in "
+                            "[STATE_STORES.%s] and use `await window.dash_state.get(data, %r)`", sid,
+                            callback.get("output"), sid, sid)
+
+
+def _serving_layout() -> bool:
+    """True while Dash answers the browser's ``_dash-layout`` request."""
+    return flask.has_request_context() and flask.request.path.endswith("_dash-layout")
 
 
 @hooks.index()

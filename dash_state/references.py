@@ -1,6 +1,6 @@
 """References: the only thing the browser holds for a server-side store.
 
-``dsr2.<backend>.<key>.<scope><tag>.<signature>``, 67 to 69 bytes whatever the size of the data:
+``dsr2.<backend>.<key>.<scope><tag>.<signature>``, 65 to 68 bytes whatever the size of the data:
 
 * ``key``: 128 random bits (or a digest, for a layout's initial data), base64url;
 * ``scope``: ``s`` written by a server callback, ``c`` written from the browser (a clientside callback,
@@ -33,6 +33,7 @@ APP_OWNER = "@app"
 SERVER, CLIENT, APP = "s", "c", "a"
 _SIG_BYTES = 16
 PATTERN = re.compile(r"dsr2\.([a-z]{1,16})\.([A-Za-z0-9_-]{22})\.([sca])([0-9a-z]{7})\.([A-Za-z0-9_-]{22})")
+CORE = re.compile(r"[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}")  # after "dsr2."
 
 
 class Reference(NamedTuple):
@@ -72,13 +73,25 @@ def store_tag(store_id: str) -> str:
     return base36(value).rjust(7, "0")
 
 
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]{0,9}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def js_key(store_id: str) -> str:
-    """A stringified store id as the browser writes it (``idKey`` in ``src_js/server.js``)."""
+    """A stringified store id as the browser writes it (``idKey`` in ``src_js/references.js``): keys
+    sorted by UTF-16 code units, but listed as a JavaScript object lists them (array-index keys first,
+    in numeric order), and lone surrogates escaped as ``JSON.stringify`` escapes them."""
     if store_id.startswith("{"):
         try:
-            return json.dumps(json.loads(store_id), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            parsed = json.loads(store_id)
         except ValueError:
-            pass
+            return store_id
+        if isinstance(parsed, dict):
+            order = sorted(parsed, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+            index = sorted((k for k in order if _ARRAY_INDEX.fullmatch(k) and int(k) < 2 ** 32 - 1), key=int)
+            ordered = {k: parsed[k] for k in index + [k for k in order if k not in index]}
+            text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
+            return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return store_id
 
 

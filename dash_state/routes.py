@@ -170,7 +170,7 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
         return _reply({"error": f"Patch() does not apply to ServerStore {sid!r}: {exc}"}, 422)
     pending = manager.prepare(sid, value)
     who = manager.identity()  # the result belongs to this user, even when the base is shared layout data
-    key = clientside.patched_key(who.namespace, base, body["patched"])
+    key = clientside.patched_key(who.namespace, body["patched"])
     return _reply({"reference": manager.commit_at(pending, who, key, CLIENT)})
 
 

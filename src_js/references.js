@@ -8,6 +8,9 @@
 
 const REFERENCE_PREFIX = 'dsr2.';
 export const REFERENCE_SHAPE = /^dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
+/* A whole reference anywhere in a text, and one after its "dsr2." prefix. */
+export const REFERENCE_ANYWHERE = /dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
+export const REFERENCE_CORE = /[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
 
 /** True if `value` is a dash-state reference string ("dsr2....", or an old "dsr1...."). */
 export const isReference = value =>

@@ -15,9 +15,24 @@
  *   what the renderer itself does for props no callback watches).
  * - clientside Patch: `dash_clientside.Patch.prototype.build` is wrapped so
  *   that the operations of a Patch the renderer applied to a reference string
- *   can be recovered and applied to the real value on the server.
+ *   can be recovered (replaying the renderer's own semantics with ramda to
+ *   find the patch that made exactly what the store holds) and applied to the
+ *   real value on the server.
  */
-import {REFERENCE_SHAPE, idKey, isReference} from './references';
+import {
+    append,
+    assocPath,
+    concat,
+    dissocPath,
+    empty,
+    equals,
+    insert,
+    is,
+    path,
+    prepend,
+    reverse,
+} from 'ramda';
+import {REFERENCE_ANYWHERE, REFERENCE_CORE, idKey} from './references';
 import {releaseScheduler} from './values';
 
 const PATCH_MEMORY_MS = 5000;
@@ -78,8 +93,8 @@ const addHints = payload => {
         }
         stores.push(key);
         const data = currentData(instances.values().next().value);
-        if (isReference(data)) {
-            prev[key] = data;
+        if (data !== undefined) {
+            prev[key] = data; // a reference, null, or a value written in the browser not yet uploaded
         }
     });
     const release = releaseScheduler.take();
@@ -152,7 +167,7 @@ export const silentSetData = (instance, value) => {
     return true;
 };
 
-/* Recently built clientside patches: {patch, locations, at, claimed}. */
+/* Recently built clientside patches: {operations (as built), at, claimed}. */
 const recentPatches = [];
 
 const capturePatches = () => {
@@ -168,12 +183,9 @@ const capturePatches = () => {
             while (recentPatches.length && recentPatches[0].at < now - PATCH_MEMORY_MS) {
                 recentPatches.shift();
             }
-            recentPatches.push({
-                patch: built,
-                locations: built.operations.map(op => op.location),
-                at: now,
-                claimed: false,
-            });
+            // The renderer rewrites each operation's location when it applies it: keep a copy.
+            const operations = built.operations.map(op => ({...op, location: [...(op.location || [])]}));
+            recentPatches.push({operations, at: now, claimed: false});
         }
         return built;
     };
@@ -182,49 +194,126 @@ const capturePatches = () => {
 };
 
 /*
- * The operations of the clientside Patch the renderer applied to a reference
- * string and turned into `patched`: the renderer replaces each operation's
- * location array when it applies it, which tells applied patches from the
- * others. Returns the operations with their original locations, or null.
+ * The renderer's patch semantics (dash-renderer/src/actions/patch.ts), with
+ * the same ramda functions, to tell which captured patch turned `base` (a
+ * reference string) into what the store now holds.
  */
-export const takeAppliedPatch = patched => {
-    const applied = recentPatches.filter(
-        entry =>
-            !entry.claimed &&
-            entry.patch.operations.some((op, i) => op.location !== entry.locations[i])
-    );
-    const fits = entry =>
-        entry.locations.every(location => {
-            const first = Array.isArray(location) && location.length ? location[0] : undefined;
-            return first === undefined || (patched !== null && typeof patched === 'object' && String(first) in patched);
-        });
-    const entry = applied.find(fits) || (applied.length === 1 ? applied[0] : null);
-    if (!entry) {
-        return null;
+const locationIndex = (value, previous) =>
+    is(Number, value) && value < 0 ? previous.length + value : value;
+
+const locationPath = (location, obj) => {
+    const current = [];
+    for (const step of location) {
+        current.push(locationIndex(step, path(current, obj)));
     }
-    entry.claimed = true;
-    return entry.patch.operations.map((op, i) => ({...op, location: entry.locations[i]}));
+    return current;
 };
 
-/* The reference a clientside Patch was applied to, if `value` is what the renderer made of it. */
-export const patchedReference = value => {
-    let chars = [];
-    if (Array.isArray(value)) {
-        chars = value;
-    } else if (value && typeof value === 'object') {
-        for (let i = 0; i < 300 && typeof value[String(i)] === 'string'; i++) {
-            chars.push(value[String(i)]);
+const HANDLERS = {
+    Assign: (prev, loc, p) => assocPath(loc, p.value, prev),
+    Merge: (prev, loc, p) => assocPath(loc, {...path(loc, prev), ...p.value}, prev),
+    Extend: (prev, loc, p) => assocPath(loc, concat(path(loc, prev), p.value), prev),
+    Delete: (prev, loc) => dissocPath(loc, prev),
+    Insert: (prev, loc, p) => {
+        const at = path(loc, prev);
+        return assocPath(loc, insert(locationIndex(p.index, at), p.value, at), prev);
+    },
+    Append: (prev, loc, p) => assocPath(loc, append(p.value, path(loc, prev)), prev),
+    Prepend: (prev, loc, p) => assocPath(loc, prepend(p.value, path(loc, prev)), prev),
+    Add: (prev, loc, p) => assocPath(loc, path(loc, prev) + p.value, prev),
+    Sub: (prev, loc, p) => assocPath(loc, path(loc, prev) - p.value, prev),
+    Mul: (prev, loc, p) => assocPath(loc, path(loc, prev) * p.value, prev),
+    Div: (prev, loc, p) => assocPath(loc, path(loc, prev) / p.value, prev),
+    Clear: (prev, loc) => assocPath(loc, empty(path(loc, prev)), prev),
+    Reverse: (prev, loc) => assocPath(loc, reverse(path(loc, prev)), prev),
+    Remove: (prev, loc, p) => assocPath(loc, path(loc, prev).filter(item => !equals(item, p.value)), prev),
+};
+
+const emulate = (previous, operations) => {
+    let value = previous;
+    for (const op of operations) {
+        const handler = HANDLERS[op.operation];
+        if (!handler) {
+            throw new Error(`unknown operation ${op.operation}`);
         }
-    } else {
+        value = handler(value, locationPath(op.location || [], value), op.params || {});
+    }
+    return value;
+};
+
+/*
+ * The operations of the clientside Patch that the renderer applied to the
+ * reference `base` to make `patched`: the first unclaimed recent patch that
+ * gives exactly `patched` when applied the renderer's way (so a patch that
+ * failed, or one meant for another output, is never taken). Null if none.
+ */
+export const takeAppliedPatch = (base, patched) => {
+    for (const entry of recentPatches) {
+        if (entry.claimed) {
+            continue;
+        }
+        let result;
+        try {
+            result = emulate(base, entry.operations);
+        } catch (e) {
+            continue;
+        }
+        if (equals(result, patched)) {
+            entry.claimed = true;
+            return entry.operations;
+        }
+    }
+    return null;
+};
+
+/* A string, or the single characters of an array or of an object's numeric keys, as text. */
+const asText = value => {
+    if (typeof value === 'string') {
+        return value;
+    }
+    if (value && typeof value === 'object') {
+        const chars = Array.isArray(value)
+            ? value
+            : Object.keys(value)
+                  .filter(k => /^\d+$/.test(k))
+                  .sort((a, b) => a - b)
+                  .map(k => value[k]);
+        return chars.map(c => (typeof c === 'string' && c.length === 1 ? c : '\u0000')).join('');
+    }
+    return null;
+};
+
+const LOOSE = /dsr2\.|(memory|redis|database)\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\./;
+
+/*
+ * Whether the server recognises `value` as a patched reference (the same
+ * test as looks_patched in dash_state/clientside.py): then the store's
+ * readers that fired with it got the patch's real result.
+ */
+export const looksPatched = value => {
+    if (typeof value === 'string') {
+        return referenceIn(value) !== null;
+    }
+    const text = asText(value);
+    return text !== null && (LOOSE.test(text) || LOOSE.test(text.split('').reverse().join('')));
+};
+
+/*
+ * The reference whose characters `value` holds (what the renderer makes of a
+ * reference string when it applies a clientside Patch to it), forwards or
+ * reversed, even without its first characters; null if there is none.
+ */
+export const referenceIn = value => {
+    const text = asText(value);
+    if (text === null) {
         return null;
     }
-    let text = '';
-    for (const char of chars) {
-        if (typeof char !== 'string' || char.length !== 1) {
-            break;
+    const whole = typeof value === 'string'; // string operations only add around it, or reverse it
+    for (const candidate of [text, text.split('').reverse().join('')]) {
+        const match = candidate.match(whole ? REFERENCE_ANYWHERE : REFERENCE_CORE);
+        if (match) {
+            return whole ? match[0] : `dsr2.${match[0]}`;
         }
-        text += char;
     }
-    const match = text.match(REFERENCE_SHAPE);
-    return match ? match[0] : null;
+    return null;
 };

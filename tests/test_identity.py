@@ -44,6 +44,12 @@ def inc(client):
     return client.call([("s", "data")], [("inc", "n_clicks", 1)], callback_id=callback_id)
 
 
+def inc_response(client):
+    """``inc`` without raising on an error status."""
+    (callback_id,) = [k for k in client.app.callback_map if k.startswith("s.data@")]
+    return client.raw_call([("s", "data")], [("inc", "n_clicks", 1)], callback_id=callback_id)
+
+
 def write(client, n=1):
     return client.call([("s", "data")], [("btn", "n_clicks", n)])["s"]["data"]
 
@@ -120,7 +126,8 @@ def test_login_carries_the_anonymous_state_over_and_rotates_the_id():
     attacker = DashClient(app)  # holds the victim's old anonymous cookie (planted, or copied)
     attacker.http.set_cookie("dash_state_id", anonymous_cookie)
     assert read(attacker, token) == "None"
-    inc(attacker)  # "this user's latest" value: nothing of the victim's, so nothing to patch
+    response = inc_response(attacker)  # "this user's latest": nothing of the victim's, so nothing to patch
+    assert response.status_code == 422 and b"there is no stored value" in response.data
     assert dash_state.get_state_manager(app).latest("s", attacker.namespace()) is None
 
 

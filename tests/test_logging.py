@@ -45,3 +45,26 @@ def test_a_warning_has_a_level_and_a_logger_name_when_the_app_configured_none():
 def test_an_app_that_configured_logging_keeps_its_format():
     lines = [line for line in run("configured").splitlines() if "treated as missing" in line]
     assert len(lines) == 3 and all(line.startswith("APP WARNING dash_state ") for line in lines), lines
+
+
+def test_a_clientside_reader_of_a_server_store_is_named_once(caplog):
+    """A migrated page whose clientside callback reads a store would fail in JavaScript only."""
+    import logging as _logging
+
+    from dash import Input, Output, html
+
+    from apps import new_app
+    from dash_client import DashClient
+    from dash_state import ServerStore
+
+    caplog.set_level(_logging.WARNING, logger="dash_state")
+    app = new_app(STATE_STORES={"readable": {"client_read": True}})
+    app.layout = html.Div([ServerStore(id="s", data={"x": 1}), ServerStore(id="readable"), html.Div(id="o"),
+                           html.Div(id="p")])
+    app.clientside_callback("d => JSON.stringify(d)", Output("o", "children"), Input("s", "data"))
+    app.clientside_callback("d => d", Output("p", "children"), Input("readable", "data"))
+    client = DashClient(app)
+    client.layout()
+    client.layout()
+    lines = [r.getMessage() for r in caplog.records if "clientside callback" in r.getMessage()]
+    assert len(lines) == 1 and "'s'" in lines[0] and "client_read" in lines[0]

@@ -81,12 +81,14 @@ def test_patch_on_a_dataframe_fails_naming_the_store(caplog):
     assert "ServerStore 's': Patch() cannot update a DataFrame" in caplog.text
 
 
-def test_patch_on_missing_data_is_logged_and_leaves_the_store_alone(warnings_log):
+def test_a_patch_that_does_not_apply_fails_the_callback_and_leaves_the_store_alone(warnings_log):
+    """As in the renderer for a dcc.Store: the callback errors (HTTP 422 with the reason), nothing changes."""
     app, client, patch_id = patch_app(None, lambda p: p["items"].append(1), True)
     response = client.raw_call([("s", "data")], [("patch", "n_clicks", 1)], [("s", "data", "dsr2.bogus")],
                                callback_id=patch_id)
-    assert response.status_code == 200 and response.get_json()["response"] == {}  # as for no_update
-    assert "Patch() does not apply" in warnings_log.text and "'s'" in warnings_log.text
+    assert response.status_code == 422 and "Traceback" not in response.get_data(as_text=True)
+    assert "ServerStore 's': Patch() does not apply" in response.get_data(as_text=True)
+    assert "Patch() does not apply" in warnings_log.text
 
 
 def test_allow_duplicate_outputs_as_the_renderer_sends_them():

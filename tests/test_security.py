@@ -254,6 +254,38 @@ def test_a_pattern_matching_store_with_an_unseen_string_id_gets_a_reference():
     assert isinstance(value, str) and value.startswith("dsr2.") and SECRET not in json.dumps(response)
 
 
+def test_values_shaped_like_a_patched_reference_cannot_tie_up_the_server(monkeypatch):
+    """A reader waits (bounded) for the component's upload of a clientside Patch; a crafted value makes at
+    most a few requests wait that long, and it gets the store's previous value, never another one."""
+    import threading
+    import time
+
+    from dash_state import clientside
+
+    monkeypatch.setattr(clientside, "UPLOAD_WAIT", 1.0)
+    app = role_app()
+    client = browser(app)
+    token = client.call([("notes", "data")], [("act", "n_clicks", 1)], [("notes", "data", {"mine": 1})])["notes"]["data"]
+    crafted = {str(i): c for i, c in enumerate(token)} | {"x": 1}
+    timings = []
+
+    def reader():
+        started = time.monotonic()
+        answer = client.raw_call([("notes", "data")], [("act", "n_clicks", 1)], [("notes", "data", crafted)])
+        timings.append((time.monotonic() - started, answer.get_json()["response"]["notes"]["data"]))
+
+    threads = [threading.Thread(target=reader) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(timings) == 12
+    assert sum(1 for seconds, _ in timings if seconds > 0.5) <= clientside.MAX_WAITING
+    for _, stored in timings:  # the previous value, stored again: a reference of this store
+        assert client.call([("out", "children")], [("act", "n_clicks", 1)], [("role", "data", None)])
+        assert stored.startswith("dsr2.")
+
+
 def test_usage_py_has_no_published_secret_key():
     source = (pytest.importorskip("pathlib").Path(__file__).parent.parent / "usage.py").read_text()
     assert "dev-only" not in source and "change-me" not in source
@@ -356,7 +388,17 @@ def assert_own(sid: str, value, sent, world: dict) -> None:
     reference (or, for the latest_only store, as the value it keeps when a browser write is refused)."""
     if isinstance(value, dict) and isinstance(value.get("who"), str) and value["who"].startswith("user"):
         assert value["who"] == f"user1-{sid}", (sid, sent, value)
-        assert sent == world["mine"][sid] or sid == "locked", (sid, sent, value)
+        own = world["mine"][sid]
+        patched = isinstance(sent, str) and (own in sent or own in sent[::-1])  # a clientside Patch of it
+        assert sent == own or patched or sid == "locked", (sid, sent, value)
+
+
+@pytest.fixture(autouse=True)
+def _short_patch_wait(monkeypatch):
+    """Values shaped like a clientside-patched reference wait for the component's upload; curl sends none."""
+    from dash_state import clientside
+
+    monkeypatch.setattr(clientside, "UPLOAD_WAIT", 0.01)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))

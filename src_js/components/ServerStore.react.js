@@ -4,7 +4,8 @@ import {error, warn} from '../http';
 import {belongsTo, idKey, isReference, isWellFormed, referenceScope} from '../references';
 import {
     currentData,
-    patchedReference,
+    looksPatched,
+    referenceIn,
     registerStore,
     silentSetData,
     takeAppliedPatch,
@@ -154,6 +155,8 @@ export default class ServerStore extends Component {
         super(props);
         this._swapped = undefined;
         this._refusedWrites = false;
+        // The last reference of this store it held: the base of a clientside Patch.
+        this._reference = isReference(props.data) ? props.data : null;
         // Initial data that arrives as data, not as a reference: the server keeps
         // this store in the browser (the "client" backend), like dcc.Store.
         this._clientBackend = !isNil(props.data) && !isReference(props.data);
@@ -274,6 +277,9 @@ export default class ServerStore extends Component {
         }
         // Like dcc.Store, null and undefined differ here: a web store with
         // nothing stored and no `data` reports data=null (timestamp -1).
+        if (isReference(old)) {
+            this._reference = old;
+        }
         if (!sameJson(old, data) && setProps) {
             setProps({data: old, modified_timestamp: this._getModified(key)});
         }
@@ -388,11 +394,10 @@ export default class ServerStore extends Component {
         if (isNil(data) || this._clientBackend) {
             return;
         }
-        if (isReference(data)) {
-            if (!isWellFormed(data)) {
-                error(`ServerStore ${JSON.stringify(key)}: ${JSON.stringify(data)} is not a valid reference; ` +
-                    'Python callbacks will read None.');
-            } else if (!belongsTo(data, key)) {
+        if (isWellFormed(data)) {
+            if (belongsTo(data, key)) {
+                this._reference = data;
+            } else {
                 error(
                     `ServerStore ${JSON.stringify(key)} received a reference of another store ` +
                         '(copied by a clientside callback?). A reference is only valid for the ' +
@@ -402,9 +407,32 @@ export default class ServerStore extends Component {
             }
             return;
         }
-        const base = patchedReference(data);
-        if (base !== null) {
-            this._sendPatch(base, data);
+        const bases = [this._reference, isReference(previous) ? previous : null, referenceIn(data)].filter(
+            (base, i, all) => base && belongsTo(base, key) && all.indexOf(base) === i
+        );
+        for (const base of bases) {
+            const operations = takeAppliedPatch(base, data);
+            if (operations) {
+                this._sendPatch(base, data, operations);
+                return;
+            }
+        }
+        const made = referenceIn(data);
+        if (made !== null && bases.includes(made)) {
+            // The renderer applied a Patch to the reference string, and it is not one we can replay.
+            error(
+                `ServerStore ${JSON.stringify(key)}: a clientside Patch was applied to this store's ` +
+                    'reference and cannot be applied to its value (build it with ' +
+                    'dash_clientside.Patch().build(); operations that read the value inside it, such as ' +
+                    'append or extend at a nested location, fail in the renderer): the store keeps its ' +
+                    'previous value. Return the whole new value, or patch it from a Python callback.'
+            );
+            this._sendPatch(made, data, []);
+            return;
+        }
+        if (isReference(data)) {
+            error(`ServerStore ${JSON.stringify(key)}: ${JSON.stringify(data)} is not a valid reference; ` +
+                'Python callbacks will read None.');
             return;
         }
         putValue(id, data).then(
@@ -413,22 +441,17 @@ export default class ServerStore extends Component {
         );
     }
 
-    _sendPatch(base, patched) {
+    /* Apply `operations` on the server to what `base` stands for; [] keeps the value as it was. */
+    _sendPatch(base, patched, operations) {
         const key = this._key();
-        const operations = takeAppliedPatch(patched);
-        if (!operations) {
-            error(
-                `ServerStore ${JSON.stringify(key)}: a clientside Patch was applied to this ` +
-                    "store's reference and its operations could not be recovered (build the " +
-                    'patch with dash_clientside.Patch().build()); the store keeps its previous value.'
-            );
-            this._swapIfStill(patched, base);
-            return;
-        }
+        // The store's readers already ran with what the renderer made. If the server could not tell that
+        // was a patched reference (NaN reaches it as null, clear([]) makes ""), the readers got it as data:
+        // they must run again with the real value, so this swap is not silent.
+        const lossy = !looksPatched(patched);
         patchValue(this.props.id, base, patched, operations).then(
             answer => {
                 if (answer.reference) {
-                    this._swapIfStill(patched, answer.reference);
+                    this._swapIfStill(patched, answer.reference, lossy);
                     releaseScheduler.add(this.props.id, base);
                 } else {
                     error(
@@ -469,15 +492,18 @@ export default class ServerStore extends Component {
      * possible: the store's callbacks already ran with the value that `value`
      * stands for. Browser storage gets the reference at once.
      */
-    _swapIfStill(expected, value) {
-        if (currentData(this) !== expected) {
+    _swapIfStill(expected, value, loud = false) {
+        if (!Object.is(currentData(this), expected)) {
             if (isReference(value) && referenceScope(value) === 'c') {
                 releaseScheduler.add(this.props.id, value); // a newer value arrived meanwhile
             }
             return;
         }
         this._swapped = value;
-        if (silentSetData(this, value)) {
+        if (isReference(value)) {
+            this._reference = value;
+        }
+        if (!loud && silentSetData(this, value)) {
             this._setItem(this._key(), value);
             this._trackReference(value);
         } else if (this.props.setProps) {
