@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dash  # noqa: E402
 import numpy as np  # noqa: E402
@@ -47,7 +48,6 @@ from dash_state import ServerStore  # noqa: E402
 logging.getLogger("dash_state").setLevel(logging.WARNING)
 
 SECRET_KEY = "dash-state-roundtrip-benchmark"
-SEED = 20240601
 RATIO_TARGET = 50.0  # dcc.Store round trip / ServerStore round trip, at least
 OVERHEAD_TARGET_MS = 3.0  # ServerStore round trip - dispatch baseline, at most
 
@@ -55,20 +55,9 @@ BUTTON, STORE, OUT = "go", "store", "out"
 
 
 # -- data ---------------------------------------------------------------------------------------------
-def make_frame(rows: int, seed: int = SEED) -> pd.DataFrame:
-    """A sales-like frame: int id, two string columns, a datetime, an int quantity and a float price."""
-    rng = np.random.default_rng(seed)
-    regions = np.array(["North", "South", "East", "West"])
-    products = np.array([f"product-{i:02d}" for i in range(50)])
-    start = np.datetime64("2024-01-01T00:00:00", "s")
-    return pd.DataFrame({
-        "id": np.arange(rows, dtype=np.int64),
-        "region": regions[rng.integers(0, len(regions), rows)],
-        "product": products[rng.integers(0, len(products), rows)],
-        "timestamp": pd.to_datetime(start + rng.integers(0, 365 * 24 * 3600, rows).astype("timedelta64[s]")),
-        "quantity": rng.integers(1, 100, rows, dtype=np.int64),
-        "price": np.round(rng.uniform(1.0, 500.0, rows), 2),
-    })
+# make_frame lives in benchdata.py (no Dash import there, so the load-test app can use it too);
+# ``roundtrip.make_frame`` stays importable under this name.
+from benchdata import SEED, make_frame  # noqa: E402,F401
 
 
 # -- apps ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 # Install everything the test suite needs on a Debian/Ubuntu machine, then run the whole suite.
 #
 #   bash scripts/test.sh [extra pytest arguments]
+#   bash scripts/test.sh --bench [benchmarks/run.py arguments]   # same set-up, then the benchmark
 #
 # 1. Debian packages: chromium + chromium-driver (browser tests), nodejs + npm (bundle check),
 #    redis-server and postgresql (service tests), installed with apt-get when missing (as root, or
@@ -14,6 +15,14 @@
 # 5. pytest over tests/, headless. "No tests ran" (pytest's exit code 5) is a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+mode=test
+extra="test"
+if [ "${1:-}" = "--bench" ]; then
+    mode=bench
+    extra="bench"
+    shift
+fi
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf '\nscripts/test.sh: %s\n' "$*" >&2; exit 1; }
@@ -53,13 +62,15 @@ if [ ! -x .venv/bin/python ]; then
     say "creating .venv"
     "$PYTHON" -m venv .venv || die "could not create a virtual environment (Debian: apt-get install python3-venv)"
 fi
-say "installing dash-state[test] into .venv"
+say "installing dash-state[$extra] into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]"
 
 # -- 3. the committed bundle matches src_js/ ----------------------------------------------------
-say "checking that the committed bundle and generated files match src_js/"
-bash scripts/check-bundle.sh
+if [ "$mode" = test ]; then
+    say "checking that the committed bundle and generated files match src_js/"
+    bash scripts/check-bundle.sh
+fi
 
 # -- 4. services: Redis and PostgreSQL for the service tests --------------------------------------
 # Started here when installed but not running. Tests that need a server that is still missing are
@@ -106,7 +117,15 @@ if port_open 5432 && command -v psql >/dev/null 2>&1 && [ -z "${STATE_TEST_DATAB
     fi
 fi
 
-# -- 5. the suite -------------------------------------------------------------------------------
+# -- 5. the suite (or the benchmark) --------------------------------------------------------------
+if [ "$mode" = bench ]; then
+    say "running benchmarks/run.py"
+    if [ $# -eq 0 ]; then
+        set -- --json benchmarks/results/run.json --markdown benchmarks/results/run.md \
+            --chart benchmarks/results/run.png
+    fi
+    exec .venv/bin/python benchmarks/run.py "$@"
+fi
 say "running pytest"
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
