@@ -513,3 +513,31 @@ def test_cluster_spreads_users_over_all_nodes_and_keeps_each_user_in_one_slot(sh
             seen = commands_seen(node)
             assert not seen & {"keys", "scan", "sscan", "zscan"}, seen
         backend.close()
+
+
+@pytest.mark.parametrize("policy, warned", [("allkeys-lru", True), ("volatile-ttl", False), ("noeviction", False)])
+def test_an_allkeys_eviction_policy_is_named_at_start_up(short_dir, caplog, policy, warned):
+    started = RedisServer(short_dir / "policy", "--maxmemory-policy", policy).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="dash_state"):
+            make(f"redis://127.0.0.1:{started.port}/0").close()
+    finally:
+        started.kill()
+    warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    assert bool(warnings) == warned, warnings
+    if warned:
+        assert policy in warnings[0] and "volatile-ttl" in warnings[0]
+
+
+def test_a_server_without_config_get_starts_without_the_policy_check(short_dir, caplog):
+    started = RedisServer(short_dir / "noconfig", "--maxmemory-policy", "allkeys-lru",
+                          "--rename-command", "CONFIG", "").start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="dash_state"):
+            backend = make(f"redis://127.0.0.1:{started.port}/0")
+            backend.write_many("u", [("k" * 22, b"x", 60)], [], None)
+            assert backend.read("u", "k" * 22) == b"x"
+            backend.close()
+    finally:
+        started.kill()
+    assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]

@@ -17,6 +17,7 @@ values (and the bookkeeping keys).
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ...seal import Seal
 
 T = TypeVar("T")
+log = logging.getLogger("dash_state")
 DELETE_BATCH = 500  # keys per UNLINK in delete_user and per pipeline in move_user
 _KEY = re.compile(r"[A-Za-z0-9_-]{22}")
 _HASH_TAG = re.compile(r"\{[^{}]*\}")
@@ -194,6 +196,20 @@ class RedisBackend(BytesBackend):
                               f"(dash-state needs Redis 7.0 or later): {exc}") from None
         except RedisError:
             pass  # unreachable again since the PING: the operations themselves will report it
+        self._warn_about_eviction_policy()
+
+    def _warn_about_eviction_policy(self) -> None:
+        """An ``allkeys-*`` policy lets one user's writes evict everyone's values: say so at start-up."""
+        try:
+            found = self._client.config_get("maxmemory-policy")
+        except RedisError:
+            return  # CONFIG is often disabled on managed Redis: nothing to check
+        answers = found.values() if found and "maxmemory-policy" not in found else [found]  # a cluster: per node
+        policies = {str(a.get("maxmemory-policy", "")) for a in answers if isinstance(a, dict)}
+        bad = sorted(p for p in policies if p.startswith("allkeys"))
+        if bad:
+            log.warning("dash-state redis backend: Redis at %s has maxmemory-policy %s, which lets one user's "
+                        "writes evict other users' values; set volatile-ttl or noeviction", self.url, bad[0])
 
     def close(self) -> None:
         client, self._client = self._client, None
