@@ -19,7 +19,7 @@ import hmac
 import os
 from typing import Any
 
-from .codecs import Snapshot
+from .codecs import Snapshot, byte_buffer
 from .errors import ConfigError, CorruptValue
 from .keys import Keys
 
@@ -52,7 +52,7 @@ class Seal:
             self._decompress = zstandard.ZstdDecompressor().decompress
 
     def dump(self, key: str, snapshot: Snapshot) -> Any:
-        """The sealed bytes of ``snapshot`` (a bytearray: one copy of the value on the way out)."""
+        """The sealed bytes of ``snapshot`` (a writable buffer: one copy of the value on the way out)."""
         body = snapshot.to_bytes()
         if isinstance(body, memoryview) and body.format != "B":
             body = body.cast("B")  # Arrow's buffers are signed chars; cryptography wants bytes
@@ -64,10 +64,10 @@ class Seal:
             return b"".join((head, self._mac(self._macs[0], head, key, body), body))
         head = MAGIC + bytes([flags])
         nonce = os.urandom(_NONCE)
-        out = bytearray(_HEAD + _NONCE + len(body) + _TAG)
+        out = byte_buffer(_HEAD + _NONCE + len(body) + _TAG)
         out[:_HEAD] = head
         out[_HEAD:_HEAD + _NONCE] = nonce
-        self._ciphers[0].encrypt_into(nonce, body, head + key.encode(), memoryview(out)[_HEAD + _NONCE:])
+        self._ciphers[0].encrypt_into(nonce, body, head + key.encode(), out[_HEAD + _NONCE:])
         return out
 
     def load(self, key: str, data: Any) -> Snapshot:
@@ -98,13 +98,13 @@ class Seal:
         nonce, sealed = bytes(view[_HEAD:_HEAD + _NONCE]), view[_HEAD + _NONCE:]
         if len(sealed) < _TAG:
             raise CorruptValue("truncated value")
-        out = bytearray(len(sealed) - _TAG)
+        out = byte_buffer(len(sealed) - _TAG)
         from cryptography.exceptions import InvalidTag
 
         for cipher in self._ciphers:
             try:
                 cipher.decrypt_into(nonce, sealed, head + key.encode(), out)
-                return memoryview(out)
+                return out
             except InvalidTag:
                 continue
         raise CorruptValue("authentication failed (tampered, moved to another key, or another SECRET_KEY)")
