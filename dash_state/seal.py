@@ -28,6 +28,7 @@ _ZSTD, _HMAC = 1, 2
 _NONCE = 12
 _TAG = 16
 _HEAD = len(MAGIC) + 1
+_STREAM_MIN = 1 << 16  # smaller values: one AESGCM call is cheaper than a streaming cipher
 
 
 class Seal:
@@ -43,7 +44,8 @@ class Seal:
                 raise ConfigError("STATE_ENCRYPTION = 'aes-gcm' (the default for redis and database) needs the "
                                   "cryptography package: pip install 'dash-state[redis]' or '[database]', or set "
                                   "STATE_ENCRYPTION = 'hmac'") from None
-            self._ciphers = tuple(AESGCM(key) for key in keys.all("values aes-gcm v2"))
+            self._aes_keys = keys.all("values aes-gcm v2")
+            self._ciphers = tuple(AESGCM(key) for key in self._aes_keys)
         self._min = compress_min_bytes
         self._compress = self._decompress = None
         if compression == "zstd":
@@ -52,10 +54,14 @@ class Seal:
             self._decompress = zstandard.ZstdDecompressor().decompress
 
     def dump(self, key: str, snapshot: Snapshot) -> Any:
-        """The sealed bytes of ``snapshot`` (a writable buffer: one copy of the value on the way out)."""
+        """The sealed bytes of ``snapshot``: a buffer of its own (frames are encrypted straight from
+        their column buffers into it, see :meth:`Snapshot.write_to`)."""
+        size = snapshot.encoded_size()
+        if self._encrypt and size >= _STREAM_MIN and not (self._compress is not None and size >= self._min):
+            return self._encrypt_streamed(key, snapshot, size)
         body = snapshot.to_bytes()
         if isinstance(body, memoryview) and body.format != "B":
-            body = body.cast("B")  # Arrow's buffers are signed chars; cryptography wants bytes
+            body = body.cast("B")
         flags = 0
         if self._compress is not None and len(body) >= self._min:
             body, flags = self._compress(body), _ZSTD
@@ -68,6 +74,30 @@ class Seal:
         out[:_HEAD] = head
         out[_HEAD:_HEAD + _NONCE] = nonce
         self._ciphers[0].encrypt_into(nonce, body, head + key.encode(), out[_HEAD + _NONCE:])
+        return out
+
+    def _encrypt_streamed(self, key: str, snapshot: Snapshot, size: int) -> Any:
+        """AES-GCM piece by piece: the same bytes as AESGCM.encrypt with this nonce, without the
+        encoded value ever existing in one piece."""
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        head, nonce = MAGIC + bytes([0]), os.urandom(_NONCE)
+        out = byte_buffer(_HEAD + _NONCE + size + _TAG)
+        out[:_HEAD] = head
+        out[_HEAD:_HEAD + _NONCE] = nonce
+        encryptor = Cipher(algorithms.AES(self._aes_keys[0]), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(head + key.encode())
+        at = _HEAD + _NONCE
+
+        def encrypt(chunk: memoryview) -> None:
+            nonlocal at  # GCM is a stream mode: each chunk encrypts to exactly its own length
+            at += encryptor.update_into(chunk, out[at:])
+
+        snapshot.write_to(encrypt)
+        encryptor.finalize()
+        if at + _TAG != len(out):  # the encoder wrote other than it measured: never store a short value
+            raise CorruptValue(f"encoded {at - _HEAD - _NONCE} bytes, measured {size}")
+        out[at:] = encryptor.tag
         return out
 
     def load(self, key: str, data: Any) -> Snapshot:

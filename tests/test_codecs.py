@@ -245,6 +245,33 @@ def test_sealed_values_round_trip(options, value):
     assert same(sealer.load(KEY, memoryview(sealed)).thaw(), value)
 
 
+LARGE_VALUES = [
+    pd.DataFrame({"id": np.arange(20_000), "name": pd.array([f"n{i}" for i in range(20_000)], dtype="str"),
+                  "when": pd.date_range("2024-01-01", periods=20_000, freq="min")}),
+    frame().sample(20_000, replace=True, random_state=1),  # categorical, tz-aware, object index: from_pandas
+    pd.Series(np.linspace(0, 1, 30_000), name=("a", 1)),
+    np.arange(40_000, dtype="int16").reshape(200, 200),
+]
+
+
+@pytest.mark.parametrize("value", LARGE_VALUES, ids=["plain-frame", "other-frame", "series", "array"])
+def test_large_values_are_encrypted_piece_by_piece_into_the_same_format(value):
+    # Above 64 KiB a value is encrypted straight from its Arrow buffers; the result must be exactly
+    # what one AESGCM call over the encoded bytes gives, so any process and version can read it.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    sealer, snapshot = seal(), freeze(value)
+    assert snapshot.encoded_size() >= 1 << 16
+    sealed = bytes(sealer.dump(KEY, snapshot))
+    assert len(sealed) == 5 + 12 + snapshot.encoded_size() + 16
+    key = Keys((b"app secret",)).current("values aes-gcm v2")
+    plain = AESGCM(key).decrypt(sealed[5:17], sealed[17:], sealed[:5] + KEY.encode())
+    assert plain == bytes(freeze(value).to_bytes())
+    assert same(sealer.load(KEY, sealed).thaw(), value)
+    with pytest.raises(CorruptValue):
+        sealer.load(OTHER_KEY, sealed)
+
+
 def test_aes_gcm_hides_the_value_and_uses_a_fresh_nonce_each_time():
     sealer = seal()
     value = freeze({"card": "4111111111111111"})
