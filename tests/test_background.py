@@ -452,6 +452,93 @@ def test_celery_worker_with_the_default_memory_backend(celery_worker, tmp_path):
     assert "Traceback" not in (tmp_path / "celery.log").read_text()
 
 
+# -- Dash's polling races (dash_state.background.polling) -------------------------------------------
+@pytest.fixture
+def memory_celery_manager():
+    """A real CeleryManager on an in-memory Celery result backend: the test plays the job's part."""
+    from celery import Celery
+    from dash import CeleryManager
+
+    celery = Celery("polling-race", broker="memory://", backend="cache+memory://")
+    manager = CeleryManager(celery)
+    yield manager
+    celery.close()
+
+
+def fresh():
+    """Celery's memory cache is one per process: every test uses its own keys and job ids."""
+    tag = uuid.uuid4().hex
+    return f"key-{tag}", f"job-{tag}"
+
+
+def poll(manager, key, job):
+    """What one poll of dash._callback._update_background_callback asks, in its order."""
+    result = manager.get_result(key, job)
+    running = manager.job_running(job)
+    side = manager.get_updated_props(key)
+    cancelled = result is manager.UNDEFINED and not running
+    return result, running, side, cancelled
+
+
+def test_a_poll_reading_set_props_does_not_delete_the_finished_result(memory_celery_manager):
+    """Dash's CeleryManager.get_updated_props cleared the result key: a poll that came after the job
+    wrote its result but before it finished lost that result for good."""
+    from dash_state.background.polling import make_polls_consistent
+
+    manager, backend = memory_celery_manager, memory_celery_manager.handle.backend
+    make_polls_consistent(manager)
+    key, job = fresh()
+    backend.set(f"{key}-set_props", json.dumps({"side": {"data": 1}}))
+    original = manager.__dict__["get_result"]
+
+    def job_writes_its_result_during_the_poll(key, job):
+        found = original(key, job)
+        backend.set(key, json.dumps(["value", "done"]))  # the job's last step, still "running"
+        return found
+
+    manager.get_result = job_writes_its_result_during_the_poll
+    assert poll(manager, key, job) == (manager.UNDEFINED, True, {"side": {"data": 1}}, False)
+    manager.get_result = original
+    backend.store_result(job, None, "SUCCESS")
+    result, running, side, cancelled = poll(manager, key, job)
+    assert result == ["value", "done"] and not cancelled
+    assert side == {}, "a set_props update is delivered once"
+
+
+def test_a_job_that_finishes_between_the_two_reads_of_a_poll_is_not_cancelled(memory_celery_manager):
+    from dash_state.background.polling import make_polls_consistent
+
+    manager, backend = memory_celery_manager, memory_celery_manager.handle.backend
+    real_get_result = manager.get_result
+    key, job = fresh()
+    calls = []
+
+    def job_finishes_right_after_the_first_read(key, job):
+        found = real_get_result(key, job)
+        if not calls:
+            backend.set(key, json.dumps(["value", "done"]))
+            backend.store_result(job, None, "SUCCESS")
+        calls.append(found)
+        return found
+
+    manager.get_result = job_finishes_right_after_the_first_read
+    make_polls_consistent(manager)
+    result, running, _, cancelled = poll(manager, key, job)
+    assert result == ["value", "done"] and not cancelled
+
+
+def test_a_cancelled_job_still_reads_as_cancelled(memory_celery_manager):
+    from dash_state.background.polling import make_polls_consistent
+
+    manager = memory_celery_manager
+    make_polls_consistent(manager)
+    (key, revoked), (_, started) = fresh(), fresh()
+    manager.handle.backend.store_result(revoked, None, "REVOKED")
+    assert poll(manager, key, revoked) == (manager.UNDEFINED, False, {}, True)
+    manager.handle.backend.store_result(started, None, "STARTED")
+    assert poll(manager, key, started) == (manager.UNDEFINED, True, {}, False)
+
+
 # -- the real renderer -----------------------------------------------------------------------------
 @pytest.mark.browser
 def test_renderer_runs_the_background_callback(dash_duo, diskcache_manager, tmp_path):

@@ -18,6 +18,7 @@ from dash._utils import stringify_id
 
 from .. import hook, references
 from ..layout import in_use
+from .polling import make_polls_consistent
 from .worker import CONTEXT_KEY, JOB_MARK, PROBE_KEY, PROBE_STORE, JobCtx, flat, get, patched
 
 if TYPE_CHECKING:
@@ -120,7 +121,9 @@ def _guard_side_updates(manager: Any) -> None:
     """Wrap ``manager.get_updated_props`` and ``get_progress`` (what a job's ``set_props`` and
     ``set_progress`` left for the web process; every poll sends them to the browser): ServerStore
     values still in them are stored here and replaced by references. That is the normal path for
-    memory-backend stores, and covers jobs whose function was registered without dash-state's wrapper."""
+    memory-backend stores, and covers jobs whose function was registered without dash-state's wrapper.
+    Dash's polling races are closed first (:mod:`.polling`)."""
+    make_polls_consistent(manager)
     for name in ("get_updated_props", "get_progress"):
         original = getattr(manager, name, None)
         if original is not None and not getattr(original, JOB_MARK, False):
