@@ -28,7 +28,7 @@ from redis.sentinel import MasterNotFoundError
 
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
 from ...tokens import random_id
-from ..base import POINTER_PREFIX, BytesBackend, Pointer
+from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
 from ..breaker import Breaker
 from . import connection, scripts
 from .connection import mask_url, parse_url
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("dash_state")
 DELETE_BATCH = 500  # keys per UNLINK in delete_user and per pipeline in move_user
-_KEY = re.compile(r"[A-Za-z0-9_-]{22}")
 _HASH_TAG = re.compile(r"\{[^{}]*\}")
 
 
@@ -106,7 +105,7 @@ class RedisBackend(BytesBackend):
     def pointer(self, user: str, name: str) -> str | None:
         raw = self._run("read a pointer", lambda: self._client.get(self._key(user, name)))
         target = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
-        return target if target is not None and _KEY.fullmatch(target) else None
+        return target if is_key(target) else None
 
     def delete(self, user: str, key: str) -> bool:
         keys = self._books(user) + [self._key(user, key)]
