@@ -20,6 +20,7 @@ from dash._utils import stringify_id
 
 from . import background, devtools, hook, identity, logs, routes  # noqa: F401  (importing registers the routes)
 from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValueError
+from .identity import resolvers
 from .initial import serve_tree, strip_tree
 from .layout import in_use
 from .manager import MISS_REASONS
@@ -68,6 +69,7 @@ def install(app: dash.Dash) -> AppState:
     app._config = _config
     server = getattr(app, "server", None)
     if isinstance(server, flask.Flask):
+        server.before_request(resolvers.watch_dash_auth)  # before dash-auth's own check: see its docstring
         server.after_request(functools.partial(_after_request, state))
         server.register_error_handler(DashStateError, functools.partial(_error_response, state))
     background.install(app, state)

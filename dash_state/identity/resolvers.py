@@ -6,10 +6,14 @@
 * ``"package.module:function"`` or, through ``init_app(user_resolver=...)``, any callable taking no
   arguments and returning a string id (or None) for the current request.
 
-Only ids returned here are trusted: nothing the browser sends can name a user.
+The contract (SECURITY.md): a resolver returns a user only when the app's auth layer authenticated
+this very request, from state the browser cannot forge (a signed session, a check that ran on this
+request); never from a header, cookie or parameter the auth layer did not verify. Only ids returned
+here are trusted: nothing else the browser sends can name a user.
 """
 from __future__ import annotations
 
+import base64
 import importlib
 import sys
 from typing import Callable, Optional
@@ -34,26 +38,75 @@ def flask_login_user() -> str | None:
 
 
 def dash_auth_user() -> str | None:
-    """The user dash-auth let in: ``session["user"]["email"]`` (BasicAuth and OIDCAuth both set it),
-    or the name of the HTTP Basic credentials dash-auth's ``before_request`` accepted."""
+    """The user dash-auth authenticated: the name whose password dash-auth's own check accepted on
+    this very request (see :func:`watch_dash_auth`), else the user dash-auth put in the app's signed
+    session (``session["user"]["email"]``, set by BasicAuth after a check and by OIDCAuth at login).
+
+    Never the raw ``Authorization`` header: dash-auth does not check it on public routes or on
+    callbacks it lets through, so anyone could name anyone there."""
     if "dash_auth" not in sys.modules:
         return None
+    verified = flask.g.get(_G_VERIFIED)
+    if verified:
+        return verified
     try:
         user = flask.session.get("user")
     except RuntimeError:  # no secret key: no session
-        user = None
+        return None
     if isinstance(user, dict) and isinstance(user.get("email"), str) and user["email"]:
         return user["email"]
-    auth = flask.request.authorization
-    if auth is not None and auth.type == "basic" and auth.username and _uses_dash_auth_basic():
-        return auth.username
     return None
 
 
-def _uses_dash_auth_basic() -> bool:
-    """dash-auth registers ``Auth._protect``'s ``before_request_auth`` on the app's server."""
-    functions = flask.current_app.before_request_funcs.get(None, [])
-    return any(getattr(f, "__module__", "").startswith("dash_auth") for f in functions)
+_G_VERIFIED = "_dash_state_dash_auth_user"
+
+
+def watch_dash_auth() -> None:
+    """``before_request``, registered before dash-auth's own: wrap each dash-auth ``Auth`` protecting
+    this app so that a successful ``is_authorized()`` records, for this request only, whom it let in.
+    dash-auth's check runs right after this function, in the same request."""
+    if "dash_auth" not in sys.modules:
+        return
+    for function in flask.current_app.before_request_funcs.get(None, []):
+        if getattr(function, "__module__", "").startswith("dash_auth"):
+            for cell in function.__closure__ or ():
+                _wrap(cell.cell_contents)
+
+
+def _wrap(auth: object) -> None:
+    from dash_auth.auth import Auth
+
+    if not isinstance(auth, Auth) or getattr(auth, "_dash_state_watched", False):
+        return
+    check = auth.is_authorized
+
+    def is_authorized(*args, **kwargs):
+        authorized = check(*args, **kwargs)
+        if authorized and flask.has_request_context():
+            name = _basic_name() if _is_basic(auth) else None
+            if name:
+                setattr(flask.g, _G_VERIFIED, name)
+        return authorized
+
+    auth.is_authorized = is_authorized  # type: ignore[method-assign]
+    auth._dash_state_watched = True  # type: ignore[attr-defined]
+
+
+def _is_basic(auth: object) -> bool:
+    from dash_auth.basic_auth import BasicAuth
+
+    return isinstance(auth, BasicAuth)
+
+
+def _basic_name() -> str | None:
+    """The user name of the Basic credentials dash-auth has just accepted (parsed as dash-auth does)."""
+    header = flask.request.headers.get("Authorization", "")
+    try:
+        credentials = base64.b64decode(header.split("Basic ")[1]).decode("utf-8")
+    except (IndexError, ValueError):
+        return None
+    name, _, _ = credentials.partition(":")
+    return name or None
 
 
 def auto_user() -> str | None:
