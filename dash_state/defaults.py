@@ -45,6 +45,10 @@ DEFAULTS: dict = {
     "STATE_COOKIE_SECURE": "auto",
     "STATE_COOKIE_HOST_PREFIX": False,
     "STATE_COOKIE_MAX_AGE": 31 * 86400,
+    # An anonymous browser is "new" for this many seconds after the server issued its identity cookie.
+    # When the memory backend is full, new browsers' least recently used values make room (they read
+    # as expired); established and logged-in users' values are never evicted. 0: nobody is new.
+    "STATE_NEW_VISITOR_SECONDS": 600,
     # Counters and latency histograms per store (StateManager.stats(), the dev-tools panel).
     "STATE_METRICS": True,
     # Serve them at <prefix>_dash-state/metrics in Prometheus' text format (needs prometheus-client).

@@ -7,8 +7,10 @@ state per request:
   derived from the store and the value (scope ``a``, namespace ``@app``), and written again only
   when it is missing or half its TTL old. A thousand cookie-less GETs store one value;
 * a layout *function*'s data may differ per user: for a request that has an identity (a logged-in
-  user, or a browser with dash-state's cookie) it is stored in that user's namespace under a key
-  derived from the value; for a cookie-less request it is stored once per app like static data;
+  user, or a browser that sent dash-state's cookie) it is stored in that user's namespace under a key
+  derived from the value; for a request without a cookie (a crawler, or a browser's first visit,
+  whose cookie is minted by this very response) it is stored once per app by content, like static
+  data, so cookie-less GETs store nothing per visitor;
 * components returned by a callback belong to that callback's user.
 
 The validation layout that Dash embeds in the index page gets its stores' data removed instead.
@@ -53,7 +55,7 @@ def _store_initial(state: "AppState", sid: str, data: Any, user: Any) -> str:
         return token
     if callable(getattr(state.app, "_layout", None)):  # a new tree per request: nothing to remember
         who = manager.identity(create=False)
-        if who is not None:
+        if who is not None and not who.minted:
             return manager.commit([manager.prepare(sid, data)], who, SERVER, stable=True)[0]
         return manager.commit([manager.prepare(sid, data)], scope=APP, stable=True)[0]
     return _shared(state, sid, data)

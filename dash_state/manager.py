@@ -160,7 +160,8 @@ class StateManager(StoreAPI):
         once for every visitor; ``stable`` derives keys from the values, so serving the same layout
         again reuses one entry; ``keys`` names the keys instead.
         """
-        owner = APP_OWNER if scope == APP else self._owner(who)
+        writer = None if scope == APP else self._writer(who)
+        owner = APP_OWNER if writer is None else writer.namespace
         quota = None if owner == APP_OWNER else self.config["STATE_MAX_USER_BYTES"]
         batches: dict[str, tuple[list[Item], list[Pointer]]] = {}
         tokens, written = [], []
@@ -175,6 +176,8 @@ class StateManager(StoreAPI):
         try:
             for name, (items, pointers) in batches.items():
                 started = time.perf_counter()
+                if writer is not None:
+                    self.backend(name).mark_new(owner, writer.new)
                 self.backend(name).set_many(owner, items, pointers, quota)
                 written.append((name, items, time.perf_counter() - started))
         except Exception as exc:
@@ -215,12 +218,12 @@ class StateManager(StoreAPI):
     def save(self, store_id: str, value: Any, who: "Identity | str | None" = None, scope: str = SERVER) -> str:
         return self.commit([self.prepare(store_id, value)], who, scope)[0]
 
-    def _owner(self, who: "Identity | str | None") -> str:
+    def _writer(self, who: "Identity | str | None") -> Identity:
         ident = self._who(who, create=True)
         if ident is None:
             raise StoreValueError("dash-state: no user to store this value for: outside a request, call "
                                   "set_user_context(user_id) or use `with user_context(user_id):` first")
-        return ident.namespace
+        return ident
 
     def _key(self, item: Pending, owner: str, stable: bool) -> str:
         if stable and item.snapshot.kind == JSON:
@@ -358,7 +361,11 @@ class StateManager(StoreAPI):
         if isinstance(owned, str):
             return False
         ref, owner = owned
-        return self.backend(ref.backend).touch(owner, ref.key, self.settings(store_id).ttl)
+        backend = self.backend(ref.backend)
+        ident = self._who(who)
+        if ident is not None and owner == ident.namespace:  # a browser that came back
+            backend.mark_new(owner, ident.new)
+        return backend.touch(owner, ref.key, self.settings(store_id).ttl)
 
     # -- monitoring --------------------------------------------------------------------------------
     def miss(self, store_id: str, reason: str, misses: MissLog | None = None) -> None:

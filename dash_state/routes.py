@@ -117,6 +117,19 @@ def _known(state: AppState, raw_id: Any, sid: str) -> None:
         raise BadRequest("'id' is not a ServerStore of this app")
 
 
+def _refuse_browser_write(manager: StateManager, sid: str) -> flask.Response | None:
+    """403 unless this store accepts values written in the browser *and* the browser holds an identity
+    cookie from an earlier response: a request without one (curl, a crawler) mints a new identity
+    each time, and would store a value nobody can ever read, outside any per-user quota."""
+    if not manager.settings(sid).client_write:
+        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"}, 403)
+    who = manager.identity()
+    if who is not None and who.minted:
+        return _reply({"error": "this request carries no dash-state identity cookie: load the app's page first "
+                                "(ServerStore needs cookies)"}, 403)
+    return None
+
+
 @hooks.route(PREFIX + "touch", methods=("POST",))
 @_guarded
 def touch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
@@ -147,8 +160,9 @@ def put(state: AppState, manager: StateManager, body: dict) -> flask.Response:
         raise BadRequest("'data' must be the value the browser wrote")
     if not manager.keeps_on_server(sid):  # 200: not an error, the component stops sending
         return _reply({"client": True, "note": f"ServerStore {sid!r} keeps its data in the browser (client backend)"})
-    if not manager.settings(sid).client_write:
-        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"}, 403)
+    refused = _refuse_browser_write(manager, sid)
+    if refused is not None:
+        return refused
     return _reply({"reference": manager.save(sid, body["data"], scope=CLIENT)})
 
 
@@ -159,8 +173,9 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     base, operations = body.get("base"), body.get("operations")
     if not isinstance(operations, list) or "patched" not in body:
         raise BadRequest("'operations' must be the Patch's operations and 'patched' what the renderer made")
-    if not manager.settings(sid).client_write:
-        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"}, 403)
+    refused = _refuse_browser_write(manager, sid)
+    if refused is not None:
+        return refused
     found = manager.locate(sid, base)
     if isinstance(found, str):
         return _reply({"error": "missing"}, 404)

@@ -122,7 +122,7 @@ class AppState:
             cookie_name=config["STATE_COOKIE_NAME"], secure=config["STATE_COOKIE_SECURE"],
             host_prefix=config["STATE_COOKIE_HOST_PREFIX"], max_age=config["STATE_COOKIE_MAX_AGE"],
             path=prefix if prefix.startswith("/") else "/", carry_over=config["STATE_LOGIN_CARRY_OVER"],
-            delete_at_logout=config["STATE_LOGOUT_DELETE"])
+            delete_at_logout=config["STATE_LOGOUT_DELETE"], new_visitor_seconds=config["STATE_NEW_VISITOR_SECONDS"])
 
 
 def app_state(app: Any, create: bool = False) -> AppState | None:

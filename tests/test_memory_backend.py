@@ -81,7 +81,8 @@ def test_a_full_backend_refuses_the_write_and_evicts_nobody():
         backend.set("v", "d", snap(100), ttl=60)
     assert "300" in str(info.value)
     assert all(backend.get("u", n) is not None for n in "abc") and backend.get("v", "d") is None
-    assert backend.stats() == {"entries": 3, "bytes": 300, "max_bytes": 300, "users": 1, "refused": 1}
+    assert backend.stats() == {"entries": 3, "bytes": 300, "max_bytes": 300, "users": 1, "refused": 1,
+                               "evicted_new_visitors": 0}
     with pytest.raises(QuotaExceeded):  # not even the same user's older values make room
         backend.set("u", "d", snap(100), ttl=60)
     assert backend.stats()["refused"] == 2
@@ -271,3 +272,47 @@ def test_eight_users_racing_for_the_last_bytes_never_pass_the_cap():
     assert backend.stats()["bytes"] == 100_000 and len(refused) == 8 * 50 - 100
     assert backend.stats()["refused"] == len(refused)
     consistent(backend)
+
+
+# -- new visitors: identities cost nothing to make, so their idle values make room ---------------------
+def test_a_full_backend_evicts_new_visitors_least_recently_used_values_and_nobody_else():
+    backend = MemoryBackend(max_bytes=400)
+    backend.mark_new("old", False)
+    backend.set("old", "o", snap(100), ttl=60)
+    for user in ("new1", "new2"):
+        backend.mark_new(user, True)
+        backend.set(user, "a", snap(100), ttl=60)
+    backend.get("new1", "a")  # new1 is active: new2's value is the least recently used
+    backend.set("old", "p", snap(100), ttl=60)  # fits exactly
+    backend.mark_new("new3", True)
+    backend.set("new3", "a", snap(100), ttl=60)  # a fourth new visitor: new2's idle value makes room
+    assert backend.get("new2", "a") is None and backend.get("new1", "a") is not None
+    assert backend.get("old", "o") is not None and backend.get("old", "p") is not None
+    assert backend.stats()["evicted_new_visitors"] == 1
+
+
+def test_new_visitors_never_evict_established_users_and_never_their_own_newest_value():
+    backend = MemoryBackend(max_bytes=300)
+    for key in "abc":
+        backend.set("old", key, snap(100), ttl=60)
+    backend.mark_new("new", True)
+    with pytest.raises(QuotaExceeded, match="STATE_MEMORY_MAX_BYTES"):
+        backend.set("new", "a", snap(100), ttl=60)
+    assert all(backend.get("old", key) is not None for key in "abc")
+    backend.delete_user("old")
+    backend.set("new", "a", snap(200), ttl=60)
+    with pytest.raises(QuotaExceeded):  # its own values never make room for itself
+        backend.set("new", "b", snap(200), ttl=60)
+    assert backend.get("new", "a") is not None
+
+
+def test_a_new_visitor_that_becomes_established_is_no_longer_evicted():
+    backend = MemoryBackend(max_bytes=200)
+    backend.mark_new("u", True)
+    backend.set("u", "a", snap(100), ttl=60)
+    backend.mark_new("u", False)  # came back after STATE_NEW_VISITOR_SECONDS
+    backend.mark_new("v", True)
+    backend.set("v", "a", snap(100), ttl=60)
+    backend.mark_new("w", True)
+    backend.set("w", "a", snap(100), ttl=60)  # only v (new, idle) may make room
+    assert backend.get("u", "a") is not None and backend.get("v", "a") is None

@@ -14,7 +14,8 @@ Contract every backend keeps (``tests/test_backend_contract.py`` checks it for e
   of live values, checked atomically with the write, so concurrent writers cannot overshoot;
 * ``touch`` extends the life of a live value without transferring it;
 * ``delete_user`` removes everything of one user in one call; ``move_user`` re-homes a namespace;
-* a write never evicts another user's values;
+* a write never evicts another user's values (the memory backend's one exception: when it is full,
+  the least recently used values of *new* anonymous visitors, see :meth:`Backend.mark_new`);
 * methods are safe to call from many threads at once; a server that cannot be reached raises
   :class:`~dash_state.errors.BackendUnavailable` after bounded retries, never half-writes.
 
@@ -103,6 +104,10 @@ class Backend(ABC):
     @abstractmethod
     def usage(self, user: str) -> list[tuple[str, int, float]]:
         """``(key, bytes, expires_at epoch seconds)`` of each live value of ``user``."""
+
+    def mark_new(self, user: str, new: bool) -> None:
+        """Whether ``user`` is a browser the server met only recently (``STATE_NEW_VISITOR_SECONDS``).
+        Only the memory backend uses it: when full, it evicts new visitors' idle values before refusing."""
 
     def stats(self) -> dict:
         """Backend-specific figures for ``StateManager.stats()``."""

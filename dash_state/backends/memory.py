@@ -4,10 +4,16 @@ Fast and dependency-free, but each process has its own: use it for development, 
 single process, and for background callbacks (the web process resolves and stores for the job).
 
 Memory is bounded twice: ``STATE_MAX_USER_BYTES`` per user and ``STATE_MEMORY_MAX_BYTES`` for the
-process. A write that does not fit is *refused* (QuotaExceeded), after expired values are dropped: one
-user can never push another user's values out. The only values ever evicted for room are initial
-layout data shared by everyone (``@app``), and only to make room for other such data: it is stored
-again the next time the layout is served.
+process. When a write does not fit, expired values are dropped first; then room is made only from:
+
+* initial layout data shared by everyone (``@app``), for other such data (stored again the next time
+  the layout is served);
+* values of *new* anonymous visitors (an identity cookie younger than ``STATE_NEW_VISITOR_SECONDS``),
+  least recently used first, never the writer's own: identities cost nothing to make, so a flood of
+  them (curl without cookies, a crawler) must not lock everybody else out. Such a value then reads as
+  expired (None). Established browsers and logged-in users are never evicted.
+
+Otherwise the write is *refused* (QuotaExceeded).
 """
 from __future__ import annotations
 
@@ -44,8 +50,11 @@ class MemoryBackend(Backend):
         self._entries: OrderedDict[tuple[str, str], tuple[Snapshot, float]] = OrderedDict()
         self._pointers: dict[tuple[str, str], tuple[str, float]] = {}
         self._user_bytes: dict[str, int] = {}
+        self._new: set[str] = set()  # users whose values may make room (see the module docstring)
         self._bytes = 0
         self.refused = 0
+        self.evicted = 0
+        self._quiet_until = 0.0
 
     def get(self, user: str, key: str) -> Snapshot | None:
         with self._lock:
@@ -81,14 +90,30 @@ class MemoryBackend(Backend):
             for name, target, ttl in pointers:
                 self._pointers[(user, name)] = (target, now + ttl)
 
+    def mark_new(self, user: str, new: bool) -> None:
+        with self._lock:
+            if new:
+                self._new.add(user)
+            else:
+                self._new.discard(user)
+
     def _make_room(self, user: str, adding: int, now: float) -> None:
-        """Drop expired values; for shared layout data also older shared layout data; else refuse."""
+        """Drop expired values; then older shared layout data (for shared layout data), then new
+        visitors' least recently used values; else refuse."""
         self._sweep(now)
-        if user == APP_OWNER:
-            for entry_key in [k for k in self._entries if k[0] == APP_OWNER]:
-                if self._bytes + adding <= self.max_bytes:
-                    break
-                self._remove(entry_key)
+        evictable = (lambda owner: owner == APP_OWNER) if user == APP_OWNER else \
+            (lambda owner: owner in self._new and owner != user)
+        evicted = 0
+        for entry_key in [k for k in self._entries if evictable(k[0])]:  # least recently used first
+            if self._bytes + adding <= self.max_bytes:
+                break
+            evicted += self._remove(entry_key)
+        if evicted and user != APP_OWNER:
+            self.evicted += evicted
+            if now >= self._quiet_until:  # a flood of new identities: one line a minute, not one per write
+                self._quiet_until = now + 60
+                log.warning("dash-state: the memory backend is full; idle values of new visitors make room "
+                            "(they read as expired); %d evicted so far", self.evicted)
         if self._bytes + adding > self.max_bytes:
             self.refused += 1
             raise QuotaExceeded(f"the memory backend is full: {self._bytes:,} of STATE_MEMORY_MAX_BYTES = "
@@ -124,6 +149,7 @@ class MemoryBackend(Backend):
                 self._remove(entry_key)
             for pointer in [k for k in self._pointers if k[0] == user]:
                 del self._pointers[pointer]
+            self._new.discard(user)
             return len(doomed)
 
     def move_user(self, source: str, target: str) -> int:
@@ -157,7 +183,7 @@ class MemoryBackend(Backend):
     def stats(self) -> dict:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes, "max_bytes": self.max_bytes,
-                    "users": len(self._user_bytes), "refused": self.refused}
+                    "users": len(self._user_bytes), "refused": self.refused, "evicted_new_visitors": self.evicted}
 
     def _remove(self, entry_key: tuple[str, str]) -> bool:
         entry = self._entries.pop(entry_key, None)
@@ -170,6 +196,7 @@ class MemoryBackend(Backend):
             self._user_bytes[user] = left
         else:
             self._user_bytes.pop(user, None)
+            self._new.discard(user)
         return True
 
     def _sweep(self, now: float) -> None:

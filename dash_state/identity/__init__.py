@@ -50,6 +50,11 @@ class Identity:
     aliases: tuple[str, ...] = ()
     kind: str = "anonymous"  # "anonymous", "user", "shared", "context" or "job"
     user_id: str | None = None  # the id the login system (or set_user_context) gave; None when anonymous
+    #: an anonymous browser whose cookie the server issued less than STATE_NEW_VISITOR_SECONDS ago
+    new: bool = False
+    #: no identity cookie came with this request: the server mints one now. Such a request proves
+    #: nothing about the browser (a crawler, curl): it may not upload values (see routes.py)
+    minted: bool = False
 
     @property
     def label(self) -> str:
@@ -82,6 +87,7 @@ class Settings:
     path: str = "/"
     carry_over: bool = True
     delete_at_logout: bool = False
+    new_visitor_seconds: float = 600
 
 
 def user_namespace(user_id: str) -> str:
@@ -230,13 +236,14 @@ def _decide(settings: Settings, state: CookieState | None, user_id: str | None, 
     if state is not None and state.linked is not None:  # linked to a user who is no longer logged in
         transition = Transition("logout", state.linked, None, delete=settings.delete_at_logout)
         new_state = CookieState.fresh()
-        return Identity(anonymous_namespace(new_state.anon)), new_state, transition
+        return Identity(anonymous_namespace(new_state.anon), new=True), new_state, transition
     if state is None:
         if not create:
             return None, None, None
         state = CookieState.fresh()
-        return Identity(anonymous_namespace(state.anon)), state, None
-    return Identity(anonymous_namespace(state.anon)), _refresh(settings, state), None
+        return Identity(anonymous_namespace(state.anon), new=True, minted=True), state, None
+    new = state.issued + settings.new_visitor_seconds > time.time()
+    return Identity(anonymous_namespace(state.anon), new=new), _refresh(settings, state), None
 
 
 def _refresh(settings: Settings, state: CookieState) -> CookieState | None:
