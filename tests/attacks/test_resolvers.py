@@ -8,6 +8,7 @@ stores (issue 15, findings 1 and 2)."""
 from __future__ import annotations
 
 import base64
+import uuid
 
 import pytest
 from dash import Input, Output, dcc, html
@@ -16,6 +17,7 @@ import dash_state
 from apps import new_app
 from dash_client import DashClient
 from dash_state import ServerStore
+from services import database_url, redis_url
 
 dash_auth = pytest.importorskip("dash_auth")
 PASSWORDS = {"alice": "pw-alice", "bob": "pw-bob"}
@@ -59,8 +61,8 @@ def route(client, path):
     return client.raw_call([("out", "children")], [("url", "pathname", path)])
 
 
-def test_a_wrong_password_on_a_public_callback_reads_nothing_of_alice():
-    app = auth_app()
+def test_a_wrong_password_on_a_public_callback_reads_nothing_of_alice(backend):
+    app = auth_app(**backend)
     alice = client_as(app, "alice", PASSWORDS["alice"])
     alice.layout()
     write(alice, "/private")
@@ -97,15 +99,49 @@ def fake_login_and_logout(app) -> None:
     assert attacker.http.get("/_dash-layout").status_code == 200
 
 
-def test_a_fake_login_does_not_plant_the_attacker_s_values_in_alice_s_namespace():
-    app = auth_app()
+def backend_config(kind: str) -> dict:
+    """The same attacks on every server-side backend (the service tests need Redis and PostgreSQL)."""
+    tag = uuid.uuid4().hex[:8]
+    if kind == "redis":
+        return {"STATE_BACKEND": "redis", "STATE_REDIS_URL": redis_url(), "STATE_KEY_PREFIX": f"resolver-{tag}:"}
+    if kind == "database":
+        return {"STATE_BACKEND": "database", "STATE_DATABASE_URL": database_url(),
+                "STATE_DATABASE_TABLE": f"resolver_{tag}"}
+    return {}
+
+
+BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.service),
+            pytest.param("database", marks=pytest.mark.service)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    config = backend_config(request.param)
+    yield config
+    if request.param == "redis":
+        import redis
+
+        server = redis.Redis.from_url(config["STATE_REDIS_URL"])
+        for key in server.scan_iter(match=config["STATE_KEY_PREFIX"] + "*"):
+            server.delete(key)
+    elif request.param == "database":
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(config["STATE_DATABASE_URL"])
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS {config["STATE_DATABASE_TABLE"]}'))
+        engine.dispose()
+
+
+def test_a_fake_login_does_not_plant_the_attacker_s_values_in_alice_s_namespace(backend):
+    app = auth_app(**backend)
     fake_login_and_logout(app)
     alice = client_as(app, "alice", PASSWORDS["alice"])
     assert route(alice, "/private").get_json()["response"]["out"]["children"] == "None"  # not "/public-666"
 
 
-def test_a_fake_logout_does_not_delete_alice_s_state():
-    app = auth_app(STATE_LOGOUT_DELETE=True)
+def test_a_fake_logout_does_not_delete_alice_s_state(backend):
+    app = auth_app(STATE_LOGOUT_DELETE=True, **backend)
     alice = client_as(app, "alice", PASSWORDS["alice"])
     token = write(alice, "/private")
     fake_login_and_logout(app)
