@@ -21,7 +21,7 @@ from dash_client import DashClient
 from dash_state.backends import create_backend
 from dash_state.backends.breaker import Breaker
 from dash_state.config import build_config
-from dash_state.errors import BackendUnavailable
+from dash_state.errors import BackendUnavailable, QuotaExceeded
 from dash_state.keys import Keys
 from dash_state.seal import Seal
 from dash_state.values import freeze
@@ -311,3 +311,73 @@ def test_a_dash_app_answers_503_while_redis_is_down_and_recovers(server, log):
     assert response.status_code == 200
     assert read(response.get_json()["response"]["s"]["data"]) == repr({"clicks": 5, "rows": [0, 1, 2, 3, 4]})
     assert len(records(log, logging.ERROR)) == 1
+
+
+def _caused(exc: BaseException, cause: BaseException) -> BaseException:
+    exc.__cause__ = cause
+    return exc
+
+
+_UNREACHABLE_CLUSTER = getattr(redis.exceptions, "RedisClusterUnreachableError", redis.exceptions.RedisClusterException)
+
+
+@pytest.mark.parametrize("raised, reason", [
+    # redis-py 8: a cluster no node answers for, whatever the wording
+    (_caused(_UNREACHABLE_CLUSTER("no node answered"), redis.ConnectionError("refused")), "is unreachable"),
+    # redis-py 5 to 7: the base type, raised from the connection error
+    (_caused(redis.exceptions.RedisClusterException("Redis Cluster cannot be connected"), redis.TimeoutError("t")),
+     "did not answer in time"),
+    (redis.ConnectionError("Connection reset by peer"), "is unreachable"),
+    (redis.TimeoutError("Timeout reading from socket"), "did not answer in time"),
+    (redis.exceptions.ClusterDownError("CLUSTERDOWN The cluster is down"), "reports that the cluster is down"),
+    (redis.exceptions.MaxConnectionsError("Too many connections"), "has no free connection in this process's pool"),
+    (redis.exceptions.AuthenticationError("invalid username-password pair"), "refused the user name or password"),
+    # wording that sounds like an outage does not make one: the types decide
+    (redis.ResponseError("ERR unreachable: connection refused, timeout"), "refused the operation"),
+    (redis.exceptions.RedisClusterException("Keys in request don't hash to the same slot"), "refused the operation"),
+])
+def test_failures_are_classified_by_exception_type_not_by_wording(server, monkeypatch, raised, reason):
+    backend = make(url_of(server), STATE_RETRIES=0)
+
+    def fail(*_args, **_kwargs):
+        raise raised
+
+    monkeypatch.setattr(backend._client, "get", fail)
+    with pytest.raises(BackendUnavailable) as info:
+        backend.get("u", "k")
+    assert f"Redis at redis://:***@127.0.0.1:{server.port}/0 {reason}: " in str(info.value)
+    assert backend.breaker.is_open  # each of these is an outage
+    backend.close()
+
+
+def test_a_full_redis_is_a_refused_write_not_an_outage(server, log, monkeypatch):
+    """OutOfMemoryError (maxmemory reached under noeviction) is Redis answering: QuotaExceeded naming
+    the limit, the circuit stays closed, and one WARNING for the operator names the URL (masked)."""
+    backend = make(url_of(server), STATE_RETRIES=0)
+    backend.set("u", "k", freeze("kept"), ttl=60)
+
+    def full(*_args, **_kwargs):
+        raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(backend._client, "pipeline", full)
+    for _ in range(3):
+        with pytest.raises(QuotaExceeded, match="maxmemory limit") as info:
+            backend.set("u", "k", freeze("new"), ttl=60)
+        assert "127.0.0.1" not in str(info.value)  # the message reaches the browser: no server address
+    assert not backend.breaker.is_open and backend.stats()["outages"] == 0
+    assert backend.get("u", "k").thaw() == "kept"
+    warnings = records(log, logging.WARNING)
+    assert len(warnings) == 1 and f"redis://:***@127.0.0.1:{server.port}/0" in warnings[0], warnings
+    assert records(log, logging.ERROR) == [] and PASSWORD not in log.text
+    backend.close()
+
+
+def test_an_answer_from_the_server_closes_an_open_circuit():
+    now = [0.0]
+    breaker = Breaker("test backend", cooldown=1.0, clock=lambda: now[0], answers=(QuotaExceeded,))
+    with pytest.raises(BackendUnavailable):
+        breaker.call(lambda: (_ for _ in ()).throw(BackendUnavailable("down")), "read")
+    now[0] = 1.0
+    with pytest.raises(QuotaExceeded):  # the probe reached the server, which said it is full
+        breaker.call(lambda: (_ for _ in ()).throw(QuotaExceeded("full")), "write")
+    assert not breaker.is_open and breaker.call(lambda: "up", "read") == "up"

@@ -9,11 +9,14 @@ A write is one round trip: ``MULTI``, the values' ``SET ... PX`` to staging keys
 bookkeeping that renames them into place, ``EXEC``. The server applies all of it or none of it, and a
 write over the user's quota is undone in the same transaction (a value it would have replaced stays).
 Failures go through a circuit breaker (:mod:`..breaker`): one ERROR per outage, then fast failures
-until the server answers again. Connection details are in :mod:`.connection`.
+until the server answers again. Connection details are in :mod:`.connection`, what each redis-py
+exception means in :mod:`.failures`.
 
-Set Redis's ``maxmemory-policy`` to ``volatile-ttl`` or ``noeviction``, never ``allkeys-*``: every
-dash-state key has a TTL, and an ``allkeys`` policy would let one user's writes evict other users'
-values (and the bookkeeping keys).
+Set Redis's ``maxmemory`` and ``maxmemory-policy noeviction``. Every dash-state key has a TTL, so any
+evicting policy (``volatile-*`` as much as ``allkeys-*``) lets one user's writes, or many fresh
+identities', evict other users' values and the bookkeeping keys. Under ``noeviction`` a full Redis
+refuses writes (:class:`~dash_state.errors.QuotaExceeded`, HTTP 413; not an outage, the breaker stays
+closed) and keeps serving reads; ``STATE_MAX_USER_BYTES`` bounds what each user can take.
 """
 from __future__ import annotations
 
@@ -23,14 +26,14 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import redis
-from redis.exceptions import ConnectionError, RedisClusterException, RedisError, TimeoutError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import MasterNotFoundError
 
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
 from ...tokens import random_id
 from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
 from ..breaker import Breaker
-from . import connection, scripts
+from . import connection, failures, scripts
 from .connection import mask_url, parse_url
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("dash_state")
 DELETE_BATCH = 500  # keys per UNLINK in delete_user and per pipeline in move_user
+FULL_LOG_INTERVAL = 60.0  # seconds between WARNINGs that Redis is full (writes refused meanwhile)
 _HASH_TAG = re.compile(r"\{[^{}]*\}")
 
 
@@ -53,7 +57,8 @@ class RedisBackend(BytesBackend):
         self.url = mask_url(url)
         self.prefix = prefix
         self.retries = retries
-        self.breaker = Breaker(f"redis backend ({self.url})")
+        self.breaker = Breaker(f"redis backend ({self.url})", answers=(QuotaExceeded,))
+        self._full_logged_at: float | None = None
         self._client: Any = None
         self._client, self._client_key = connection.acquire(url, self.target, retries, timeout, self._run)
 
@@ -93,7 +98,7 @@ class RedisBackend(BytesBackend):
         if isinstance(outcome, Exception):  # the script failed after the SETs: take them back
             if staging:
                 self._run("undo a failed write", lambda: self._client.unlink(*staging))
-            raise self._unavailable("write", outcome)
+            raise self._failure("write", outcome)
         kept, total = int(outcome[0]), int(outcome[1])
         if not kept:
             raise QuotaExceeded(f"this user's ServerStore values would take {total:,} bytes, more than "
@@ -205,10 +210,13 @@ class RedisBackend(BytesBackend):
             return  # CONFIG is often disabled on managed Redis: nothing to check
         answers = found.values() if found and "maxmemory-policy" not in found else [found]  # a cluster: per node
         policies = {str(a.get("maxmemory-policy", "")) for a in answers if isinstance(a, dict)}
-        bad = sorted(p for p in policies if p.startswith("allkeys"))
+        bad = sorted(p for p in policies if p.startswith(("allkeys", "volatile")))
         if bad:
-            log.warning("dash-state redis backend: Redis at %s has maxmemory-policy %s, which lets one user's "
-                        "writes evict other users' values; set volatile-ttl or noeviction", self.url, bad[0])
+            log.warning("dash-state redis backend: Redis at %s has maxmemory-policy %s, which evicts keys of "
+                        "any user when Redis is full (every dash-state key has a TTL), so one user's writes, "
+                        "or many fresh identities', delete other users' values; set maxmemory-policy "
+                        "noeviction: a full Redis then refuses writes (HTTP 413) and keeps everyone's values, "
+                        "and STATE_MAX_USER_BYTES bounds each user", self.url, bad[0])
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -216,20 +224,36 @@ class RedisBackend(BytesBackend):
             connection.release(self._client_key, client)
 
     def _run(self, what: str, op: Callable[[], T]) -> T:
-        """Run ``op`` through the circuit breaker; Redis errors become BackendUnavailable."""
+        """Run ``op`` through the circuit breaker; Redis errors become BackendUnavailable (an outage),
+        or QuotaExceeded when Redis is full (not an outage: the breaker lets it through)."""
         def guarded() -> T:
             try:
                 return op()
             except (RedisError, RedisClusterException) as exc:
-                raise self._unavailable(what, exc) from exc
+                raise self._failure(what, exc) from exc
 
         return self.breaker.call(guarded, what)
 
+    def _failure(self, what: str, exc: BaseException) -> BackendUnavailable | QuotaExceeded:
+        """The error to raise for a failed operation, by the type of what redis-py raised."""
+        if failures.out_of_memory(exc):
+            return self._full(what)
+        return self._unavailable(what, exc)
+
+    def _full(self, what: str) -> QuotaExceeded:
+        """Redis refused a write at its maxmemory limit: one WARNING a minute for the operator (with the
+        URL), and a message for the user that names the limit but not the server."""
+        now = time.monotonic()
+        if self._full_logged_at is None or now - self._full_logged_at > FULL_LOG_INTERVAL:
+            self._full_logged_at = now
+            log.warning("dash-state redis backend: Redis at %s %s: writes are refused (HTTP 413) until values "
+                        "expire or are deleted; reads still work. Raise maxmemory, or lower "
+                        "STATE_MAX_USER_BYTES / STATE_TTL_DEFAULT", self.url, failures.FULL)
+        return QuotaExceeded(f"the ServerStore storage is full: Redis refused to {what} because its used memory "
+                             f"{failures.FULL}; nothing was stored and the previous value stays")
+
     def _unavailable(self, what: str, exc: BaseException) -> BackendUnavailable:
-        if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc) is RedisClusterException:
-            reason = "is unreachable" if not isinstance(exc, TimeoutError) else "did not answer in time"
-        else:
-            reason = "refused the operation"
+        reason = failures.reason(exc)
         detail = _HASH_TAG.sub("{***}", str(exc))  # never a user's namespace in a log line
         if isinstance(exc, MasterNotFoundError):  # its own message is a page of client reprs
             detail = f"no sentinel reports a live master named {self.target.service!r}"
