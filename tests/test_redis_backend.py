@@ -515,8 +515,10 @@ def test_cluster_spreads_users_over_all_nodes_and_keeps_each_user_in_one_slot(sh
         backend.close()
 
 
-@pytest.mark.parametrize("policy, warned", [("allkeys-lru", True), ("volatile-ttl", False), ("noeviction", False)])
-def test_an_allkeys_eviction_policy_is_named_at_start_up(short_dir, caplog, policy, warned):
+@pytest.mark.parametrize("policy, warned", [("allkeys-lru", True), ("volatile-ttl", True), ("volatile-lru", True),
+                                            ("noeviction", False)])
+def test_an_evicting_policy_is_named_at_start_up(short_dir, caplog, policy, warned):
+    """Every dash-state key has a TTL, so volatile-* evicts other users' values as allkeys-* does."""
     started = RedisServer(short_dir / "policy", "--maxmemory-policy", policy).start()
     try:
         with caplog.at_level(logging.WARNING, logger="dash_state"):
@@ -526,7 +528,8 @@ def test_an_allkeys_eviction_policy_is_named_at_start_up(short_dir, caplog, poli
     warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
     assert bool(warnings) == warned, warnings
     if warned:
-        assert policy in warnings[0] and "volatile-ttl" in warnings[0]
+        assert policy in warnings[0] and "other users' values" in warnings[0]
+        assert "set maxmemory-policy noeviction" in warnings[0]
 
 
 def test_a_server_without_config_get_starts_without_the_policy_check(short_dir, caplog):

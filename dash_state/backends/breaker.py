@@ -6,6 +6,10 @@ first failure logs one ERROR (with the URL masked) and opens the circuit; for ``
 every operation fails at once with :class:`~dash_state.errors.BackendUnavailable` and logs nothing;
 then one operation is let through to probe the server. Success closes the circuit and logs one INFO
 line with how long the outage lasted and how many operations failed.
+
+Errors listed in ``answers`` are the server's own answers, not outages (a full Redis refusing a write
+with :class:`~dash_state.errors.QuotaExceeded`): they pass through, never open the circuit, and close
+it like a success, since the server evidently answered.
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ T = TypeVar("T")
 
 class Breaker:
     def __init__(self, label: str, cooldown: float = 1.0, max_cooldown: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, answers: tuple[type[BaseException], ...] = ()):
         self.label = label  # e.g. "redis backend (redis://***@host:6379/0)"
+        self.answers = answers
         self.cooldown, self.max_cooldown = cooldown, max_cooldown
         self._clock = clock
         self._lock = threading.Lock()
@@ -45,6 +50,10 @@ class Breaker:
             result = operation()
         except BackendUnavailable as exc:
             self._failure(exc)
+            raise
+        except self.answers:
+            if self._open_since is not None:
+                self._success()
             raise
         except BaseException:
             if probe:

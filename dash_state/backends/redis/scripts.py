@@ -64,14 +64,17 @@ return {1, total}
 """
 
 #: KEYS: index, sizes, the value key. ARGV: member. Returns how many keys UNLINK removed (0 or 1).
+#: UNLINK comes first: Redis refuses a script whose *first* write may grow memory (HINCRBY) when it is at
+#: maxmemory, and a full Redis must still let users delete values to make room.
 DELETE = """
+local removed = redis.call('UNLINK', KEYS[3])
 local size = redis.call('HGET', KEYS[2], ARGV[1])
 if size then
   redis.call('HINCRBY', KEYS[2], '__total', -tonumber(size))
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
-return redis.call('UNLINK', KEYS[3])
+return removed
 """
 
 #: KEYS: index, sizes, the value key. ARGV: member, ttl_ms, now_ms. Returns 1 if the value was alive.
