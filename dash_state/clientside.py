@@ -15,7 +15,12 @@ firing the callbacks again (see ``src_js/server.js``). Two shapes arrive:
   upload and read the result, so it sees exactly what dcc.Store would have given it. When the patch
   cannot be replayed (the renderer failed on the string, or the patch was not built with
   ``dash_clientside.Patch``), the component uploads no operations: readers get the unchanged value,
-  the browser console says why.
+  the browser console says why. When no upload arrives in time, or the server has no room to wait,
+  the reader fails with :class:`~dash_state.errors.PatchUploadMissing` (never a stale value).
+
+Waiting holds a request thread, so the waits are bounded per user (:data:`MAX_WAITING_PER_USER`: the
+readers one Patch fires at once) and per process (:data:`MAX_WAITING`): values crafted to look patched
+make one user's own requests fail, not other users' readers.
 """
 from __future__ import annotations
 
@@ -27,9 +32,11 @@ from typing import Any, Callable
 import orjson
 
 from . import references
+from .errors import PatchUploadMissing
 
 UPLOAD_WAIT = 1.5  # seconds a callback waits for the component's upload of a clientside Patch
-MAX_WAITING = 4  # callbacks of this process waiting at once; more get the previous value at once
+MAX_WAITING_PER_USER = 2  # callbacks of one user (identity namespace) waiting at once
+MAX_WAITING = 8  # callbacks of this process waiting at once, all users together
 _POLL = 0.02
 
 
@@ -78,21 +85,54 @@ def patched_key(owner: str, patched: Any) -> str:
     return references.digest_key(b"clientside patch", owner.encode(), canonical)
 
 
-_waiting = threading.BoundedSemaphore(MAX_WAITING)
+_lock = threading.Lock()
+_waiting: dict[str, int] = {}  # user namespace -> callbacks of that user waiting now
 
 
-def wait_for(find: Callable[[], Any], timeout: float | None = None) -> Any:
-    """Poll ``find`` until it returns something other than None, for at most ``timeout`` seconds
-    (default :data:`UPLOAD_WAIT`). At most :data:`MAX_WAITING` callbacks wait at once, so values
-    crafted to look patched cannot tie up the process's threads."""
+def waiting(owner: str | None = None) -> int:
+    """How many callbacks wait for an upload now: of user ``owner``, or of every user."""
+    with _lock:
+        return sum(_waiting.values()) if owner is None else _waiting.get(owner, 0)
+
+
+def wait_for(find: Callable[[], Any], owner: str, store_id: str, timeout: float | None = None) -> Any:
+    """What ``find`` returns once it is not None, polling for at most ``timeout`` seconds (default
+    :data:`UPLOAD_WAIT`) in one of ``owner``'s waiting slots. Raises :class:`PatchUploadMissing`
+    naming the store when the upload does not arrive in time or there is no free slot."""
     found = find()
-    if found is not None or not _waiting.acquire(blocking=False):
+    if found is not None:
         return found
+    seconds = UPLOAD_WAIT if timeout is None else timeout
+    if not _take(owner):
+        raise PatchUploadMissing(f"ServerStore {store_id!r}: the server is already waiting for as many "
+                                 "clientside Patch uploads as it allows (of this user, or in all), so this "
+                                 "callback cannot see the patched value; it was not run with the previous one")
     try:
-        deadline = time.monotonic() + (UPLOAD_WAIT if timeout is None else timeout)
+        deadline = time.monotonic() + seconds
         while found is None and time.monotonic() < deadline:
             time.sleep(_POLL)
             found = find()
-        return found
     finally:
-        _waiting.release()
+        _give(owner)
+    if found is None:
+        raise PatchUploadMissing(f"ServerStore {store_id!r}: the browser's clientside Patch upload did not "
+                                 f"arrive within {seconds:g} s, so this callback cannot see the patched value; "
+                                 "it was not run with the previous one")
+    return found
+
+
+def _take(owner: str) -> bool:
+    with _lock:
+        if _waiting.get(owner, 0) >= MAX_WAITING_PER_USER or sum(_waiting.values()) >= MAX_WAITING:
+            return False
+        _waiting[owner] = _waiting.get(owner, 0) + 1
+        return True
+
+
+def _give(owner: str) -> None:
+    with _lock:
+        left = _waiting.get(owner, 0) - 1
+        if left > 0:
+            _waiting[owner] = left
+        else:
+            _waiting.pop(owner, None)

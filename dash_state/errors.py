@@ -24,3 +24,9 @@ class CorruptValue(DashStateError, ValueError):
 class QuotaExceeded(StoreValueError):
     """A write would take a user past STATE_MAX_USER_BYTES (or a value past STATE_MAX_VALUE_BYTES, or
     the memory backend past STATE_MEMORY_MAX_BYTES); nothing was stored and the previous value stays."""
+
+
+class PatchUploadMissing(StoreValueError):
+    """A callback received a ServerStore value patched in the browser (a clientside ``Patch``), and the
+    component's upload of the patch did not arrive in time, or the server had no room to wait for it:
+    the callback fails with this (HTTP 422, naming the store) instead of running with a stale value."""

@@ -104,7 +104,8 @@ def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None
     if who is not None and (base is None or not isinstance(manager.owned(sid, base), str)):
         backend = manager.backend(settings.backend)
         key = clientside.patched_key(who.namespace, value)
-        found = clientside.wait_for(lambda: backend.get(who.namespace, key))
+        # the result, or PatchUploadMissing (a 422 naming the store): never the previous value in its place
+        found = clientside.wait_for(lambda: backend.get(who.namespace, key), who.namespace, sid)
     if found is not None:
         return found.thaw()
     manager.throttle(logging.WARNING, "clientside-patch", "ServerStore %r: a clientside Patch() reached the server "
