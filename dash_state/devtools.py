@@ -4,7 +4,8 @@
 tools menu once ServerStore is in use. While its table is open it posts the page's stores and their
 references every second to ``_dash-state/v1/devtools``, which answers only when the app runs with dev
 tools (404 otherwise) and only about the caller's own values: backend, server-side bytes, bytes in
-the browser, TTL left, and the store's hit and miss counts in this process.
+the browser, TTL left, and the store's hit and miss counts in this process (under the store's metric
+label: its family for pattern-matching ids, ``other`` for ids the app never declared).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import flask
 from dash import hooks
 from dash._utils import stringify_id
 
-from .metrics import store_label
 from .runtime import current_state
 
 _registered = False
@@ -48,8 +48,8 @@ def _row(manager: Any, entry: dict) -> dict:
     for per_backend in manager.metrics.for_store(sid).values():
         counts["hits"] = counts.get("hits", 0) + per_backend.get("hits", 0)
         counts["misses"] = counts.get("misses", 0) + sum(per_backend.get("misses", {}).values())
-    row = {"key": sid, "label": store_label(sid), "backend": manager.settings(sid).backend, "server_bytes": None,
-           "browser_bytes": len(flask.json.dumps(reference)) if reference is not None else 0, "ttl_left": None,
+    row = {"key": sid, "label": manager.metrics.label(sid), "backend": manager.settings(sid).backend,
+           "server_bytes": None, "browser_bytes": len(flask.json.dumps(reference)) if reference is not None else 0, "ttl_left": None,
            "hits": counts.get("hits", 0), "misses": counts.get("misses", 0)}
     found = manager.locate(sid, reference)
     if not isinstance(found, str):

@@ -100,6 +100,7 @@ class StoreIds:
         self._ids: set[str] = set()
         self._families: set[tuple] = set()
         self._dicts: dict[str, dict] = {}
+        self._values: dict[frozenset, dict[str, set[str]]] = {}  # key set -> key -> the string values seen
 
     def add(self, store_id: Any) -> None:
         if isinstance(store_id, dict):
@@ -108,6 +109,10 @@ class StoreIds:
                 self._ids.add(key)
                 self._dicts[key] = dict(store_id)
                 self._families.add(_family(store_id))
+                values = self._values.setdefault(frozenset(store_id), {k: set() for k in store_id})
+                for k, v in store_id.items():
+                    if isinstance(v, str):
+                        values[k].add(v)
         elif isinstance(store_id, str):
             self._ids.add(store_id)
 
@@ -123,6 +128,16 @@ class StoreIds:
         keys = set(pattern)
         return any(set(known) == keys and all(known.get(k) == v for k, v in fixed.items())
                    for known in self._dicts.values())
+
+    def family(self, store_id: dict) -> dict | None:
+        """The family a dict id counts under in metrics and the audit log, or None when no known id
+        has the same keys: each string value that a known id with these keys has at that key, every
+        other value as ``"*"``. ``{"type": "row", "index": 7}`` and a made-up ``{"type": "row",
+        "index": "x"}`` both give ``{"index": "*", "type": "row"}``; families come only from known ids."""
+        values = self._values.get(frozenset(store_id))
+        if values is None:
+            return None
+        return {k: v if isinstance(v, str) and v in values[k] else "*" for k, v in store_id.items()}
 
     def add_tree(self, tree: Any) -> None:
         for store in find_stores(tree):

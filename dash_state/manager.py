@@ -25,7 +25,7 @@ from .identity import Identity, Transition
 from .keys import Keys
 from .layout import StoreIds
 from .logs import MissLog, Throttle, short_id
-from .metrics import Metrics
+from .metrics import Metrics, StoreLabels
 from .metrics.audit import SECURITY_MISSES, AuditLog
 from .references import APP, APP_OWNER, CLIENT, SERVER
 from .seal import Seal
@@ -68,7 +68,7 @@ class StateManager(StoreAPI):
         self.identity_settings = identity_settings or identity.Settings(isolation=config["STATE_ENABLE_USER_ISOLATION"])
         self.store_ids = store_ids if store_ids is not None else StoreIds()
         self._scan = scan or (lambda: None)
-        self.metrics = Metrics(config["STATE_METRICS"])
+        self.metrics = Metrics(config["STATE_METRICS"], StoreLabels(self.store_ids, self._scan))  # declared ids only
         self.audit = AuditLog(config["STATE_AUDIT_LOG"])
         if config["STATE_PROMETHEUS"]:
             from .metrics import prometheus
