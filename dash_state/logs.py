@@ -6,7 +6,8 @@
   last-resort handler, without level or logger name.
 * :class:`MissLog` collects the references a request could not serve and logs them once, at the end of
   the request, aggregated by store and reason, with ids truncated: 20,000 forged references make one
-  line, not 20,000.
+  line, not 20,000. It also holds the request's audit lines about them (:meth:`AuditLog.miss
+  <dash_state.metrics.audit.AuditLog.miss>`): one per user, store family and reason, with a count.
 * :class:`Throttle` lets a repeating message through once per interval, with the count of the ones it
   held back.
 """
@@ -16,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger("dash_state")
 MAX_ID_CHARS = 80
@@ -46,21 +47,38 @@ def _has_handler(logger: logging.Logger) -> bool:
     return False
 
 
-def short_id(store_id: object) -> str:
+def clip(store_id: object) -> str:
+    """A store id for a log line: at most ``MAX_ID_CHARS`` characters and how many were cut."""
     text = str(store_id)
-    return repr(text if len(text) <= MAX_ID_CHARS else text[:MAX_ID_CHARS] + f"...(+{len(text) - MAX_ID_CHARS})")
+    return text if len(text) <= MAX_ID_CHARS else text[:MAX_ID_CHARS] + f"...(+{len(text) - MAX_ID_CHARS})"
+
+
+def short_id(store_id: object) -> str:
+    return repr(clip(store_id))
 
 
 class MissLog:
-    """References one request could not serve, logged once per request."""
+    """References one request could not serve, logged once per request, and their audit lines."""
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.audited: Counter[tuple[Any, str, str]] = Counter()  # (user, store label, reason) -> count
+        self._first_ids: dict[tuple[Any, str, str], str] = {}
+        self._audit_log: Any = None
 
     def add(self, store_id: object, reason: str) -> None:
         self.counts[(short_id(store_id), reason)] += 1
 
+    def add_audited(self, audit_log: Any, user: str | None, store: str, reason: str, store_id: object) -> None:
+        """Count one audit event, written by :meth:`flush` as one line per (user, store, reason)."""
+        key = (user, store, reason)
+        self._audit_log = audit_log
+        self.audited[key] += 1
+        if key not in self._first_ids:
+            self._first_ids[key] = clip(store_id)
+
     def flush(self, describe: dict[str, str]) -> None:
+        self._flush_audited()
         if not self.counts:
             return
         total = sum(self.counts.values())
@@ -69,6 +87,13 @@ class MissLog:
         log.warning("ServerStore references treated as missing (None) in this request: %d: %s%s", total,
                     "; ".join(listed), f"; and {more} more" if more > 0 else "")
         self.counts.clear()
+
+    def _flush_audited(self) -> None:
+        for (user, store, reason), count in self.audited.items():
+            self._audit_log.record("miss", user=user, store=store, id=self._first_ids[(user, store, reason)],
+                                   reason=reason, count=count)
+        self.audited.clear()
+        self._first_ids.clear()
 
 
 class Throttle:

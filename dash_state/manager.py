@@ -69,7 +69,7 @@ class StateManager(StoreAPI):
         self.store_ids = store_ids if store_ids is not None else StoreIds()
         self._scan = scan or (lambda: None)
         self.metrics = Metrics(config["STATE_METRICS"], StoreLabels(self.store_ids, self._scan))  # declared ids only
-        self.audit = AuditLog(config["STATE_AUDIT_LOG"])
+        self.audit = AuditLog(config["STATE_AUDIT_LOG"], self.metrics.label)
         if config["STATE_PROMETHEUS"]:
             from .metrics import prometheus
 
@@ -240,12 +240,12 @@ class StateManager(StoreAPI):
         started = time.perf_counter()
         found = self.locate(store_id, token, who)
         if isinstance(found, str):
-            self.miss(store_id, found, misses)
+            self.miss(store_id, found, misses, who)
             return missing
         try:
             value = found[0].thaw()
         except Exception:  # a corrupt entry is missing data, never a crash
-            self.miss(store_id, "tampered", misses)
+            self.miss(store_id, "tampered", misses, who)
             return missing
         self._counts["hits"] += 1
         if self.metrics.enabled:
@@ -368,14 +368,15 @@ class StateManager(StoreAPI):
         return backend.touch(owner, ref.key, self.settings(store_id).ttl)
 
     # -- monitoring --------------------------------------------------------------------------------
-    def miss(self, store_id: str, reason: str, misses: MissLog | None = None) -> None:
+    def miss(self, store_id: str, reason: str, misses: MissLog | None = None,
+             who: "Identity | str | None" = None) -> None:
         self._counts[f"miss.{reason}"] += 1
         backend = self.settings(store_id).backend
         self.metrics.count(store_id, backend, "reads")
         self.metrics.count(store_id, backend, f"miss.{reason}")
-        if reason in SECURITY_MISSES and self.audit.enabled:
-            who = self.identity(create=False)
-            self.audit.record("miss", user=who.namespace if who else None, store=short_id(store_id), reason=reason)
+        if reason in SECURITY_MISSES and self.audit.enabled:  # aggregated per request, as the warning is
+            ident = self._who(who)  # the reader: the request's user, a job's, or the Python API's `who`
+            self.audit.miss(ident.namespace if ident else None, store_id, reason, misses)
         if misses is not None:
             misses.add(store_id, reason)
         else:

@@ -20,6 +20,7 @@ from dash.background_callback.managers import BaseBackgroundCallbackManager
 from .. import hook, references
 from ..errors import ConfigError
 from ..identity import Identity, acting_as
+from ..logs import MissLog
 
 if TYPE_CHECKING:
     from ..runtime import AppState
@@ -145,6 +146,7 @@ class JobRun:
         self.ctx = ctx
         self.args: tuple = ()
         self.kwargs: dict = {}
+        self.misses = MissLog()  # references the job could not resolve: logged (and audited) once
 
     @classmethod
     def start(cls, progress: bool, args: tuple, kwargs: dict) -> "JobRun | None":
@@ -166,6 +168,7 @@ class JobRun:
         sources = run.reference_sources()
         run.args = tuple(args[:first]) + tuple(run.resolve(a, sources) for a in args[first:])
         run.kwargs = {k: run.resolve(v, sources) for k, v in kwargs.items()}
+        run.flush_misses()
         updated = get(ctx, "updated_props")
         if isinstance(updated, ProxySetProps) and not isinstance(updated, _StoringSetProps):
             ctx["updated_props"] = _StoringSetProps(updated, run.rewrite_set_props)
@@ -203,13 +206,18 @@ class JobRun:
                 sources[value] = stringify_id(item["id"])
         return sources
 
+    def flush_misses(self) -> None:
+        from ..manager import MISS_REASONS
+
+        self.misses.flush(MISS_REASONS)
+
     def resolve(self, value: Any, sources: dict | None) -> Any:
         if isinstance(value, str):
             if sources is None:
                 if references.looks_like_reference(value):
                     return hook._copy_of(self.state, value, self.user)
             elif value in sources:
-                return self.state.manager.load(sources[value], value, self.user)
+                return self.state.manager.load(sources[value], value, self.user, misses=self.misses)
             return value
         if isinstance(value, list):
             return [self.resolve(v, sources) for v in value]
