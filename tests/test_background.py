@@ -393,7 +393,8 @@ def celery_url(url: str) -> str:
 @pytest.fixture
 def celery_worker(request, tmp_path, redis_settings):
     """A Celery worker importing background_app; ``@pytest.mark.parametrize("celery_worker", [settings],
-    indirect=True)`` gives it (and the test) other settings, e.g. the memory backend."""
+    indirect=True)`` gives it (and the test) other settings, e.g. the memory backend, or another app
+    (``BACKGROUND_CELERY_APP``: ``module:celery_app``, importable from tests/)."""
     settings = getattr(request, "param", None) or redis_settings
     url, queue = celery_url(redis_settings["STATE_REDIS_URL"]), f"dash-state-bg-{uuid.uuid4().hex[:8]}"
     celery_bin = shutil.which("celery", path=os.path.dirname(sys.executable))
@@ -403,7 +404,7 @@ def celery_worker(request, tmp_path, redis_settings):
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     log = open(tmp_path / "celery.log", "w")
     worker = subprocess.Popen(
-        [celery_bin, "-A", "background_app:celery_app", "worker", "--pool=solo", "--loglevel=warning",
+        [celery_bin, "-A", settings.get("BACKGROUND_CELERY_APP", "background_app:celery_app"), "worker", "--pool=solo", "--loglevel=warning",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     celery = make_celery(url, queue)

@@ -16,8 +16,10 @@ store's job receives depends on whether that process can reach the store's backe
 Both ends need the same ``SECRET_KEY`` and ``STATE_*`` settings (a worker checks the secret and each
 store's backend against what the web process sent).
 
-Limitations: Dash's managers keep only the last ``set_props`` call of a job between two polls; with
-``cache_by``, cached results hold the computing user's references (add :func:`user_cache_key`).
+Job keys are per user (:mod:`.keys`): two users sending the same inputs get their own jobs and
+results, with or without ``cache_by`` (:func:`user_cache_key` is no longer needed, and harmless).
+
+Limitations: Dash's managers keep only the last ``set_props`` call of a job between two polls.
 """
 from .web import install, keep_references, take_deferred, user_cache_key
 from .worker import JobRun, patch_managers, reregister, wrap_job_function

@@ -57,8 +57,8 @@ def install(app: Any, state: "AppState") -> None:
 
 
 def user_cache_key() -> str | None:
-    """For ``cache_by=[user_cache_key]`` on a background callback manager: cached results hold
-    references signed for the user who computed them, so each user needs their own cache entries."""
+    """For ``cache_by=[user_cache_key]`` on a background callback manager. No longer needed: every
+    job key is per user (:mod:`.keys`); kept so existing apps run unchanged."""
     from ..runtime import current_state
 
     state = current_state()

@@ -34,15 +34,19 @@ PROBE_KEY = references.digest_key(b"dash-state background secret probe")
 
 # -- both: registering job functions --------------------------------------------------------------
 def patch_managers() -> None:
-    """Make every job function Dash builds from now on call :func:`wrap_job_function` (once per process)."""
+    """Make every job function Dash builds from now on call :func:`wrap_job_function`, and its manager
+    key jobs per user (:mod:`.keys`); once per process."""
     original = BaseBackgroundCallbackManager.register
     if getattr(original, JOB_MARK, False):
         return
 
     @functools.wraps(original)
     def register(self, key, fn, progress):
+        from .keys import per_user_keys
+
         original(self, key, wrap_job_function(fn, progress), progress)
         self.__dict__.setdefault(_KEYS_ATTRIBUTE, set()).add(key)
+        per_user_keys(self)  # a manager with a job function builds job keys: per user from now on
 
     setattr(register, JOB_MARK, True)
     BaseBackgroundCallbackManager.register = register
