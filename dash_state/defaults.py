@@ -2,7 +2,7 @@
 or ``init_app(app, **settings)``; the README's configuration table explains each one."""
 
 DEFAULTS: dict = {
-    # Where ServerStore data lives: "memory", "client", "redis" or "database".
+    # Where ServerStore data lives: "memory", "client", "redis", "database" or "local".
     "STATE_BACKEND": "memory",
     # Seconds a stored value lives without being written or touched.
     "STATE_TTL_DEFAULT": 3600,
@@ -10,6 +10,11 @@ DEFAULTS: dict = {
     "STATE_ENABLE_USER_ISOLATION": True,
     "STATE_REDIS_URL": "redis://127.0.0.1:6379/0",
     "STATE_DATABASE_URL": "sqlite:///state.db",
+    # Directory of the local backend's store, shared by every process of this host; "" picks one per
+    # app under /dev/shm (values unsealed, as in process memory) or else the temp dir (values sealed).
+    "STATE_LOCAL_PATH": "",
+    # Byte cap of the local backend (its LMDB map plus value files): a write that does not fit is refused.
+    "STATE_LOCAL_MAX_BYTES": 1 << 30,
     # Byte cap of the memory backend: a write that does not fit is refused, nobody is evicted.
     "STATE_MEMORY_MAX_BYTES": 1 << 30,
     # Largest single value, and most bytes one user may keep across all stores (any backend).
@@ -59,7 +64,7 @@ DEFAULTS: dict = {
     "STATE_STORES": {},
 }
 
-BACKEND_NAMES = ("memory", "client", "redis", "database")
+BACKEND_NAMES = ("memory", "client", "redis", "database", "local")
 
 #: Per-store settings and their defaults (``[STATE_STORES.<id>]``).
 STORE_DEFAULTS: dict = {

@@ -1,12 +1,16 @@
-"""One contract, every backend: memory, redis, sqlite and postgres behave the same.
+"""One contract, every backend: memory, redis, sqlite, postgres and local behave the same.
 
 Redis runs on the shared server (db 15) under a prefix of its own per test, PostgreSQL in a table of
-its own per test, SQLite in the test's own directory; everything is removed afterwards. Tests that
+its own per test, SQLite in the test's own directory, local in the test's own directory (a disk:
+values sealed) and, as ``local-shm``, in a directory of its own under /dev/shm (tmpfs: values
+unsealed); everything is removed afterwards. Tests that
 look at what a backend really stored (or tamper with it) bypass the backend through :class:`Raw`,
 as someone with access to the Redis or SQL server would.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import threading
 import time
@@ -28,8 +32,8 @@ from dash_state.seal import Seal
 from dash_state.values import freeze
 from services import database_url, redis_url
 
-BACKENDS = ["memory", "redis", "sqlite", "postgres"]
-BYTES_BACKENDS = ["redis", "sqlite", "postgres"]  # the ones that seal values (memory keeps objects)
+BACKENDS = ["memory", "redis", "sqlite", "postgres", "local", "local-shm"]
+BYTES_BACKENDS = ["redis", "sqlite", "postgres", "local"]  # the ones that seal values (memory keeps objects)
 SHORT_TTL = 0.6
 SECRET = b"contract secret"
 POINTER = POINTER_PREFIX + "A" * 22
@@ -46,6 +50,10 @@ def make_backend(kind: str, tmp_path, secrets: tuple[bytes, ...] = (), **setting
         name, extra = "memory", {}
     elif kind == "redis":
         name, extra = "redis", {"STATE_REDIS_URL": redis_url(), "STATE_KEY_PREFIX": f"dash-state-test-{run}:"}
+    elif kind == "local":
+        name, extra = "local", {"STATE_LOCAL_PATH": f"{tmp_path}/local-{run}"}
+    elif kind == "local-shm":
+        name, extra = "local", {"STATE_LOCAL_PATH": f"/dev/shm/dash-state-test-{run}"}
     elif kind == "sqlite":
         name, extra = "database", {"STATE_DATABASE_URL": f"sqlite:///{tmp_path}/state.db",
                                    "STATE_DATABASE_TABLE": f"dash_state_test_{run}"}
@@ -65,6 +73,8 @@ def dispose(backend, kind: str) -> None:
     elif kind in ("sqlite", "postgres"):
         backend.drop_table()
     backend.close()
+    if kind == "local-shm":
+        shutil.rmtree(backend.path)
 
 
 @pytest.fixture
@@ -89,8 +99,13 @@ def backend(request, backends):
 
 
 def stored_size(backend, snapshot: Snapshot) -> int:
-    """What a value counts toward quotas: the snapshot's size in memory, its sealed bytes elsewhere."""
-    return snapshot.nbytes if backend.keeps_objects else len(backend.seal.dump(new_key(), snapshot))
+    """What a value counts toward quotas: the snapshot's size in memory, its sealed bytes elsewhere
+    (its encoded bytes on local-shm, which keeps values unsealed)."""
+    if backend.keeps_objects:
+        return snapshot.nbytes
+    if backend.name == "local" and not backend.sealed:
+        return snapshot.encoded_size()
+    return len(backend.seal.dump(new_key(), snapshot))
 
 
 def total(backend, user: str) -> int:
@@ -106,7 +121,42 @@ class Raw:
     def _redis_key(self, user: str, key: str) -> str:
         return f"{self.backend.prefix}{{{user}}}:{key}"
 
+    def _local(self, user: str, key: str | None = None):
+        """The local backend's LMDB records of ``user`` (all of them, or one), read directly."""
+        from dash_state.backends.local import records
+
+        env = self.backend.env
+        with env.handle().begin() as txn:
+            found = [(k, records.unpack(v)) for k, v in txn.cursor(db=env.dbs["values"])]
+        return [(k, r) for k, r in found
+                if records.split_key(k)[0] == user and (key is None or records.split_key(k)[1] == key)]
+
+    def _local_put(self, user: str, key: str, data: bytes) -> None:
+        from dash_state.backends.local import files, records
+
+        env = self.backend.env
+        (raw_key, record), = self._local(user, key)
+        if record.file:  # a large value: its file's bytes after the header
+            with open(os.path.join(self.backend.values_dir, record.file), "r+b") as out:
+                out.seek(len(files.HEADER))
+                out.write(data)
+                out.truncate()
+            return
+        with env.handle().begin(write=True) as txn:
+            txn.put(raw_key, records.pack(record.flags, record.expires, record.size, data), db=env.dbs["values"])
+
     def read(self, user: str, key: str) -> bytes | None:
+        if self.backend.name == "local":
+            from dash_state.backends.local import files
+
+            found = self._local(user, key)
+            if not found:
+                return None
+            record = found[0][1]
+            if not record.file:
+                return record.body
+            with open(os.path.join(self.backend.values_dir, record.file), "rb") as stored:
+                return stored.read()[len(files.HEADER):]
         if self.backend.name == "redis":
             with redis.Redis.from_url(redis_url()) as raw:
                 return raw.get(self._redis_key(user, key))
@@ -117,6 +167,9 @@ class Raw:
 
     def replace(self, user: str, key: str, data: bytes) -> None:
         """Overwrite the stored bytes in place, keeping the expiry and the bookkeeping."""
+        if self.backend.name == "local":
+            self._local_put(user, key, data)
+            return
         if self.backend.name == "redis":
             with redis.Redis.from_url(redis_url()) as raw:
                 assert raw.set(self._redis_key(user, key), data, xx=True, keepttl=True)
@@ -128,6 +181,8 @@ class Raw:
 
     def value_rows(self, user: str) -> int:
         """How many values of ``user`` physically exist (live or not yet removed), pointers excluded."""
+        if self.backend.name == "local":
+            return sum(1 for _, record in self._local(user) if not record.is_pointer)
         if self.backend.name == "redis":
             with redis.Redis.from_url(redis_url()) as raw:
                 names = list(raw.scan_iter(match=f"{self.backend.prefix}{{{user}}}:*", count=500))

@@ -17,6 +17,7 @@ _MODULES = {
     "client": ("client", "from_config", None),
     "redis": ("redis", "from_config", "redis"),
     "database": ("database", "from_config", "database"),
+    "local": ("local", "from_config", None),
 }
 
 
