@@ -30,6 +30,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from ..codecs import Snapshot
 from ..seal import Seal
+from ..tokens import random_id
 
 
 #: Names of pointers start with this; every other key names a value.
@@ -104,6 +105,15 @@ class Backend(ABC):
     @abstractmethod
     def usage(self, user: str) -> list[tuple[str, int, float]]:
         """``(key, bytes, expires_at epoch seconds)`` of each live value of ``user``."""
+
+    def new_key(self) -> str:
+        """A fresh random key for a value (22 base64url characters)."""
+        return random_id()
+
+    def minted_elsewhere(self, key: str) -> bool:
+        """Whether a key this backend cannot find was made by another process that keeps its own
+        values (only the memory backend can tell; shared backends see every process's keys)."""
+        return False
 
     def mark_new(self, user: str, new: bool) -> None:
         """Whether ``user`` is a browser the server met only recently (``STATE_NEW_VISITOR_SECONDS``).

@@ -8,16 +8,19 @@ process. When a write does not fit, expired values are dropped first; then room 
 
 * initial layout data shared by everyone (``@app``), for other such data (stored again the next time
   the layout is served);
-* values of *new* anonymous visitors (an identity cookie younger than ``STATE_NEW_VISITOR_SECONDS``),
-  least recently used first, never the writer's own: identities cost nothing to make, so a flood of
-  them (curl without cookies, a crawler) must not lock everybody else out. Such a value then reads as
-  expired (None). Established browsers and logged-in users are never evicted.
+* values of *new* anonymous visitors (an identity cookie younger than ``STATE_NEW_VISITOR_SECONDS``)
+  who hold at least as many bytes as the writer, least recently used first, never the writer's own:
+  identities cost nothing to make, so a flood of them (curl without cookies, a crawler) must not lock
+  everybody else out, and one client holding much cannot push out others who hold little. Such a value
+  then reads as expired (None). Established browsers and logged-in users are never evicted.
 
 Otherwise the write is *refused* (QuotaExceeded).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 from ..codecs import Snapshot
 from ..errors import QuotaExceeded
 from ..references import APP_OWNER
+from ..tokens import b64, random_id
 from .base import POINTER_PREFIX, Backend, Item, Pointer, is_key
 
 if TYPE_CHECKING:
@@ -33,6 +37,34 @@ if TYPE_CHECKING:
     from ..seal import Seal
 
 log = logging.getLogger("dash_state")
+
+
+class _ProcessKeys:
+    """Keys that name the process that made them: ``tag (4) + random (14) + check (4)``.
+
+    Each process (each gunicorn worker) has its own memory backend, so a reference minted by another
+    worker finds nothing here. With the tag, that miss is told apart from an expired value and logged
+    with the fix, instead of "expired or deleted". The check keeps other 22-character keys (digests
+    of layout data) from looking like another process's key (one chance in 16 million)."""
+
+    def __init__(self) -> None:
+        self._pid, self._tag = 0, ""
+
+    def tag(self) -> str:
+        if self._pid != os.getpid():  # a fork (gunicorn --preload) is another process
+            self._pid, self._tag = os.getpid(), random_id()[:4]
+        return self._tag
+
+    def new(self) -> str:
+        body = self.tag() + random_id()[:14]
+        return body + self._check(body)
+
+    def foreign(self, key: str) -> bool:
+        return len(key) == 22 and key[:4] != self.tag() and self._check(key[:18]) == key[18:]
+
+    @staticmethod
+    def _check(body: str) -> str:
+        return b64(hashlib.blake2b(body.encode(), digest_size=3, person=b"dash-state-key").digest())
 
 
 
@@ -55,6 +87,13 @@ class MemoryBackend(Backend):
         self.refused = 0
         self.evicted = 0
         self._quiet_until = 0.0
+        self._keys = _ProcessKeys()
+
+    def new_key(self) -> str:
+        return self._keys.new()
+
+    def minted_elsewhere(self, key: str) -> bool:
+        return self._keys.foreign(key)
 
     def get(self, user: str, key: str) -> Snapshot | None:
         with self._lock:
@@ -101,8 +140,9 @@ class MemoryBackend(Backend):
         """Drop expired values; then older shared layout data (for shared layout data), then new
         visitors' least recently used values; else refuse."""
         self._sweep(now)
+        mine = self._user_bytes.get(user, 0)  # a new visitor never takes room from one holding less
         evictable = (lambda owner: owner == APP_OWNER) if user == APP_OWNER else \
-            (lambda owner: owner in self._new and owner != user)
+            (lambda owner: owner in self._new and owner != user and self._user_bytes.get(owner, 0) >= mine)
         evicted = 0
         for entry_key in [k for k in self._entries if evictable(k[0])]:  # least recently used first
             if self._bytes + adding <= self.max_bytes:
