@@ -46,6 +46,12 @@ def _sid(store_id: Any) -> str:
     return store_id if isinstance(store_id, str) else stringify_id(store_id)
 
 
+def _is_store_id(store_id: Any) -> bool:
+    """A string or a flat dict: anything else in a request (a list, a nested dict) is no ServerStore's
+    id, and is left to Dash as it is."""
+    return references.id_problem(store_id) is None
+
+
 # -- inputs ------------------------------------------------------------------------------------------
 def resolve_inputs(state: "AppState", inputs: list) -> list:
     """Replace each ServerStore ``data`` entry by the value it stands for (new dicts; the originals
@@ -70,7 +76,7 @@ def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
         return entry
     value = entry.get("value")
     store_id = entry.get("id")
-    if value is None or store_id is None:
+    if value is None or not _is_store_id(store_id):
         return entry
     is_reference = references.looks_like_reference(value) and (  # not a reference string patched clientside
         references.parse(value) is not None or not clientside.looks_patched(value))
@@ -212,9 +218,11 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
 
 
 def _is_server_store(state: "AppState", store_id: Any, target: Target, call: Call | None) -> bool:
+    if not _is_store_id(store_id):
+        return False
     if store_id in state.store_ids:
         return True
-    if call is not None and store_id is not None and js_key(_sid(store_id)) in call.hinted:
+    if call is not None and js_key(_sid(store_id)) in call.hinted:
         return True  # the browser rendered a ServerStore there (trusted for this output only)
     pattern = getattr(target.pattern, "component_id", None)
     return isinstance(store_id, dict) and isinstance(pattern, dict) and state.store_ids.matches_pattern(pattern)

@@ -18,7 +18,7 @@ import flask
 from dash import _callback, hooks
 from dash._utils import stringify_id
 
-from . import background, devtools, hook, identity, logs, routes  # noqa: F401  (importing registers the routes)
+from . import background, devtools, hook, identity, logs, references, routes  # noqa: F401  (importing registers the routes)
 from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValueError
 from .identity import resolvers
 from .initial import serve_tree, strip_tree
@@ -104,9 +104,10 @@ def _after_request(state: AppState, response: flask.Response) -> flask.Response:
     manager = state.manager
     call = flask.g.get("_dash_state_call")
     for raw_id, reference in call.release if call is not None else ():  # what the page let go of
-        if isinstance(raw_id, (str, dict)) and isinstance(reference, str):
+        sid = references.id_key(raw_id)  # None for a list, a nested dict: no ServerStore's id
+        if sid is not None and isinstance(reference, str):
             try:
-                manager.release(raw_id if isinstance(raw_id, str) else stringify_id(raw_id), reference)
+                manager.release(sid, reference)
             except DashStateError:  # an outage: the values expire with their TTL instead
                 break
     misses = flask.g.pop("_dash_state_misses", None)

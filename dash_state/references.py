@@ -21,7 +21,9 @@ import hashlib
 import hmac
 import json
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from dash._utils import stringify_id
 
 from .tokens import b64, base36, random_id
 
@@ -47,6 +49,32 @@ class Reference(NamedTuple):
 def looks_like_reference(value: object) -> bool:
     """A string that claims to be a reference (well-formed or not): never treated as data."""
     return isinstance(value, str) and (value.startswith(PREFIX) or value.startswith(OLD_PREFIXES))
+
+
+def id_problem(raw: Any) -> str | None:
+    """What is wrong with a component id from a request as a store id, or None if it can be one: a
+    string, or a flat dict (string keys; string, number or boolean values, as Dash allows for
+    pattern-matching ids). Nothing else is a ServerStore's id, so it is never stringified."""
+    if isinstance(raw, str):
+        return None
+    if not isinstance(raw, dict):
+        return f"a component id is a string or a dict, not a {type(raw).__name__}"
+    for key, value in raw.items():
+        if not isinstance(key, str) or not isinstance(value, _ID_VALUES) or value != value:
+            return (f"a dict id takes string keys and string, number or boolean values; "
+                    f"the value at {key!r:.40} is a {type(value).__name__}")
+    return None
+
+
+_ID_VALUES = (str, int, float)  # bool is an int
+
+
+def id_key(raw: Any) -> str | None:
+    """A store id as Dash stringifies it (a string as it is, a flat dict as sorted JSON), or None for
+    anything that cannot be a ServerStore's id (see :func:`id_problem`)."""
+    if isinstance(raw, str):
+        return raw
+    return stringify_id(raw) if id_problem(raw) is None else None
 
 
 def new_key() -> str:
@@ -81,10 +109,10 @@ def js_key(store_id: str) -> str:
     """A stringified store id as the browser writes it (``idKey`` in ``src_js/references.js``): keys
     sorted by UTF-16 code units, but listed as a JavaScript object lists them (array-index keys first,
     in numeric order), and lone surrogates escaped as ``JSON.stringify`` escapes them."""
-    if store_id.startswith("{"):
+    if isinstance(store_id, str) and store_id.startswith("{"):
         try:
             parsed = json.loads(store_id)
-        except ValueError:
+        except (ValueError, RecursionError):  # not a dict id's JSON: a string id that starts with "{"
             return store_id
         if isinstance(parsed, dict):
             order = sorted(parsed, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
