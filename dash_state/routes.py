@@ -14,7 +14,13 @@ They apply the same checks as callbacks: a reference is accepted only for the us
 * ``get``     ``{"id", "reference"}`` -> ``{"data"}``: only for stores with ``client_read = true``, and
   only up to ``STATE_MAX_VALUE_BYTES`` of JSON; DataFrames as row records
 
-Bodies above ``STATE_MAX_VALUE_BYTES`` get 413, malformed or hostile JSON (10,000 levels deep) 400.
+Every route takes only ``Content-Type: application/json`` (415 otherwise: an HTML form or a
+``text/plain`` fetch from another site cannot send it without a CORS preflight), and refuses (403) a
+request whose ``Origin`` is not the app's own or that the browser marks ``Sec-Fetch-Site: cross-site``.
+Bodies are read through a bounded stream: more than ``STATE_MAX_VALUE_BYTES`` (announced or chunked)
+gets 413 before the rest is read, and so does a body whose parsed objects would be more than
+``PARSE_FACTOR`` times that (see :func:`_parsed_estimate`); malformed or hostile JSON (10,000 levels
+deep, a nested dict id) gets 400. Every refusal is a JSON answer and one log line, never a 500.
 """
 from __future__ import annotations
 
@@ -25,9 +31,10 @@ from typing import Any, Callable
 import flask
 import orjson
 from dash import hooks
-from dash._utils import stringify_id
+from werkzeug.exceptions import HTTPException
 
 from . import clientside, patches, references
+from .codecs import JSON
 from .errors import BackendUnavailable, QuotaExceeded, StoreValueError
 from .manager import StateManager
 from .references import CLIENT
@@ -36,11 +43,27 @@ from .runtime import AppState, current_state
 log = logging.getLogger("dash_state")
 PREFIX = "_dash-state/v1/"
 MAX_STORES_PER_REQUEST = 200
+PARSE_FACTOR = 16  # parsed objects of a body: at most this many times STATE_MAX_VALUE_BYTES (estimated)
+_CHUNK = 1 << 16
 _MISSING = object()
 
 
-class BadRequest(ValueError):
+class Refused(ValueError):
+    """A request the route does not take: answered with ``status`` and the reason, logged in one line."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status or self.status
+
+
+class BadRequest(Refused):
     """The body is not what the route takes; answered with 400 and the reason."""
+
+
+class TooLarge(Refused):
+    status = 413
 
 
 def _reply(payload: Any, status: int = 200) -> flask.Response:
@@ -70,35 +93,94 @@ def _guarded(handler: Callable[[AppState, StateManager, dict], flask.Response]) 
         if state is None:
             return _reply({"error": "dash-state is not active in this app"}, 404)
         manager = state.manager
-        limit = manager.config["STATE_MAX_VALUE_BYTES"]
-        if (flask.request.content_length or 0) > limit:
-            return _reply({"error": f"request body larger than STATE_MAX_VALUE_BYTES ({limit})"}, 413)
         try:
-            body = orjson.loads(flask.request.get_data())
-            if not isinstance(body, dict):
-                raise BadRequest("the body must be a JSON object")
+            _check_sender(flask.request)
+            limit = manager.config["STATE_MAX_VALUE_BYTES"]
+            body = _parse(_read_body(flask.request, limit), limit)
             return handler(state, manager, body)
-        except orjson.JSONDecodeError:  # also what orjson says about nesting deeper than 1024 levels
-            return _reply({"error": "bad request: the body is not JSON (or is nested too deeply)"}, 400)
-        except BadRequest as exc:
-            return _reply({"error": f"bad request: {exc}"}, 400)
+        except Refused as exc:
+            reason = f"bad request: {exc}" if isinstance(exc, BadRequest) else str(exc)
+            return _refuse(manager, handler.__name__, exc.status, reason)
         except QuotaExceeded as exc:
-            return _reply({"error": str(exc)}, 413)
+            return _refuse(manager, handler.__name__, 413, str(exc))
         except StoreValueError as exc:
-            return _reply({"error": str(exc)}, 422)
+            return _refuse(manager, handler.__name__, 422, str(exc))
         except BackendUnavailable:
             return _reply({"error": "storage unavailable"}, 503)
+        except HTTPException as exc:  # werkzeug's: the app's MAX_CONTENT_LENGTH, a client that hung up
+            return _refuse(manager, handler.__name__, exc.code or 400, exc.description or exc.name)
+        except RecursionError:  # a backstop: inputs are checked for depth before they are used
+            return _refuse(manager, handler.__name__, 400, "bad request: nested too deeply")
+        except (MemoryError, OverflowError) as exc:  # a backstop: sizes are checked before allocating
+            return _refuse(manager, handler.__name__, 413, f"too large to handle ({type(exc).__name__})")
     route.__name__ = handler.__name__
     return route
 
 
+def _refuse(manager: StateManager, route: str, status: int, reason: str) -> flask.Response:
+    """A JSON error, and one log line (aggregated per route and status, so a flood is a few lines)."""
+    manager.throttle(logging.WARNING, f"route:{route}:{status}", "dash-state %s refused a request (HTTP %d): %.300s",
+                     route, status, reason)
+    return _reply({"error": reason}, status)
+
+
+def _check_sender(request: flask.Request) -> None:
+    """Only the component's own fetch calls: JSON, from this origin (CSRF)."""
+    if request.mimetype != "application/json":
+        raise Refused(f"dash-state routes take Content-Type: application/json, not {request.mimetype or 'none'!r:.80}",
+                      415)
+    site = request.headers.get("Sec-Fetch-Site")
+    if site == "cross-site":
+        raise Refused("cross-site request refused (Sec-Fetch-Site: cross-site)", 403)
+    origin = request.headers.get("Origin")
+    own = f"{request.scheme}://{request.host}"
+    if origin is not None and site != "same-origin" and origin.lower() != own.lower():
+        # the browser's own word (Sec-Fetch-Site: same-origin) wins over a proxy that hides https
+        raise Refused(f"cross-origin request refused: Origin {origin!r:.100} is not this app's origin {own!r:.100}"
+                      " (behind a proxy, see ProxyFix in SECURITY.md)", 403)
+
+
+def _read_body(request: flask.Request, limit: int) -> bytearray:
+    """At most ``limit`` bytes from the request stream, announced or chunked; 413 past it, unread."""
+    if (request.content_length or 0) > limit:
+        raise TooLarge(f"request body larger than STATE_MAX_VALUE_BYTES ({limit})")
+    body, stream = bytearray(), request.stream
+    while True:
+        chunk = stream.read(min(_CHUNK, limit + 1 - len(body)))
+        if not chunk:
+            return body
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"request body larger than STATE_MAX_VALUE_BYTES ({limit})")
+
+
+def _parse(body: bytearray, limit: int) -> dict:
+    estimate = _parsed_estimate(body)
+    if estimate > PARSE_FACTOR * limit:
+        raise TooLarge(f"the body would make about {estimate >> 20:,} MiB of Python objects once parsed, more than "
+                       f"{PARSE_FACTOR} x STATE_MAX_VALUE_BYTES ({limit}): send fewer, larger items")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:  # also what orjson says about nesting deeper than 1024 levels
+        raise BadRequest("the body is not JSON (or is nested too deeply)") from None
+    if not isinstance(parsed, dict):
+        raise BadRequest("the body must be a JSON object")
+    return parsed
+
+
+def _parsed_estimate(body: bytearray) -> int:
+    """Bytes of the objects orjson makes of ``body``, from byte counts (no parsing): at least what it
+    takes for every shape measured (empty dicts 24 x the body, short strings 15 x, records 14 x, floats
+    8 x, small integers 4 x), so a body of tiny items cannot turn 64 MiB into gigabytes."""
+    containers = body.count(b"{") + body.count(b"[") + body.count(b'"') // 2
+    return 64 * containers + 32 * body.count(b",") + len(body)
+
+
 def _store_id(raw: Any) -> str:
-    if isinstance(raw, dict):
-        sid = stringify_id(raw)
-    elif isinstance(raw, str):
-        sid = raw
-    else:
-        raise BadRequest("'id' must be a store id (a string or a dict)")
+    problem = references.id_problem(raw)
+    if problem is not None:
+        raise BadRequest(f"'id' is not a store id: {problem}")
+    sid = references.id_key(raw)
     if len(sid) > references.MAX_STORE_ID:
         raise BadRequest(f"'id' is longer than {references.MAX_STORE_ID} characters")
     return sid
@@ -148,7 +230,12 @@ def release(state: AppState, manager: StateManager, body: dict) -> flask.Respons
 @hooks.route(PREFIX + "delete", methods=("POST",))
 @_guarded
 def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response:
-    return _reply({"deleted": manager.delete(_store_id(body.get("id")), body.get("reference"))})
+    sid = _store_id(body.get("id"))
+    settings = manager.settings(sid)
+    if settings.latest_only or not settings.client_write:  # the server decides what such a store holds
+        raise Refused(f"ServerStore {sid!r} holds server-decided values (latest_only or client_write = false): "
+                      "the browser cannot delete them", 403)
+    return _reply({"deleted": manager.delete(sid, body.get("reference"))})
 
 
 @hooks.route(PREFIX + "put", methods=("POST",))
@@ -179,14 +266,21 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     found = manager.locate(sid, base)
     if isinstance(found, str):
         return _reply({"error": "missing"}, 404)
-    try:
-        value = patches.apply(found[0].thaw(), operations)
-    except patches.PatchError as exc:
-        return _reply({"error": f"Patch() does not apply to ServerStore {sid!r}: {exc}"}, 422)
-    pending = manager.prepare(sid, value)
     who = manager.identity()  # the result belongs to this user, even when the base is shared layout data
-    key = clientside.patched_key(who.namespace, body["patched"])
-    return _reply({"reference": manager.commit_at(pending, who, key, CLIENT)})
+    try:
+        key = clientside.patched_key(who.namespace, body["patched"])
+    except orjson.JSONEncodeError:  # deeper than 254 levels: nothing the renderer makes of a reference
+        raise BadRequest("'patched' is nested too deeply") from None
+    if found[0].kind != JSON:
+        raise Refused(f"ServerStore {sid!r}: Patch() cannot update a DataFrame, Series or array; write the new "
+                      "value instead", 422)
+    limit = manager.config["STATE_MAX_VALUE_BYTES"]
+    try:
+        value = patches.apply(found[0].thaw(), operations, limit, found[0].nbytes)
+    except patches.PatchError as exc:
+        status = 413 if isinstance(exc, patches.PatchTooLarge) else 422
+        raise Refused(f"Patch() does not apply to ServerStore {sid!r}: {exc}", status) from None
+    return _reply({"reference": manager.commit_at(manager.prepare(sid, value), who, key, CLIENT)})
 
 
 @hooks.route(PREFIX + "get", methods=("POST",))
