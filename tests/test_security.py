@@ -419,21 +419,14 @@ def test_generated_callback_payloads(data):
         assert_own(sid, value, values[sid], world)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from(["get", "touch", "release", "delete", "put", "patch"]), st.data())
-def test_generated_route_payloads(route, data):
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "issue 15: clientside._text reads a dict key that str.isdigit() accepts but int() does not ('²'): "
+    "ValueError, HTTP 500 in dash-state (dcc.Store answers 200); the fix belongs in dash_state/clientside.py"))
+def test_a_dict_value_whose_key_is_a_non_ascii_digit_is_not_a_500():
+    """test_generated_callback_payloads' draw, pinned: the value ``{'²': None}`` written in the browser.
+    (Generated route bodies, including the dict id ``{'²': None}``: tests/attacks/test_generated_routes.py.)"""
     world = fuzz_world()
-    sid = data.draw(st.sampled_from(["a", "b", "locked", "nope", {"type": "x"}, "é" * 3]))
-    value = data.draw(hostile_value())
-    body = data.draw(st.sampled_from([
-        {"id": sid, "reference": value}, {"stores": [{"id": sid, "reference": value}]},
-        {"id": sid, "data": value}, {"id": sid, "base": value, "patched": value, "operations": []},
-        {"stores": value}, {"id": value}, {},
-    ]))
-    response = post(world["client"], route, body)
-    text = response.get_data(as_text=True)
-    assert response.status_code in (200, 400, 403, 404, 413, 422), (route, body, response.status_code)
-    assert response.is_json and "Traceback" not in text
-    assert "user2-" not in text
-    if route == "get" and response.status_code == 200:
-        assert_own("a", response.get_json()["data"], value, world)
+    response = world["client"].raw_call([("out", "children")], [("btn", "n_clicks", 1)],
+                                        [("a", "data", {"²": None}), ("b", "data", None), ("locked", "data", None)])
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert json.loads(response.get_json()["response"]["out"]["children"])[0] == {"²": None}
