@@ -5,8 +5,9 @@ LMDB's rules, and how this module keeps them:
 * An environment must not be used across ``fork()`` (gunicorn ``--preload`` forks after import) and
   must not be open twice in one process (closing one copy would drop the other's file locks). So
   there is one :class:`Env` per directory per process (:func:`acquire` / :func:`release` count its
-  users); it opens on first use, and a fork hook makes the child open its own (the parent's handle is
-  left alone, never closed in the child).
+  users); it opens on first use. Fork hooks wait until no transaction of this process is running,
+  and the child closes the handle it inherited (which touches nothing of the parent's: no
+  transaction is open) and opens its own at its first use.
 * All processes share one writer lock (a robust mutex in ``lock.mdb``): a write transaction here is
   atomic across every process of the host, and a writer killed with SIGKILL releases it. Readers
   never wait.
@@ -37,7 +38,6 @@ FREEING_SLACK = 8  # deletes may take the map 1/8 past the budget, so a full sto
 
 _registry: dict[str, "Env"] = {}
 _registry_lock = threading.Lock()
-_abandoned: list[Any] = []  # a parent's handles in a forked child: kept, never used or closed
 
 
 class Gate:
@@ -64,18 +64,25 @@ class Gate:
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """Wait until no transaction runs, and let none start until :meth:`release`."""
         with self._cond:
             while self._resizing:
                 self._cond.wait()
             self._resizing = True
             while self._active:
                 self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._resizing = False
-                self._cond.notify_all()
+
+    def release(self) -> None:
+        with self._cond:
+            self._resizing = False
+            self._cond.notify_all()
 
 
 class Env:
@@ -88,11 +95,15 @@ class Env:
         self._forked()
 
     def _forked(self) -> None:
-        """Forget this process's handle and locks (in a forked child: they are the parent's)."""
-        if self._env is not None:
-            _abandoned.append(self._env)
-        self._env, self.dbs = None, {}
+        """Start without a handle, with locks of this process's own (in a forked child: close the
+        parent's handle, which had no transaction open at the fork, so LMDB allows opening it again)."""
+        inherited, self._env, self.dbs = self._env, None, {}
         self._open_lock, self._gate = threading.Lock(), Gate()
+        if inherited is not None:
+            try:
+                inherited.close()
+            except lmdb.Error:
+                pass
 
     # -- opening ---------------------------------------------------------------------------------
     def handle(self) -> Any:
@@ -258,6 +269,19 @@ def release(env: Env) -> None:
     env.close()
 
 
+def _before_fork() -> None:
+    """No transaction of this process may be running while it forks (the child closes its copy)."""
+    _registry_lock.acquire()
+    for env in _registry.values():
+        env._gate.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for env in _registry.values():
+        env._gate.release()
+    _registry_lock.release()
+
+
 def _after_fork_in_child() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
@@ -265,4 +289,4 @@ def _after_fork_in_child() -> None:
         env._forked()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -48,7 +48,10 @@ def prepare(path: str, setting: str) -> str:
     """Make the directory (mode 0700) or check an existing one; returns its absolute path."""
     path = os.path.abspath(path)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(path, mode=0o700)
+        except FileExistsError:
+            pass  # checked below: a directory of ours, or an error naming what it is
         info = os.lstat(path)
     except OSError as exc:
         raise ConfigError(f"{setting} = {path!r}: cannot make the local backend's directory: {exc}") from None
