@@ -218,6 +218,8 @@ def test_a_config_error_for_a_directory_of_another_kind(tmp_path):
         local(tmp_path / "file")
     with pytest.raises(ConfigError, match="persistent filesystem"):
         LocalBackend(None, str(tmp_path / "store"))
+    with pytest.raises(ConfigError, match="set STATE_LOCAL_PATH"):  # no SECRET_KEY-derived default without keys
+        create_backend("local", build_config(({"STATE_BACKEND": "local"}, "test")), None)
     with pytest.raises(ConfigError, match="STATE_LOCAL_MAX_BYTES"):
         build_config(({"STATE_BACKEND": "local", "STATE_LOCAL_MAX_BYTES": 100}, "test"))
 

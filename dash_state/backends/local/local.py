@@ -337,6 +337,9 @@ class LocalBackend(BytesBackend):
 
 
 def from_config(config: "Config", seal: "Seal | None") -> LocalBackend:
+    if seal is None and not config["STATE_LOCAL_PATH"]:  # two apps must never share a store by accident
+        raise ConfigError("the local backend names its default directory after keys derived from SECRET_KEY, "
+                          "and none were given: set STATE_LOCAL_PATH to a directory of this app's own")
     path = config["STATE_LOCAL_PATH"] or paths.default_path(seal, config["STATE_KEY_PREFIX"])
     source = config.sources.get("STATE_LOCAL_PATH", "default")
     return LocalBackend(seal, path, config["STATE_LOCAL_MAX_BYTES"], setting=f"STATE_LOCAL_PATH (from {source})")

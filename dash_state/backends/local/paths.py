@@ -32,9 +32,8 @@ def app_id(seal: "Seal | None", prefix: str) -> str:
     """16 hex digits naming this app's store: from SECRET_KEY (through the seal's derived key, never
     the secret itself) and STATE_KEY_PREFIX."""
     # The seal's current HMAC key is derived from SECRET_KEY for values; an HMAC under it names the
-    # store without revealing anything about that key. Without a seal (no SECRET_KEY known), the
-    # prefix alone names it.
-    secret = seal._macs[0] if seal is not None else b"dash-state local"
+    # store without revealing anything about that key.
+    secret = seal._macs[0] if seal is not None else b"dash-state local"  # (from_config requires a seal)
     digest = hmac.new(secret, b"dash-state local store\0" + prefix.encode(), hashlib.sha256)
     return digest.hexdigest()[:16]
 
