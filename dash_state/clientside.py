@@ -50,7 +50,7 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list):
         return "".join(c if isinstance(c, str) and len(c) == 1 else "\0" for c in value[:1000])
     if isinstance(value, dict):
-        digits = sorted((int(k), c) for k, c in value.items() if isinstance(k, str) and k.isdigit() and len(k) < 5)
+        digits = sorted((int(k), c) for k, c in value.items() if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 5)
         return "".join(c if isinstance(c, str) and len(c) == 1 else "\0" for _, c in digits)
     return None
 

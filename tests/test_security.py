@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import dash_state
 from apps import new_app
 from dash_client import DashClient
-from dash_state import ServerStore
+from dash_state import ServerStore, clientside
 from services import database_url, redis_url
 
 SECRET = "TOP-SECRET-7731"
@@ -413,17 +413,20 @@ def test_generated_callback_payloads(data):
     values = {sid: data.draw(hostile_value(), label=sid) for sid in ("a", "b", "locked")}
     response = world["client"].raw_call([("out", "children")], [("btn", "n_clicks", 1)],
                                         [(sid, "data", value) for sid, value in values.items()])
-    assert response.status_code == 200 and "Traceback" not in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text
+    if response.status_code == 422:  # what a clientside Patch makes of a reference, whose upload never comes
+        assert any(clientside.looks_patched(v) for v in values.values()) and "clientside Patch upload" in text, text
+        return
+    assert response.status_code == 200, text
     got = json.loads(response.get_json()["response"]["out"]["children"])
     for sid, value in zip(("a", "b", "locked"), got):
         assert_own(sid, value, values[sid], world)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 15: clientside._text reads a dict key that str.isdigit() accepts but int() does not ('²'): "
-    "ValueError, HTTP 500 in dash-state (dcc.Store answers 200); the fix belongs in dash_state/clientside.py"))
 def test_a_dict_value_whose_key_is_a_non_ascii_digit_is_not_a_500():
-    """test_generated_callback_payloads' draw, pinned: the value ``{'²': None}`` written in the browser.
+    """test_generated_callback_payloads' draw, pinned: the value ``{'²': None}`` written in the browser
+    (``'²'.isdigit()`` is true, ``int('²')`` raises: it was an HTTP 500 where dcc.Store answers 200).
     (Generated route bodies, including the dict id ``{'²': None}``: tests/attacks/test_generated_routes.py.)"""
     world = fuzz_world()
     response = world["client"].raw_call([("out", "children")], [("btn", "n_clicks", 1)],
