@@ -33,6 +33,7 @@ from .store_api import StoreAPI
 from .values import freeze, json_size_estimate
 
 log = logging.getLogger("dash_state")
+SEALED_BACKENDS = ("redis", "database", "local")  # backends that keep bytes, sealed with the app's keys
 
 MISS_REASONS = {
     "malformed": "not a valid dash-state reference",
@@ -42,6 +43,8 @@ MISS_REASONS = {
     "tampered": "failed its integrity check",
     "refused": "written from the browser, which this store does not accept",
     "superseded": "not this store's latest value (latest_only)",
+    "elsewhere": "written by another process: the memory backend keeps values per process; with several "
+                 "workers use STATE_BACKEND = \"local\" (one host), \"redis\" or \"database\"",
 }
 
 
@@ -82,6 +85,7 @@ class StateManager(StoreAPI):
         cache_bytes = config["STATE_READ_CACHE_BYTES"]
         self._cache = ReadCache(cache_bytes) if cache_bytes else None
         self.throttle = Throttle()
+        self._told_elsewhere = False
 
     # -- configuration -----------------------------------------------------------------------------
     def settings(self, store_id: str) -> StoreSettings:
@@ -96,7 +100,7 @@ class StateManager(StoreAPI):
             with self._lock:
                 backend = self._backends.get(name)
                 if backend is None:
-                    if self._seal is None and name in ("redis", "database"):
+                    if self._seal is None and name in SEALED_BACKENDS:
                         self._seal = Seal(self.keys, self.config["STATE_ENCRYPTION"], self.config["STATE_COMPRESSION"],
                                           self.config["STATE_COMPRESSION_MIN_BYTES"])
                     backend = self._backends[name] = create_backend(name, self.config, self._seal)
@@ -193,7 +197,7 @@ class StateManager(StoreAPI):
             raise
         for (name, items, seconds), item_pending in zip(written, _by_backend(pending, batches)):
             for item, source in zip(items, item_pending):
-                if self._cache is not None and not self.backend(name).keeps_objects:
+                if self._cache is not None and self.backend(name).remote:
                     self._cache.put(name, owner, item.key, item.value.for_cache())
                 self._counts["writes"] += 1
                 self._counts["bytes_written"] += item.value.nbytes
@@ -229,7 +233,7 @@ class StateManager(StoreAPI):
         if stable and item.snapshot.kind == JSON:
             return references.digest_key(owner.encode(), item.store_id.encode("utf-8", "surrogatepass"),
                                          item.snapshot.to_bytes())
-        return references.new_key()
+        return self.backend(item.settings.backend).new_key()
 
     # -- reading -----------------------------------------------------------------------------------
     def load(self, store_id: str, token: Any, who: "Identity | str | None" = None, missing: Any = None,
@@ -291,7 +295,7 @@ class StateManager(StoreAPI):
         return "foreign"
 
     def _read(self, backend: Backend, owner: str, key: str) -> Snapshot | str:
-        cache = self._cache if not backend.keeps_objects else None
+        cache = self._cache if backend.remote else None
         if cache is not None:
             cached = cache.get(backend.name, owner, key)
             if cached is not None:
@@ -306,7 +310,7 @@ class StateManager(StoreAPI):
                           exc)
             return "tampered"
         if snapshot is None:
-            return "expired"
+            return "elsewhere" if backend.minted_elsewhere(key) else "expired"
         if cache is not None:
             snapshot = snapshot.for_cache()
             cache.put(backend.name, owner, key, snapshot)
@@ -371,6 +375,10 @@ class StateManager(StoreAPI):
     def miss(self, store_id: str, reason: str, misses: MissLog | None = None,
              who: "Identity | str | None" = None) -> None:
         self._counts[f"miss.{reason}"] += 1
+        if reason == "elsewhere" and not self._told_elsewhere:  # one ERROR per process, naming the fix
+            self._told_elsewhere = True
+            log.error("dash-state: ServerStore %s received a reference that another process (another worker, or "
+                      "this app before a restart) wrote; %s", short_id(store_id), MISS_REASONS["elsewhere"])
         backend = self.settings(store_id).backend
         self.metrics.count(store_id, backend, "reads")
         self.metrics.count(store_id, backend, f"miss.{reason}")

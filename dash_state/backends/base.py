@@ -65,6 +65,9 @@ class Backend(ABC):
     shared: ClassVar[bool] = False
     #: True when the backend keeps snapshots as objects (memory); others keep sealed bytes.
     keeps_objects: ClassVar[bool] = False
+    #: True when values come over a connection (redis, database): each process then keeps recently
+    #: used values in its read cache (``STATE_READ_CACHE_BYTES``). Memory and local reads need none.
+    remote: ClassVar[bool] = False
 
     @abstractmethod
     def get(self, user: str, key: str) -> Snapshot | None:

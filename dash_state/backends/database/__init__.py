@@ -51,6 +51,7 @@ def _connection_level(exc: DBAPIError) -> bool:
 class DatabaseBackend(BytesBackend):
     name = "database"
     shared = True  # SQLite included: processes on one host share the file
+    remote = True
 
     def __init__(self, seal: Seal, url: str, table: str = "dash_state_values", retries: int = 3, *,
                  url_source: str = "default", clock: Callable[[], float] = time.time, timeout: float = 2.0,

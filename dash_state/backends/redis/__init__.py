@@ -50,6 +50,7 @@ _HASH_TAG = re.compile(r"\{[^{}]*\}")
 class RedisBackend(BytesBackend):
     name = "redis"
     shared = True
+    remote = True
 
     def __init__(self, seal: "Seal", url: str, prefix: str = "dash-state:", retries: int = 3, timeout: float = 2.0):
         super().__init__(seal)
