@@ -16,7 +16,8 @@ import flask
 from dash import hooks
 from dash._utils import stringify_id
 
-from .runtime import current_state
+from . import references
+from .routes import json_route
 
 _registered = False
 
@@ -30,14 +31,13 @@ def register() -> None:
 
 
 @hooks.route("_dash-state/v1/devtools", methods=("POST",))
-def devtools():  # no return annotation: FastAPI apps introspect every route Dash hooks register
-    state = current_state()
-    if state is None or not getattr(getattr(state.app, "_dev_tools", None), "ui", False):
+@json_route  # the routes' checks: JSON from this origin, a bounded body, JSON errors
+def devtools(state: Any, manager: Any, body: dict) -> flask.Response:
+    if not getattr(getattr(state.app, "_dev_tools", None), "ui", False):
         return flask.Response('{"error": "not found"}', status=404, mimetype="application/json")
-    body = flask.request.get_json(silent=True)
-    stores = body.get("stores") if isinstance(body, dict) else None
-    rows = [_row(state.manager, entry) for entry in (stores if isinstance(stores, list) else [])[:200]
-            if isinstance(entry, dict) and isinstance(entry.get("id"), (str, dict))]
+    stores = body.get("stores")
+    rows = [_row(manager, entry) for entry in (stores if isinstance(stores, list) else [])[:200]
+            if isinstance(entry, dict) and references.id_problem(entry.get("id")) is None]
     return flask.jsonify({"stores": rows})
 
 

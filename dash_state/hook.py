@@ -270,7 +270,7 @@ def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, u
                               "return the new value instead")
     operations = (patch.to_plotly_json() if isinstance(patch, Patch) else patch).get("operations") or []
     try:
-        return patches.apply(base, operations)
+        return patches.apply(base, operations, manager.config["STATE_MAX_VALUE_BYTES"])
     except patches.PatchError as exc:  # the renderer fails such a patch too: the callback errors, nothing changes
         what = exc if base is not None else f"there is no stored value: {exc}"
         raise StoreValueError(f"ServerStore {sid!r}: Patch() does not apply to the stored value ({what}); "

@@ -75,8 +75,8 @@ def size(value: Any, cap: int) -> int:
 
 
 def apply(value: Any, operations: list, limit: int | None = None, nbytes: int | None = None) -> Any:
-    """``value`` with ``operations`` applied; raises PatchError (PatchTooLarge past ``limit``, by default
-    the app's STATE_MAX_VALUE_BYTES) and then the caller must discard ``value``. ``nbytes``: the size of
+    """``value`` with ``operations`` applied; raises PatchError (PatchTooLarge past ``limit``, the app's
+    STATE_MAX_VALUE_BYTES, which callers pass) and then the caller must discard ``value``. ``nbytes``: the size of
     ``value`` as JSON, when the caller knows it."""
     budget = Budget(_limit(limit), _json_size(value) if nbytes is None else nbytes)
     for op in operations:
@@ -97,12 +97,7 @@ def apply(value: Any, operations: list, limit: int | None = None, nbytes: int | 
 
 
 def _limit(limit: int | None) -> int:
-    if limit is not None:
-        return limit
-    from .runtime import current_state  # a callback's Patch: this app's limit
-
-    state = current_state()
-    return state.manager.config["STATE_MAX_VALUE_BYTES"] if state is not None and state.has_manager else DEFAULT_LIMIT
+    return DEFAULT_LIMIT if limit is None else limit
 
 
 def _json_size(value: Any) -> int:

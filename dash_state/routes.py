@@ -86,7 +86,7 @@ def _client_json(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _guarded(handler: Callable[[AppState, StateManager, dict], flask.Response]) -> Callable[[], flask.Response]:
+def json_route(handler: Callable[[AppState, StateManager, dict], flask.Response]) -> Callable[[], flask.Response]:
     """Bad input, limits and unreachable backends answer JSON errors, never a 500 page with a traceback."""
     def route():  # no return annotation: FastAPI apps introspect every route Dash hooks register
         state = current_state()
@@ -213,7 +213,7 @@ def _refuse_browser_write(manager: StateManager, sid: str) -> flask.Response | N
 
 
 @hooks.route(PREFIX + "touch", methods=("POST",))
-@_guarded
+@json_route
 def touch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     entries = _entries(body)
     alive = [manager.touch(sid, reference) for sid, reference in entries]
@@ -222,13 +222,13 @@ def touch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 
 @hooks.route(PREFIX + "release", methods=("POST",))
-@_guarded
+@json_route
 def release(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     return _reply({"released": sum(manager.release(sid, reference) for sid, reference in _entries(body))})
 
 
 @hooks.route(PREFIX + "delete", methods=("POST",))
-@_guarded
+@json_route
 def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     sid = _store_id(body.get("id"))
     settings = manager.settings(sid)
@@ -239,7 +239,7 @@ def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response
 
 
 @hooks.route(PREFIX + "put", methods=("POST",))
-@_guarded
+@json_route
 def put(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     sid = _store_id(body.get("id"))
     _known(state, body.get("id"), sid)
@@ -254,7 +254,7 @@ def put(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 
 @hooks.route(PREFIX + "patch", methods=("POST",))
-@_guarded
+@json_route
 def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     sid = _store_id(body.get("id"))
     base, operations = body.get("base"), body.get("operations")
@@ -284,7 +284,7 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 
 @hooks.route(PREFIX + "get", methods=("POST",))
-@_guarded
+@json_route
 def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     sid = _store_id(body.get("id"))
     if not manager.settings(sid).client_read:
@@ -304,7 +304,7 @@ def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 
 @hooks.route("_dash-state/metrics", methods=("GET",))
-def metrics():  # no return annotation: see _guarded
+def metrics():  # no return annotation: see json_route
     """Prometheus' text format, when ``STATE_PROMETHEUS = true`` (404 otherwise)."""
     state = current_state()
     if state is None or not state.manager.config["STATE_PROMETHEUS"]:

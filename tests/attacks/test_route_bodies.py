@@ -10,7 +10,7 @@ import pytest
 
 from routes_kit import post, refused, world
 
-ROUTES = ["touch", "release", "delete", "put", "patch", "get"]
+ROUTES = ["touch", "release", "delete", "put", "patch", "get", "devtools"]
 LIMIT = 1 << 20
 
 
