@@ -20,6 +20,11 @@ DEFAULTS: dict = {
     # Largest single value, and most bytes one user may keep across all stores (any backend).
     "STATE_MAX_VALUE_BYTES": 64 << 20,
     "STATE_MAX_USER_BYTES": 256 << 20,
+    # Most values one user keeps per store (server backends): a write past it evicts that store's oldest
+    # values (never the newest), so pages that never release (reloads of a "memory" store) stay bounded.
+    # A page still holding an evicted value reads None, as for an expired one. Initial layout data and
+    # APP-scoped values are not counted.
+    "STATE_VALUES_PER_STORE": 16,
     # An open page touches its stores every STATE_TOUCH_FRACTION x TTL, so active users never lose data.
     "STATE_TOUCH_FRACTION": 0.5,
     # Prefix of every Redis key, so several apps can share one Redis.
