@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import identity, references
 from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend
@@ -329,16 +329,19 @@ class StateManager(StoreAPI):
 
     # -- references the browser lets go of ---------------------------------------------------------
     def release(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
-        """The browser replaced this reference with a newer one: delete its value now instead of at its
-        TTL. Initial layout data and the store's latest value are kept."""
+        """The browser let go of this reference (replaced it, or the page went away): delete its value
+        now instead of at its TTL. Initial layout data is kept; so is the store's latest value, until
+        the next write to the store evicts it (``Backend.release``, one atomic step)."""
         owned = self.owned(store_id, token, who)
         if isinstance(owned, str) or owned[0].scope == APP:
             return False
         ref, owner = owned
         backend = self.backend(ref.backend)
-        if backend.pointer(owner, pointer_name(store_id)) == ref.key:
+        try:
+            return self._drop(store_id, backend, owner, ref.key, "released",
+                              lambda: backend.release(owner, pointer_name(store_id), ref.key))
+        except QuotaExceeded:  # a full Redis refuses even the small mark: the value expires with its TTL
             return False
-        return self._drop(store_id, backend, owner, ref.key, "released")
 
     def delete(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
         """``clear_data``: delete the value behind the reference (never shared initial data)."""
@@ -348,10 +351,11 @@ class StateManager(StoreAPI):
         ref, owner = owned
         return self._drop(store_id, self.backend(ref.backend), owner, ref.key, "deleted")
 
-    def _drop(self, store_id: str, backend: Backend, owner: str, key: str, counter: str) -> bool:
+    def _drop(self, store_id: str, backend: Backend, owner: str, key: str, counter: str,
+              remove: "Callable[[], bool] | None" = None) -> bool:
+        done = backend.delete(owner, key) if remove is None else remove()
         if self._cache is not None:
             self._cache.drop(backend.name, owner, key)
-        done = backend.delete(owner, key)
         self._counts[counter] += int(done)
         if done:
             self.metrics.count(store_id, backend.name, "deletes")

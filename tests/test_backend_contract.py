@@ -428,6 +428,7 @@ def test_one_users_values_never_count_against_another(backend):
 def test_eight_threads_of_one_user_never_end_above_the_quota(backend):
     """Every write checks the quota atomically with storing: concurrent writers of one user cannot
     both see room for one more value. The quota ends filled exactly, never overshot."""
+    backend.values_per_store = 1000  # this is about the quota: no value leaves through the per-store bound
     value = freeze({"payload": "x" * 3000})
     size = stored_size(backend, value)
     per_write = 2 * size  # each write: two values and a pointer

@@ -12,6 +12,11 @@ Contract every backend keeps (``tests/test_backend_contract.py`` checks it for e
 * ``set_many`` stores all of a callback's values and pointers or none of them, and refuses (raising
   :class:`~dash_state.errors.QuotaExceeded`) a write that would take the user past ``quota`` bytes
   of live values, checked atomically with the write, so concurrent writers cannot overshoot;
+* ``set_many`` keeps at most ``values_per_store`` values per user and store (the keys its pointers
+  named, see :mod:`.history`), evicting the oldest, never the newest, atomically with the write; the
+  evicted bytes are free for the same write's quota check;
+* ``release`` deletes a value the browser let go of, unless the store's pointer names it: then it is
+  marked, and the next write to that store evicts it;
 * ``touch`` extends the life of a live value without transferring it;
 * ``delete_user`` removes everything of one user in one call; ``move_user`` re-homes a namespace;
 * a write never evicts another user's values (the memory backend's one exception: when it is full,
@@ -68,6 +73,8 @@ class Backend(ABC):
     #: True when values come over a connection (redis, database): each process then keeps recently
     #: used values in its read cache (``STATE_READ_CACHE_BYTES``). Memory and local reads need none.
     remote: ClassVar[bool] = False
+    #: Most values one user keeps per store (``STATE_VALUES_PER_STORE``), see :mod:`.history`.
+    values_per_store: int = 16
 
     @abstractmethod
     def get(self, user: str, key: str) -> Snapshot | None:
@@ -87,6 +94,14 @@ class Backend(ABC):
     @abstractmethod
     def delete(self, user: str, key: str) -> bool:
         """Remove one value; True if it was there."""
+
+    def release(self, user: str, pointer: str, key: str) -> bool:
+        """A page let go of ``key``: delete it (True if it was there), unless ``pointer`` names it; then
+        it stays, marked, until the next write to that store evicts it (False). Backends override this
+        to do it atomically; this fallback only checks first."""
+        if self.pointer(user, pointer) == key:
+            return False
+        return self.delete(user, key)
 
     @abstractmethod
     def touch(self, user: str, key: str, ttl: float) -> bool:

@@ -14,7 +14,9 @@ process. When a write does not fit, expired values are dropped first; then room 
   everybody else out, and one client holding much cannot push out others who hold little. Such a value
   then reads as expired (None). Established browsers and logged-in users are never evicted.
 
-Otherwise the write is *refused* (QuotaExceeded).
+Otherwise the write is *refused* (QuotaExceeded). Each store keeps at most ``STATE_VALUES_PER_STORE``
+values per user: a write past it evicts that store's oldest ones first, under the same lock (see
+:mod:`.history`).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ..codecs import Snapshot
 from ..errors import QuotaExceeded
 from ..references import APP_OWNER
 from ..tokens import b64, random_id
+from . import history
 from .base import POINTER_PREFIX, Backend, Item, Pointer, is_key
 
 if TYPE_CHECKING:
@@ -73,19 +76,22 @@ class MemoryBackend(Backend):
     keeps_objects = True
 
     def __init__(self, max_bytes: int = 1 << 30, clock: Callable[[], float] = time.monotonic,
-                 sweep_interval: float = 60.0):
+                 sweep_interval: float = 60.0, values_per_store: int = 16):
         self.max_bytes = max_bytes
+        self.values_per_store = values_per_store
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._next_sweep = clock() + sweep_interval
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, str], tuple[Snapshot, float]] = OrderedDict()
         self._pointers: dict[tuple[str, str], tuple[str, float]] = {}
+        self._histories: dict[tuple[str, str], list[history.Entry]] = {}  # (user, pointer name): live as the pointer
         self._user_bytes: dict[str, int] = {}
         self._new: set[str] = set()  # users whose values may make room (see the module docstring)
         self._bytes = 0
         self.refused = 0
         self.evicted = 0
+        self.evicted_by_bound = 0
         self._quiet_until = 0.0
         self._keys = _ProcessKeys()
 
@@ -111,7 +117,10 @@ class MemoryBackend(Backend):
         with self._lock:
             if now >= self._next_sweep:
                 self._sweep(now)
-            replaced = sum(self._entries[(user, k)][0].nbytes for k, _, _ in items if (user, k) in self._entries)
+            written = {item.key for item in items}
+            plans = self._plan(user, pointers, now)
+            evicting = {key for _, evicted in plans.values() for key in evicted} - written
+            replaced = sum(self._entries[(user, k)][0].nbytes for k in written | evicting if (user, k) in self._entries)
             adding = sum(item.value.nbytes for item in items) - replaced
             if quota is not None and self._user_bytes.get(user, 0) + adding > quota:
                 self._sweep(now)
@@ -121,6 +130,10 @@ class MemoryBackend(Backend):
                                         f"bytes, more than STATE_MAX_USER_BYTES = {quota:,}")
             if self._bytes + adding > self.max_bytes:
                 self._make_room(user, adding, now)
+            for key in evicting:
+                self.evicted_by_bound += self._remove((user, key))
+            for name, (entries, _) in plans.items():
+                self._histories[(user, name)] = entries
             for key, value, ttl in items:
                 self._remove((user, key))
                 self._entries[(user, key)] = (value, now + ttl)
@@ -128,6 +141,19 @@ class MemoryBackend(Backend):
                 self._bytes += value.nbytes
             for name, target, ttl in pointers:
                 self._pointers[(user, name)] = (target, now + ttl)
+
+    def _plan(self, user: str, pointers: list[Pointer], now: float) -> dict[str, tuple[list, list[str]]]:
+        """Per pointer name: the store's history after this write, and the keys it evicts."""
+        targets: dict[str, list[str]] = {}
+        for pointer in pointers:
+            targets.setdefault(pointer.name, []).append(pointer.target)
+
+        def alive(key: str) -> bool:
+            entry = self._entries.get((user, key))
+            return entry is not None and entry[1] > now
+
+        return {name: history.plan(self._histories.get((user, name), []), keys, alive, self.values_per_store)
+                for name, keys in targets.items()}
 
     def mark_new(self, user: str, new: bool) -> None:
         with self._lock:
@@ -169,7 +195,16 @@ class MemoryBackend(Backend):
     def delete(self, user: str, key: str) -> bool:
         with self._lock:
             if key.startswith(POINTER_PREFIX):
+                self._histories.pop((user, key), None)
                 return self._pointers.pop((user, key), None) is not None
+            return self._remove((user, key))
+
+    def release(self, user: str, pointer: str, key: str) -> bool:
+        with self._lock:
+            entry = self._pointers.get((user, pointer))
+            if entry is not None and entry[1] > self._clock() and entry[0] == key:
+                self._histories[(user, pointer)] = history.mark(self._histories.get((user, pointer), []), key)
+                return False
             return self._remove((user, key))
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
@@ -189,6 +224,8 @@ class MemoryBackend(Backend):
                 self._remove(entry_key)
             for pointer in [k for k in self._pointers if k[0] == user]:
                 del self._pointers[pointer]
+            for name in [k for k in self._histories if k[0] == user]:
+                del self._histories[name]
             self._new.discard(user)
             return len(doomed)
 
@@ -212,6 +249,10 @@ class MemoryBackend(Backend):
                 kept = self._pointers.get((target, name))
                 if pointer[1] > now and (kept is None or kept[1] <= now):
                     self._pointers[(target, name)] = pointer
+            for (owner, name) in [k for k in self._histories if k[0] == source]:
+                moving = self._histories.pop((owner, name))
+                if (target, name) in self._pointers:
+                    self._histories[(target, name)] = history.merge(self._histories.get((target, name), []), moving)
         return moved
 
     def usage(self, user: str) -> list[tuple[str, int, float]]:
@@ -223,7 +264,8 @@ class MemoryBackend(Backend):
     def stats(self) -> dict:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes, "max_bytes": self.max_bytes,
-                    "users": len(self._user_bytes), "refused": self.refused, "evicted_new_visitors": self.evicted}
+                    "users": len(self._user_bytes), "refused": self.refused, "evicted_new_visitors": self.evicted,
+                    "evicted_by_bound": self.evicted_by_bound}
 
     def _remove(self, entry_key: tuple[str, str]) -> bool:
         entry = self._entries.pop(entry_key, None)
@@ -245,8 +287,9 @@ class MemoryBackend(Backend):
             self._remove(entry_key)
         for pointer in [k for k, (_, expires) in self._pointers.items() if expires <= now]:
             del self._pointers[pointer]
+            self._histories.pop(pointer, None)
         self._next_sweep = now + self._sweep_interval
 
 
 def from_config(config: "Config", seal: "Seal") -> MemoryBackend:
-    return MemoryBackend(max_bytes=config["STATE_MEMORY_MAX_BYTES"])
+    return MemoryBackend(max_bytes=config["STATE_MEMORY_MAX_BYTES"], values_per_store=config["STATE_VALUES_PER_STORE"])
