@@ -396,7 +396,8 @@ def served(tmp_path, shm):
     port = free_port()
     log = open(tmp_path / "gunicorn.log", "w")
     env = {**os.environ, "STATE_BACKEND": "local", "STATE_LOCAL_PATH": str(shm),
-           "MULTIWORKER_SECRET": "shared-secret-for-the-local-test"}
+           "MULTIWORKER_SECRET": "shared-secret-for-the-local-test",
+           "STATE_VALUES_PER_STORE": "20"}  # the test reads all 20 values of one store again
     process = subprocess.Popen(
         [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path),
          "--pythonpath", str(TESTS), "--timeout", "60", "multiworker_app:server"],

@@ -62,7 +62,7 @@ def plan(entries: list[Entry], targets: list[str], alive: Callable[[str], bool],
     ``limit``. Entries that are no longer ``alive`` (released, deleted, expired) just leave the list."""
     front: list[Entry] = []
     for key in reversed(targets):
-        if key not in {k for k, _ in front}:
+        if is_key(key) and key not in {k for k, _ in front}:
             front.append((key, False))
     written = {key for key, _ in front}
     kept: list[Entry] = []

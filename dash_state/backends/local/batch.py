@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
+from .. import history
 from . import files, records
 from .records import Record
 
@@ -65,6 +66,27 @@ class Batch:
                         break
                     found.append((key, records.unpack(raw)))
         return found
+
+    def plan_histories(self, user: str, pointers: list, now: float, limit: int) -> dict[str, tuple[tuple, list[str]]]:
+        """Per pointer name of a write: ``((entries, expires), evicted)``, the store's history after the
+        write and the keys it evicts (:func:`..history.plan`)."""
+        targets: dict[str, list[str]] = {}
+        expires: dict[str, float] = {}
+        for pointer in pointers:
+            targets.setdefault(pointer.name, []).append(pointer.target)
+            expires[pointer.name] = max(expires.get(pointer.name, 0.0), now + pointer.ttl)
+
+        def alive(key: str) -> bool:
+            record = self.get(records.record_key(user, key))
+            return record is not None and not record.is_pointer and record.expires > now
+
+        plans = {}
+        for name, keys in targets.items():
+            stored = self.get(records.record_key(user, history.history_name(name)))
+            live = stored.body if stored is not None and stored.expires > now else None
+            entries, evicted = history.plan(history.parse(live), keys, alive, limit)
+            plans[name] = ((entries, expires[name]), evicted)
+        return plans
 
     def finish(self) -> None:
         """Write the file accounting back (call last, inside the transaction)."""

@@ -22,7 +22,9 @@ redis), and decrypted into each reader's own memory.
 Expired values are never served; a bounded sweep on each write removes at most ``sweep_limit`` of
 them (and their files), so no daemon is needed. ``STATE_LOCAL_MAX_BYTES`` bounds the LMDB map plus
 the value files: the map grows (doubling) until it would pass that, then writes are refused with
-QuotaExceeded (HTTP 413), never evicting anyone.
+QuotaExceeded (HTTP 413), never evicting anyone else. Each store keeps at most
+``STATE_VALUES_PER_STORE`` values per user: a write past it evicts that store's oldest ones in its own
+transaction (see :mod:`..history`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ...codecs import FRAME, SERIES, Snapshot
 from ...errors import BackendUnavailable, ConfigError, CorruptValue, QuotaExceeded
+from .. import history
 from ..base import POINTER_PREFIX, BytesBackend, Item, Pointer, is_key
 from . import env as envs
 from . import files, frames, paths, records
@@ -67,8 +70,9 @@ class LocalBackend(BytesBackend):
 
     def __init__(self, seal: "Seal | None", path: str, max_bytes: int = 1 << 30, *, setting: str = "STATE_LOCAL_PATH",
                  clock: Callable[[], float] = time.time, file_threshold: int = FILE_THRESHOLD,
-                 initial_map: int = INITIAL_MAP, sweep_limit: int = SWEEP_LIMIT):
+                 initial_map: int = INITIAL_MAP, sweep_limit: int = SWEEP_LIMIT, values_per_store: int = 16):
         super().__init__(seal)  # type: ignore[arg-type]
+        self.values_per_store = values_per_store
         self.path = paths.prepare(path, setting)
         self.persistent = not paths.in_memory(self.path)
         self.sealed = self.persistent
@@ -79,7 +83,7 @@ class LocalBackend(BytesBackend):
         self._clock = clock
         self.values_dir = files.folder(self.path)
         self.env: envs.Env | None = envs.acquire(self.path, self.persistent, initial_map, max_bytes)
-        self.sweeps = self.swept = self.files_removed = self.refused = 0
+        self.sweeps = self.swept = self.files_removed = self.refused = self.evicted_by_bound = 0
         self._next_reclaim = 0.0
 
     # -- values ----------------------------------------------------------------------------------
@@ -113,6 +117,21 @@ class LocalBackend(BytesBackend):
     def delete(self, user: str, key: str) -> bool:
         rk = records.record_key(user, key)
         return self._change(lambda batch: batch.drop(rk) is not None)
+
+    def release(self, user: str, pointer: str, key: str) -> bool:
+        rk, prk, now = records.record_key(user, key), records.record_key(user, pointer), self._clock()
+        hrk = records.record_key(user, history.history_name(pointer))
+
+        def work(batch: Batch) -> bool:
+            named = batch.get(prk)
+            if named is not None and named.is_pointer and named.expires > now and named.body == key.encode():
+                kept = batch.drop(hrk)
+                entries = history.mark(history.parse(kept.body if kept else None), key)
+                batch.put(hrk, records.history_record(entries, max(named.expires, kept.expires if kept else 0.0)))
+                return False
+            return batch.drop(rk) is not None
+
+        return self._change(work)
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
         rk, now = records.record_key(user, key), self._clock()
@@ -148,6 +167,12 @@ class LocalBackend(BytesBackend):
                 _, key = records.split_key(rk)
                 destination = records.record_key(target, key)
                 kept = batch.get(destination)
+                if history.is_history(key) and record.expires > now and kept is not None and kept.expires > now:
+                    merged = history.merge(history.parse(kept.body), history.parse(record.body))
+                    batch.drop(rk)
+                    batch.drop(destination)
+                    batch.put(destination, records.history_record(merged, max(kept.expires, record.expires)))
+                    continue
                 if record.expires <= now or (kept is not None and kept.expires > now):
                     batch.drop(rk)
                     continue
@@ -168,7 +193,7 @@ class LocalBackend(BytesBackend):
     def stats(self) -> dict:
         return {"path": self.path, "sealed": self.sealed, "max_bytes": self.max_bytes, **self._env().info(),
                 "map_growths": self._env().growths, "sweeps": self.sweeps, "swept": self.swept,
-                "files_removed": self.files_removed, "refused": self.refused}
+                "files_removed": self.files_removed, "refused": self.refused, "evicted_by_bound": self.evicted_by_bound}
 
     def close(self) -> None:
         env, self.env = self.env, None
@@ -275,7 +300,16 @@ class LocalBackend(BytesBackend):
                 if not batch.settle(claimed):
                     raise BackendUnavailable("the local backend's write of a large value was interrupted: its file was "
                                              "reclaimed as abandoned before the write finished")
-                self._check_quota(batch, user, keys, quota, now)
+                plans = batch.plan_histories(user, pointers, now, self.values_per_store)
+                written = {key for key, _, _ in payloads}
+                evicting = [records.record_key(user, key) for _, (_, evicted) in plans.items()
+                            for key in evicted if key not in written]
+                self._check_quota(batch, user, keys, quota, now, evicting)
+                evicted[:] = [rk for rk in evicting if batch.drop(rk) is not None]
+                for name, ((entries, expires), _) in plans.items():
+                    hrk = records.record_key(user, history.history_name(name))
+                    batch.drop(hrk)
+                    batch.put(hrk, records.history_record(entries, expires))
                 for i, (rk, payload, ttl) in enumerate(keys):
                     batch.drop(rk)
                     flags = (SEALED if self.sealed else 0) | (FILE if i in names else 0)
@@ -287,7 +321,9 @@ class LocalBackend(BytesBackend):
                 self._check_budget(batch)
 
             reclaim = now >= self._next_reclaim
+            evicted: list[bytes] = []
             self._change(store, reclaim=reclaim, sweep=True)
+            self.evicted_by_bound += len(evicted)
             if reclaim:
                 self._next_reclaim = now + RECLAIM_INTERVAL
         except BaseException as exc:
@@ -299,11 +335,12 @@ class LocalBackend(BytesBackend):
                 raise self._os_error(exc) from None
             raise
 
-    def _check_quota(self, batch: Batch, user: str, keys: list, quota: int | None, now: float) -> None:
+    def _check_quota(self, batch: Batch, user: str, keys: list, quota: int | None, now: float,
+                     evicting: list[bytes] = ()) -> None:
         adding = sum(payload.size for _, payload, _ in keys)
         if quota is None or not adding:
             return
-        replaced = {rk for rk, _, _ in keys}
+        replaced = {rk for rk, _, _ in keys} | set(evicting)  # evicted values free their bytes at once
         used = sum(record.size for rk, record in batch.of_user(user)
                    if rk not in replaced and not record.is_pointer and record.expires > now)
         if used + adding > quota:
@@ -342,4 +379,6 @@ def from_config(config: "Config", seal: "Seal | None") -> LocalBackend:
                           "and none were given: set STATE_LOCAL_PATH to a directory of this app's own")
     path = config["STATE_LOCAL_PATH"] or paths.default_path(seal, config["STATE_KEY_PREFIX"])
     source = config.sources.get("STATE_LOCAL_PATH", "default")
-    return LocalBackend(seal, path, config["STATE_LOCAL_MAX_BYTES"], setting=f"STATE_LOCAL_PATH (from {source})")
+    return LocalBackend(seal, path, config["STATE_LOCAL_MAX_BYTES"], setting=f"STATE_LOCAL_PATH (from {source})",
+                        values_per_store=config["STATE_VALUES_PER_STORE"])
+

@@ -20,6 +20,7 @@ import struct
 from typing import NamedTuple
 
 from ...errors import StoreValueError
+from .. import history
 
 FORMAT = b"1"
 DATABASES = (b"values", b"expiry", b"pending", b"doomed", b"info")
@@ -102,3 +103,9 @@ def unpack_pending(raw: bytes) -> tuple[int, float]:
 
 def number(raw: bytes | None) -> int:
     return 0 if raw is None else int(raw)
+
+
+def history_record(entries: list, expires: float) -> Record:
+    """A store's history (:mod:`..history`): bookkeeping flagged as a pointer, so it has no bytes, no
+    quota and no place in ``usage``."""
+    return Record(POINTER, expires, 0, history.dump(entries).encode("ascii"))
