@@ -10,7 +10,9 @@ database (default ``sqlite:///state.db``, relative to the working directory when
   1000 rows through the ``expires_at`` index; one that hits the limit brings the next forward to 1 s.
 * Reads and single-row changes are one statement in autocommit mode. A write is one transaction that
   takes a per-user lock (PostgreSQL advisory lock, SQLite's write lock, MySQL ``GET_LOCK``), checks the
-  user's live bytes against the quota and upserts every row: all or nothing, never over quota.
+  user's live bytes against the quota and upserts every row: all or nothing, never over quota. In
+  the same transaction each store's history row (:mod:`..history`) is updated and the values past
+  ``STATE_VALUES_PER_STORE`` are deleted; their bytes no longer count for the quota check.
 * Connection-level errors are retried ``STATE_RETRIES`` times (after 0.1, 0.2, 0.4 s ...), then raise
   BackendUnavailable naming the URL with its password masked; a circuit breaker then fails fast and
   logs one ERROR per outage.
@@ -30,9 +32,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from ...config import Config
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded, StoreValueError
 from ...seal import Seal
+from .. import history
 from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
 from ..breaker import Breaker
-from . import engines
+from . import engines, histories
 from .engines import BEGIN, DRIVERS, MYSQL, check_url
 from .schema import INSERT, SCHEMA_VERSION, check_version, define_tables
 
@@ -55,14 +58,16 @@ class DatabaseBackend(BytesBackend):
 
     def __init__(self, seal: Seal, url: str, table: str = "dash_state_values", retries: int = 3, *,
                  url_source: str = "default", clock: Callable[[], float] = time.time, timeout: float = 2.0,
-                 sweep_interval: float = SWEEP_INTERVAL, sweep_limit: int = SWEEP_LIMIT):
+                 sweep_interval: float = SWEEP_INTERVAL, sweep_limit: int = SWEEP_LIMIT, values_per_store: int = 16):
         super().__init__(seal)
+        self.values_per_store = values_per_store
+        self.evicted_by_bound = 0
         self.url = check_url(url, url_source)
         self.masked_url = self.url.render_as_string(hide_password=True)
         self.retries, self.timeout = retries, timeout
         self.sweep_interval, self.sweep_limit = sweep_interval, sweep_limit
         self.sweeps = self.swept = 0
-        self.breaker = Breaker(f"database backend ({self.masked_url})")
+        self.breaker = Breaker(f"database backend ({self.masked_url})", probe=self._probe)
         self._clock = clock
         self._next_sweep = clock()
         self._sweep_lock, self._lock = threading.Lock(), threading.Lock()
@@ -122,20 +127,31 @@ class DatabaseBackend(BytesBackend):
         new_keys = [key for key, _, _ in items]
         adding = sum(len(data) for _, data, _ in items)
 
-        def work(conn: Connection) -> None:
-            if quota is not None and adding:
-                used = conn.execute(self._used, {"u": user, "now": now, "keys": new_keys}).scalar() or 0
+        def work(conn: Connection) -> int:
+            plans = histories.plan(conn, self._rows_in, user, pointers, now, self.values_per_store)
+            evicting = sorted({key for _, _, evicted in plans for key in evicted} - set(new_keys))
+            if quota is not None and adding:  # evicted values free their bytes for this very write
+                used = conn.execute(self._used, {"u": user, "now": now, "keys": new_keys + evicting}).scalar() or 0
                 if used + adding > quota:
                     raise QuotaExceeded(f"this user's ServerStore values would take {used + adding:,} bytes, more "
                                         f"than STATE_MAX_USER_BYTES = {quota:,}")
-            conn.execute(self._upsert, rows)
+            gone = conn.execute(self._evict, {"u": user, "keys": evicting}).rowcount if evicting else 0
+            conn.execute(self._upsert, rows + [histories.row(user, name, entries, expires)
+                                               for name, (entries, expires), _ in plans])
+            return gone
 
-        self._transaction(user, work)
+        self.evicted_by_bound += self._transaction(user, work)
         self._maybe_sweep(now)
 
     def alive(self, user: str, key: str) -> bool:
         args = {"u": user, "k": key, "now": self._clock()}
         return self._run(lambda conn: conn.execute(self._alive, args).first()) is not None
+
+    def expiry(self, user: str, key: str) -> float | None:
+        """When a live value expires (epoch seconds, as stored), or None: the query of ``alive``."""
+        args = {"u": user, "k": key, "now": self._clock()}
+        found = self._run(lambda conn: conn.execute(self._alive, args).scalar())
+        return None if found is None else float(found)
 
     def pointer(self, user: str, name: str) -> str | None:
         raw = self._run(lambda conn: conn.execute(self._select, {"u": user, "k": name, "now": self._clock()}).scalar())
@@ -150,6 +166,21 @@ class DatabaseBackend(BytesBackend):
     def delete(self, user: str, key: str) -> bool:
         return self._run(lambda conn: conn.execute(self._delete, {"u": user, "k": key}).rowcount) == 1
 
+    def release(self, user: str, pointer: str, key: str) -> bool:
+        now, name = self._clock(), history.history_name(pointer)
+
+        def work(conn: Connection) -> bool:
+            rows = {k: (bytes(v), e) for k, v, e in conn.execute(self._rows_in, {"u": user, "now": now,
+                                                                                  "keys": [pointer, name]})}
+            if pointer in rows and rows[pointer][0] == key.encode():
+                value, expires = rows.get(name, (b"", 0.0))
+                marked = history.mark(history.parse(value), key)
+                conn.execute(self._upsert, [histories.row(user, pointer, marked, max(expires, rows[pointer][1]))])
+                return False
+            return conn.execute(self._delete, {"u": user, "k": key}).rowcount == 1
+
+        return self._transaction(user, work)
+
     # -- users -----------------------------------------------------------------------------------------
     def delete_user(self, user: str) -> int:
         return self._run(lambda conn: conn.execute(self._delete_user, {"u": user}).rowcount)
@@ -159,6 +190,7 @@ class DatabaseBackend(BytesBackend):
 
         def work(conn: Connection) -> int:
             conn.execute(self._expired_of, {"u": target, "now": args["now"]})  # not the target's any more
+            histories.merge(conn, self._histories_of, self._upsert, source, target, args["now"])
             moved = conn.execute(self._move, args).rowcount
             conn.execute(self._move_pointers, args)
             conn.execute(self._delete_user, {"u": source})
@@ -179,7 +211,7 @@ class DatabaseBackend(BytesBackend):
         return {"dialect": dialect.name, "driver": dialect.driver, "url": self.masked_url,
                 "table": self.table.name, "schema_version": self.schema_version, "sweeps": self.sweeps,
                 "swept_rows": self.swept, "pool": self.engine.pool.status(), "outages": self.breaker.outages,
-                "down": self.breaker.is_open}
+                "down": self.breaker.is_open, "evicted_by_bound": self.evicted_by_bound}
 
     def close(self) -> None:
         engine, self._engine = getattr(self, "_engine", None), None
@@ -222,6 +254,11 @@ class DatabaseBackend(BytesBackend):
                                                       t.c.key.not_in(bindparam("keys", expanding=True)))
         self._touch = update(t).where(user, key, t.c.expires_at > now).values(expires_at=bindparam("until"))
         self._delete = delete(t).where(user, key)
+        in_keys = t.c.key.in_(bindparam("keys", expanding=True))
+        self._rows_in = select(t.c.key, t.c.value, t.c.expires_at).where(user, in_keys, t.c.expires_at > now)
+        self._evict = delete(t).where(user, in_keys)
+        self._histories_of = select(t.c.key, t.c.value, t.c.expires_at).where(
+            user, t.c.key.like(POINTER_PREFIX + "%" + history.SUFFIX), t.c.expires_at > now)
         self._delete_user = delete(t).where(user)
         self._expired_of = delete(t).where(user, t.c.expires_at <= now)
         columns = [t.c.user_id, t.c.key, t.c.value, t.c.expires_at, t.c.size]
@@ -299,6 +336,12 @@ class DatabaseBackend(BytesBackend):
         finally:
             self._sweep_lock.release()
 
+    def _probe(self) -> None:
+        """While the circuit is open: ``SELECT 1`` on one connection, without retries (the breaker's
+        probe). The pool's pre-ping replaces a connection to the old server first."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def _run(self, work: Callable[[Connection], T]) -> T:
         """One operation with retries, through the circuit breaker; failures become BackendUnavailable."""
         def guarded() -> T:
@@ -336,7 +379,7 @@ class DatabaseBackend(BytesBackend):
 def from_config(config: Config, seal: Seal) -> DatabaseBackend:
     return DatabaseBackend(seal, config["STATE_DATABASE_URL"], config["STATE_DATABASE_TABLE"], config["STATE_RETRIES"],
                            url_source=config.sources.get("STATE_DATABASE_URL", "default"),
-                           timeout=config["STATE_BACKEND_TIMEOUT"])
+                           timeout=config["STATE_BACKEND_TIMEOUT"], values_per_store=config["STATE_VALUES_PER_STORE"])
 
 
 __all__ = ["DatabaseBackend", "SCHEMA_VERSION", "from_config", "define_tables"]
