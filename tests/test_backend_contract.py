@@ -522,6 +522,123 @@ def test_one_user_filling_up_never_evicts_another_user(backends, kind):
     assert backend.get("alice", f"a{written}") is None
 
 
+# -- values per store (STATE_VALUES_PER_STORE) -------------------------------------------------------
+STORE_B = POINTER_PREFIX + "B" * 22
+
+
+def write_to(backend, user: str, value, pointer: str = POINTER, quota: int | None = None) -> str:
+    """One callback's write to one store: a value and the store's pointer naming it."""
+    key = new_key()
+    backend.set_many(user, [Item(key, value, 60)], [Pointer(pointer, key, 60)], quota=quota)
+    return key
+
+
+def test_a_store_keeps_its_16_newest_values_and_the_evicted_ones_free_the_quota(backend):
+    """17 writes to one store keep 16: the oldest goes, the newest (the pointer's) always stays, and
+    the bytes of the evicted value no longer count; another store and values without a pointer are
+    not touched."""
+    value = freeze({"payload": "x" * 2000})
+    size = stored_size(backend, value)
+    other = write_to(backend, "alice", value, STORE_B)
+    loose = [new_key() for _ in range(20)]  # initial layout data is written without a pointer
+    backend.set_many("alice", [Item(k, value, 60) for k in loose])
+    keys = [write_to(backend, "alice", value) for _ in range(17)]
+    assert backend.get("alice", keys[0]) is None
+    assert all(backend.get("alice", k) is not None for k in keys[1:])
+    assert backend.pointer("alice", POINTER) == keys[-1]
+    assert {k for k, _, _ in backend.usage("alice")} == set(keys[1:]) | {other} | set(loose)
+    assert total(backend, "alice") == (16 + 1 + 20) * size
+    assert backend.stats()["evicted_by_bound"] == 1
+
+
+def test_the_newest_value_is_kept_even_with_a_bound_of_one(backends):
+    for kind in ("memory", "local"):
+        backend = backends(kind, STATE_VALUES_PER_STORE=1)
+        keys = [write_to(backend, "alice", freeze(n)) for n in range(3)]
+        assert [backend.get("alice", k) is not None for k in keys] == [False, False, True]
+        assert [k for k, _, _ in backend.usage("alice")] == [keys[-1]]
+
+
+def test_a_write_the_quota_only_allows_after_evicting_is_accepted(backend):
+    """The quota check counts the values the same write evicts as gone already."""
+    value = freeze({"payload": "y" * 3000})
+    size = stored_size(backend, value)
+    quota = 16 * size + size // 2
+    keys = [write_to(backend, "alice", value, quota=quota) for _ in range(16)]
+    with pytest.raises(QuotaExceeded):  # another store has no value to give up
+        write_to(backend, "alice", value, STORE_B, quota=quota)
+    keys.append(write_to(backend, "alice", value, quota=quota))
+    assert backend.get("alice", keys[0]) is None and backend.get("alice", keys[-1]) is not None
+    assert total(backend, "alice") == 16 * size
+
+
+def test_the_bound_is_per_user_and_store(backend):
+    """Two users and two stores, written in one batch each: each (user, store) keeps its own 16."""
+    value = freeze("v" * 500)
+    for _ in range(20):
+        for user in ("alice", "bob"):
+            a, b = new_key(), new_key()
+            backend.set_many(user, [Item(a, value, 60), Item(b, value, 60)], [Pointer(POINTER, a, 60),
+                                                                             Pointer(STORE_B, b, 60)])
+    assert len(backend.usage("alice")) == len(backend.usage("bob")) == 32
+
+
+def test_releasing_the_latest_value_keeps_it_until_the_stores_next_write(backend):
+    """A page going away releases what it holds: an older value goes at once; the store's latest
+    value stays readable (the pointer names it) and goes with the next write to that store."""
+    old, latest = write_to(backend, "alice", freeze("old")), write_to(backend, "alice", freeze("latest"))
+    assert backend.release("alice", POINTER, old) is True and backend.get("alice", old) is None
+    assert backend.release("alice", POINTER, latest) is False
+    assert backend.get("alice", latest).thaw() == "latest" and backend.pointer("alice", POINTER) == latest
+    other = write_to(backend, "alice", freeze("other store"), STORE_B)
+    assert backend.get("alice", latest) is not None  # a write to another store leaves it
+    newer = write_to(backend, "alice", freeze("newer"))
+    assert backend.get("alice", latest) is None and backend.get("alice", newer).thaw() == "newer"
+    assert {k for k, _, _ in backend.usage("alice")} == {newer, other}
+    assert backend.release("alice", POINTER, "Z" * 22) is False  # unknown: nothing to do
+
+
+def test_concurrent_writers_of_one_store_end_with_exactly_16_values(backend):
+    """Eight threads writing one store of one user: the bound is applied atomically with each write,
+    so the store ends with its 16 newest values and the pointer names one of them."""
+    value = freeze({"payload": "z" * 1000})
+    errors, barrier = [], threading.Barrier(8)
+
+    def writer():
+        try:
+            barrier.wait()
+            for _ in range(6):
+                write_to(backend, "alice", value)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    live = {k for k, _, _ in backend.usage("alice")}
+    assert len(live) == 16 and backend.pointer("alice", POINTER) in live
+    assert total(backend, "alice") == 16 * stored_size(backend, value)
+
+
+def test_login_carry_over_merges_histories_and_the_next_write_trims_them(backend):
+    value = freeze("w" * 300)
+    mine = [write_to(backend, "user", value) for _ in range(10)]
+    anonymous = [write_to(backend, "anon", value) for _ in range(10)]
+    assert backend.move_user("anon", "user") == 10
+    assert len(backend.usage("user")) == 20  # nothing is evicted by the move itself
+    newest = write_to(backend, "user", value)
+    live = {k for k, _, _ in backend.usage("user")}
+    assert newest in live and set(anonymous) <= live and len(live) == 16
+    assert live - {newest} - set(anonymous) == set(mine[5:])  # the user's own oldest went first
+    backend.delete_user("user")
+    assert backend.usage("user") == [] and backend.pointer("user", POINTER) is None
+    again = [write_to(backend, "user", value) for _ in range(3)]  # no history left behind
+    assert {k for k, _, _ in backend.usage("user")} == set(again)
+
+
 # -- moving a user (login carry-over) ---------------------------------------------------------------
 def test_move_user_moves_values_and_pointers_and_the_target_keeps_its_own(backend):
     k1, k2, k3, mine, gone = (new_key() for _ in range(5))

@@ -195,14 +195,18 @@ def test_key_layout_uses_the_prefix_and_the_user_as_a_hash_tag(shared):
     with redis.Redis.from_url(redis_url()) as raw:
         value_key, index_key = f"{backend.prefix}{{alice}}:k1", f"{backend.prefix}{{alice}}:index"
         sizes_key, pointer_key = f"{backend.prefix}{{alice}}:sizes", f"{backend.prefix}{{alice}}:latest.p"
+        history_key = pointer_key + ".history"  # the store's recent keys (STATE_VALUES_PER_STORE)
         assert 1000 < raw.pttl(value_key) <= 1500  # PX with fractional seconds
-        assert raw.type(index_key) == b"zset" and raw.zrange(index_key, 0, -1) == [b"k1", b"latest.p"]
+        assert raw.type(index_key) == b"zset"
+        assert raw.zrange(index_key, 0, -1) == [b"k1", b"latest.p", b"latest.p.history"]
+        assert raw.get(history_key) == b"k1" * 11 and 1000 < raw.pttl(history_key) <= 1500
         assert raw.hgetall(sizes_key) == {b"k1": str(raw.strlen(value_key)).encode(),
                                           b"__total": str(raw.strlen(value_key)).encode()}
         assert raw.get(pointer_key) == b"k1" * 11 and 1000 < raw.pttl(pointer_key) <= 1500
         assert sorted(raw.scan_iter(match=f"{backend.prefix}*")) == sorted(
-            k.encode() for k in (value_key, index_key, sizes_key, pointer_key))  # no staging key left behind
-    assert len({key_slot(k.encode()) for k in (value_key, index_key, sizes_key, pointer_key)} | {key_slot(b"alice")}) == 1
+            k.encode() for k in (value_key, index_key, sizes_key, pointer_key, history_key))  # no staging key left
+    keys = (value_key, index_key, sizes_key, pointer_key, history_key)
+    assert len({key_slot(k.encode()) for k in keys} | {key_slot(b"alice")}) == 1
 
 
 def test_tiny_ttls_become_one_millisecond_not_an_error(shared):
@@ -301,8 +305,9 @@ def test_a_write_is_one_transaction_and_values_are_staged_then_renamed(server):
     backend.set_many("u", [Item(c * 22, freeze(c), 60) for c in "xyz"], [Pointer("latest." + "p" * 22, "x" * 22, 60)])
     calls = command_calls(server)
     assert {name: calls.get(name) for name in ("multi", "exec", "eval", "set", "rename")} == {
-        "multi": 1, "exec": 1, "eval": 1, "set": 4, "rename": 3}  # three values staged and renamed, one pointer
-    assert "get" not in calls and "keys" not in calls and "scan" not in calls
+        "multi": 1, "exec": 1, "eval": 1, "set": 5, "rename": 3}  # three values staged and renamed, a pointer, its history
+    assert calls.get("get") == 1  # only the store's history, inside the script: never a value
+    assert "keys" not in calls and "scan" not in calls
     backend.close()
 
 
@@ -368,7 +373,7 @@ def test_the_bookkeeping_always_matches_what_is_stored(shared):
     with redis.Redis.from_url(redis_url()) as raw:
         members, sizes = books(backend, "u", raw)
         live = {key for key in keys + ["final"] if raw.exists(f"{backend.prefix}{{u}}:{key}")}
-        assert set(members) - {b"latest.s"} == {key.encode() for key in live}
+        assert set(members) - {b"latest.s", b"latest.s.history"} == {key.encode() for key in live}
         assert {k.decode(): v for k, v in sizes.items() if k != b"__total"} == {
             key: raw.strlen(f"{backend.prefix}{{u}}:{key}") for key in live}
         assert sizes[b"__total"] == sum(v for k, v in sizes.items() if k != b"__total")
@@ -388,7 +393,8 @@ def test_a_replacement_with_a_ttl_that_runs_out_at_once_removes_the_old_value(sh
 
 
 def test_the_scripts_keep_their_documented_key_and_argument_layout():
-    assert "KEYS[3 + tonumber(ARGV[3]) + tonumber(ARGV[4]) + i]" in scripts.WRITE  # staging keys come last
+    assert "KEYS[3 + n + m + i]" in scripts.WRITE  # staging keys, then the histories, come last
+    assert "KEYS[3 + 2 * n + m + j]" in scripts.WRITE and "ARGV[7 + 3 * i]" in scripts.WRITE
     assert "PEXPIRE', KEYS[3]" in scripts.TOUCH and "ZADD', KEYS[1], 'XX'" in scripts.TOUCH
 
 

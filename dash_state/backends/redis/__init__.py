@@ -21,6 +21,7 @@ closed) and keeps serving reads; ``STATE_MAX_USER_BYTES`` bounds what each user 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -31,6 +32,7 @@ from redis.sentinel import MasterNotFoundError
 
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
 from ...tokens import random_id
+from .. import history
 from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
 from ..breaker import Breaker
 from . import connection, failures, scripts
@@ -52,13 +54,18 @@ class RedisBackend(BytesBackend):
     shared = True
     remote = True
 
-    def __init__(self, seal: "Seal", url: str, prefix: str = "dash-state:", retries: int = 3, timeout: float = 2.0):
+    def __init__(self, seal: "Seal", url: str, prefix: str = "dash-state:", retries: int = 3, timeout: float = 2.0,
+                 values_per_store: int = 16):
         super().__init__(seal)
+        self.values_per_store = values_per_store
+        self.evicted_by_bound = 0
         self.target = parse_url(url)
         self.url = mask_url(url)
         self.prefix = prefix
         self.retries = retries
-        self.breaker = Breaker(f"redis backend ({self.url})", answers=(QuotaExceeded,))
+        self.breaker = Breaker(f"redis backend ({self.url})", answers=(QuotaExceeded,), probe=self._probe)
+        self._probe_timeout = min(timeout, connection.PROBE_TIMEOUT)
+        self._prober: Any = None
         self._full_logged_at: float | None = None
         self._client: Any = None
         self._client, self._client_key = connection.acquire(url, self.target, retries, timeout, self._run)
@@ -75,13 +82,16 @@ class RedisBackend(BytesBackend):
         return self._run("read", lambda: self._client.get(self._key(user, key)))
 
     def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
-                   quota: int | None) -> None:
+                   quota: int | None, *, histories: bool = True) -> None:
+        """One round trip (module docstring); ``histories=False`` (a login's carry-over, which merges them
+        itself) leaves the stores' histories as they are."""
         now = _now_ms()
         nonce = random_id()
         staging = [self._key(user, f"~staged.{nonce}.{i}") for i in range(len(items))]
         keys = (self._books(user) + [self._key(user, k) for k, _, _ in items] + [self._key(user, p.name) for p in pointers]
-                + staging)
-        args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers)]
+                + staging + [self._key(user, history.history_name(p.name)) for p in pointers])
+        args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers), self.values_per_store if histories else 0,
+                           self._key(user, "")]
         for key, data, ttl in items:
             args += [key, len(data), now + _ms(ttl)]
         for name, target, ttl in pointers:
@@ -101,12 +111,20 @@ class RedisBackend(BytesBackend):
                 self._run("undo a failed write", lambda: self._client.unlink(*staging))
             raise self._failure("write", outcome)
         kept, total = int(outcome[0]), int(outcome[1])
+        self.evicted_by_bound += int(outcome[2])
         if not kept:
             raise QuotaExceeded(f"this user's ServerStore values would take {total:,} bytes, more than "
                                 f"STATE_MAX_USER_BYTES = {quota:,}")
 
     def alive(self, user: str, key: str) -> bool:
         return bool(self._run("check a value", lambda: self._client.exists(self._key(user, key))))
+
+    def expiry(self, user: str, key: str) -> float | None:
+        """When a live value expires (epoch seconds, never later than Redis's own clock has it: the
+        time is taken before PTTL is sent), or None; as cheap as ``alive`` (the near tier uses it)."""
+        sent = time.time()
+        left = self._run("check a value", lambda: self._client.pttl(self._key(user, key)))
+        return None if left == -2 else sent + (left / 1000 if left >= 0 else 365 * 86400)
 
     def pointer(self, user: str, name: str) -> str | None:
         raw = self._run("read a pointer", lambda: self._client.get(self._key(user, name)))
@@ -116,6 +134,12 @@ class RedisBackend(BytesBackend):
     def delete(self, user: str, key: str) -> bool:
         keys = self._books(user) + [self._key(user, key)]
         return self._run("delete", lambda: self._client.eval(scripts.DELETE, 3, *keys, key)) == 1
+
+    def release(self, user: str, pointer: str, key: str) -> bool:
+        keys = self._books(user) + [self._key(user, key), self._key(user, pointer),
+                                    self._key(user, history.history_name(pointer))]
+        args = (key, _now_ms(), history.history_name(pointer))
+        return self._run("release", lambda: self._client.eval(scripts.RELEASE, 5, *keys, *args)) == 1
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
         keys = self._books(user) + [self._key(user, key)]
@@ -154,14 +178,19 @@ class RedisBackend(BytesBackend):
                 items, pointers = [], []
                 for i, member in enumerate(batch):
                     data, pttl, taken = found[3 * i:3 * i + 3]
-                    if data is None or pttl <= 0 or taken:
+                    if data is None or pttl <= 0:
                         continue
-                    if member.startswith(POINTER_PREFIX):
+                    if history.is_history(member):  # merged into the target's own, if it has one
+                        merge = (self._key(target, "index"), self._key(target, member))
+                        self._client.eval(scripts.MERGE, 2, *merge, data, pttl, _now_ms(), member)
+                    elif taken:
+                        continue
+                    elif member.startswith(POINTER_PREFIX):
                         pointers.append(Pointer(member, data.decode("ascii", "replace"), pttl / 1000))
                     else:
                         items.append((member, data, pttl / 1000))
                 if items or pointers:
-                    self.write_many(target, items, pointers, None)
+                    self.write_many(target, items, pointers, None, histories=False)
                     moved += len(items)
             return moved
 
@@ -186,7 +215,7 @@ class RedisBackend(BytesBackend):
     # -- lifecycle ------------------------------------------------------------------------------
     def stats(self) -> dict:
         return {"mode": self.target.mode, "url": self.url, "prefix": self.prefix, "retries": self.retries,
-                "outages": self.breaker.outages, "down": self.breaker.is_open}
+                "outages": self.breaker.outages, "down": self.breaker.is_open, "evicted_by_bound": self.evicted_by_bound}
 
     def check(self) -> None:
         """Startup check: the server answers, and knows PEXPIRE NX/GT (Redis 7.0+)."""
@@ -219,7 +248,22 @@ class RedisBackend(BytesBackend):
                         "noeviction: a full Redis then refuses writes (HTTP 413) and keeps everyone's values, "
                         "and STATE_MAX_USER_BYTES bounds each user", self.url, bad[0])
 
+    def _probe(self) -> None:
+        """While the circuit is open: one PING with a short timeout and no retries (the breaker's probe).
+        A single server gets a connection of its own; sentinel and cluster are asked through the client."""
+        if self.target.mode != "single":
+            self._client.ping()
+            return
+        prober = self._prober
+        if prober is None or prober[0] != os.getpid():
+            prober = self._prober = (os.getpid(), connection.prober(self.target, self._probe_timeout))
+        prober[1].ping()
+        self._client.connection_pool.disconnect(inuse_connections=False)  # sockets to the old server: reconnect
+
     def close(self) -> None:
+        prober, self._prober = self._prober, None
+        if prober is not None and prober[0] == os.getpid():
+            prober[1].close()
         client, self._client = self._client, None
         if client is not None:
             connection.release(self._client_key, client)
@@ -274,7 +318,7 @@ def from_config(config: "Config", seal: "Seal") -> RedisBackend:
     url = config["STATE_REDIS_URL"]
     try:
         backend = RedisBackend(seal, url, config["STATE_KEY_PREFIX"], config["STATE_RETRIES"],
-                               config["STATE_BACKEND_TIMEOUT"])
+                               config["STATE_BACKEND_TIMEOUT"], config["STATE_VALUES_PER_STORE"])
     except ValueError as exc:
         source = config.sources.get("STATE_REDIS_URL", "the configuration")
         raise ConfigError(f"STATE_REDIS_URL in {source} cannot be parsed ({exc}): {mask_url(url)}") from None

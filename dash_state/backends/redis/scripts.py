@@ -7,17 +7,29 @@ value's bytes plus their ``__total``, which makes the per-user quota exact under
 check happens after the SETs, inside the transaction, and undoes them if the total would pass the
 quota. Value data never passes through Lua (the SETs carry it, to staging keys the script renames
 into place or deletes), only names and numbers.
+
+Each store's history (``<pointer>.history``, :mod:`dash_state.backends.history`) is a small string
+key beside its pointer, listed in ``index`` like a pointer (no entry in ``sizes``: no quota). WRITE
+evicts the values past ``STATE_VALUES_PER_STORE`` by their names (the user's key prefix plus the key):
+keys it was not given in KEYS, but in the same ``{user}`` hash slot, so this holds on a cluster too.
 """
 
-#: KEYS: index, sizes, the n value keys, the m pointer keys, the n staging keys the values were just SET to.
-#: ARGV: now_ms, quota (-1: none), n, m, then n x (member, bytes, expiry_ms), then m x (member, target, ttl_ms).
-#: Returns {1, total} when kept (staging keys renamed to the value keys), {0, total} when refused (the
-#: staging keys are deleted, so a value being replaced keeps its old bytes).
+#: KEYS: index, sizes, the n value keys, the m pointer keys, the n staging keys the values were just SET
+#: to, the m pointers' history keys.
+#: ARGV: now_ms, quota (-1: none), n, m, values per store (0: leave histories alone), the user's key prefix, then n x (member, bytes,
+#: expiry_ms), then m x (member, target, ttl_ms).
+#: Returns {1, total, evicted} when kept (staging keys renamed to the value keys), {0, total, 0} when
+#: refused (the staging keys are deleted, so a value being replaced keeps its old bytes).
+#: Each pointer's store keeps a history (``<pointer>.history``, a string of keys, newest first, ``~``
+#: before a released one, see dash_state/backends/history.py): the keys past the newest ``limit`` live
+#: ones, and released ones, are evicted here, before the quota check, so their bytes are free for it.
 WRITE = """
 local index, sizes = KEYS[1], KEYS[2]
-local function staged(i) return KEYS[3 + tonumber(ARGV[3]) + tonumber(ARGV[4]) + i] end
 local now, quota = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n, m = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n, m, limit, prefix = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local function staged(i) return KEYS[3 + n + m + i] end
+local function history(j) return KEYS[3 + 2 * n + m + j] end
+local function is_key(key) return #key == 22 and not string.find(key, '[^A-Za-z0-9_-]') end
 local expired = redis.call('ZRANGEBYSCORE', index, '-inf', now)
 for _, member in ipairs(expired) do
   local size = redis.call('HGET', sizes, member)
@@ -27,40 +39,95 @@ for _, member in ipairs(expired) do
   end
 end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', index, '-inf', now) end
-local adding, longest = 0, 0
-for i = 0, n - 1 do
-  local old = redis.call('HGET', sizes, ARGV[5 + 3 * i])
-  adding = adding + tonumber(ARGV[6 + 3 * i]) - (tonumber(old) or 0)
+local written = {}
+for i = 0, n - 1 do written[ARGV[7 + 3 * i]] = true end
+local base = 7 + 3 * n
+local plans, order = {}, {}
+for j = 0, (limit > 0 and m or 0) - 1 do
+  local plan = plans[history(j)]
+  if not plan then
+    plan = {targets = {}, ttl = 0, member = ARGV[base + 3 * j] .. '.history', key = history(j)}
+    plans[history(j)] = plan
+    order[#order + 1] = plan
+  end
+  plan.targets[#plan.targets + 1] = ARGV[base + 1 + 3 * j]
+  plan.ttl = math.max(plan.ttl, tonumber(ARGV[base + 2 + 3 * j]))
 end
-local total = tonumber(redis.call('HGET', sizes, '__total') or '0') + adding
-if quota >= 0 and adding > 0 and total > quota then
+local evict, chosen, freed = {}, {}, 0
+local function evicting(key)
+  if not written[key] and not chosen[key] then
+    chosen[key] = true
+    evict[#evict + 1] = key
+    freed = freed + tonumber(redis.call('HGET', sizes, key) or '0')
+  end
+end
+for _, plan in ipairs(order) do
+  local listed, seen = {}, {}
+  for t = #plan.targets, 1, -1 do
+    local key = plan.targets[t]
+    if is_key(key) and not seen[key] then
+      seen[key] = true
+      listed[#listed + 1] = key
+    end
+  end
+  for word in string.gmatch(redis.call('GET', plan.key) or '', '%S+') do
+    local released = string.sub(word, 1, 1) == '~'
+    local key = released and string.sub(word, 2) or word
+    if is_key(key) and not seen[key] then
+      seen[key] = true
+      if released then evicting(key)
+      elseif redis.call('HEXISTS', sizes, key) == 1 then listed[#listed + 1] = key end
+    end
+  end
+  plan.entries = {}
+  for k, key in ipairs(listed) do
+    if k <= limit then plan.entries[k] = key else evicting(key) end
+  end
+end
+local adding = 0
+for i = 0, n - 1 do
+  local old = redis.call('HGET', sizes, ARGV[7 + 3 * i])
+  adding = adding + tonumber(ARGV[8 + 3 * i]) - (tonumber(old) or 0)
+end
+local total = tonumber(redis.call('HGET', sizes, '__total') or '0') + adding - freed
+if quota >= 0 and adding - freed > 0 and total > quota then
   for i = 0, n - 1 do redis.call('UNLINK', staged(i)) end
-  return {0, total}
+  return {0, total, 0}
 end
+local removed = 0
+for _, key in ipairs(evict) do
+  removed = removed + redis.call('UNLINK', prefix .. key)
+  redis.call('HDEL', sizes, key)
+  redis.call('ZREM', index, key)
+end
+local longest = 0
 for i = 0, n - 1 do
-  local member, expiry = ARGV[5 + 3 * i], tonumber(ARGV[7 + 3 * i])
+  local member, expiry = ARGV[7 + 3 * i], tonumber(ARGV[9 + 3 * i])
   if redis.call('EXISTS', staged(i)) == 1 then
     redis.call('RENAME', staged(i), KEYS[3 + i])  -- keeps the TTL the SET gave it
   else  -- a TTL of a millisecond already ran out: the new value is gone, and the old one replaced
     redis.call('UNLINK', KEYS[3 + i])
   end
-  redis.call('HSET', sizes, member, ARGV[6 + 3 * i])
+  redis.call('HSET', sizes, member, ARGV[8 + 3 * i])
   redis.call('ZADD', index, expiry, member)
   if expiry - now > longest then longest = expiry - now end
 end
-redis.call('HINCRBY', sizes, '__total', adding)
-local base = 5 + 3 * n
+redis.call('HINCRBY', sizes, '__total', adding - freed)
 for j = 0, m - 1 do
   local member, target, ttl = ARGV[base + 3 * j], ARGV[base + 1 + 3 * j], tonumber(ARGV[base + 2 + 3 * j])
   redis.call('SET', KEYS[3 + n + j], target, 'PX', ttl)
   redis.call('ZADD', index, now + ttl, member)
   if ttl > longest then longest = ttl end
 end
+for _, plan in ipairs(order) do
+  redis.call('SET', plan.key, table.concat(plan.entries, ' '), 'PX', plan.ttl)
+  redis.call('ZADD', index, now + plan.ttl, plan.member)
+end
 for _, key in ipairs({index, sizes}) do
   redis.call('PEXPIRE', key, longest, 'NX')
   redis.call('PEXPIRE', key, longest, 'GT')
 end
-return {1, total}
+return {1, total, removed}
 """
 
 #: KEYS: index, sizes, the value key. ARGV: member. Returns how many keys UNLINK removed (0 or 1).
@@ -84,5 +151,60 @@ if redis.call('PEXPIRE', KEYS[3], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
 redis.call('PEXPIRE', KEYS[2], ARGV[2], 'GT')
+return 1
+"""
+
+#: KEYS: index, sizes, the value key, the store's pointer key, its history key. ARGV: member, now_ms,
+#: the history's member. Deletes the value as DELETE does, unless the pointer names it: then it marks
+#: it released in the history (the store's next WRITE evicts it) and returns -1.
+RELEASE = """
+if redis.call('GET', KEYS[4]) == ARGV[1] then
+  local words, found = {}, false
+  for word in string.gmatch(redis.call('GET', KEYS[5]) or '', '%S+') do
+    if word == ARGV[1] or word == '~' .. ARGV[1] then
+      if not found then words[#words + 1] = '~' .. ARGV[1] end
+      found = true
+    else
+      words[#words + 1] = word
+    end
+  end
+  if not found then table.insert(words, 1, '~' .. ARGV[1]) end
+  local ttl = math.max(redis.call('PTTL', KEYS[4]), redis.call('PTTL', KEYS[5]))
+  if ttl > 0 then
+    redis.call('SET', KEYS[5], table.concat(words, ' '), 'PX', ttl)
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + ttl, ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], ttl, 'GT')
+  end
+  return -1
+end
+local removed = redis.call('UNLINK', KEYS[3])
+local size = redis.call('HGET', KEYS[2], ARGV[1])
+if size then
+  redis.call('HINCRBY', KEYS[2], '__total', -tonumber(size))
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return removed
+"""
+
+#: KEYS: the target's index, the target's history key of one store. ARGV: the source's history text,
+#: its ttl_ms, now_ms, the history's member. A login's carry-over: the anonymous history (the session
+#: just used) first, then the user's own, each key once; the store's next WRITE trims it.
+MERGE = """
+local merged, seen = {}, {}
+for _, text in ipairs({ARGV[1], redis.call('GET', KEYS[2]) or ''}) do
+  for word in string.gmatch(text, '%S+') do
+    local key = string.sub(word, 1, 1) == '~' and string.sub(word, 2) or word
+    if not seen[key] then
+      seen[key] = true
+      merged[#merged + 1] = word
+    end
+  end
+end
+local ttl = math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[2]))
+redis.call('SET', KEYS[2], table.concat(merged, ' '), 'PX', ttl)
+redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + ttl, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ttl, 'NX')
+redis.call('PEXPIRE', KEYS[1], ttl, 'GT')
 return 1
 """
