@@ -37,6 +37,7 @@ from redis.sentinel import Sentinel
 
 HEALTH_CHECK_INTERVAL = 30  # PING a connection idle this long before use: firewalls drop idle sockets
 BACKOFF = ExponentialBackoff(cap=1.0, base=0.05)  # 0.1 s, 0.2 s, 0.4 s ... between attempts
+PROBE_TIMEOUT = 0.5  # seconds a probe of an unreachable server may wait (at most STATE_BACKEND_TIMEOUT)
 SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
 
 
@@ -111,6 +112,12 @@ def connect(target: Target, retries: int, timeout: float) -> Any:
                 "retry": Retry(NoBackoff(), 0)}
     sentinels = Sentinel(list(target.nodes), sentinel_kwargs=ask_once)
     return _plain_packing(sentinels.master_for(target.service, db=target.db, retry=retry, **auth, **common))
+
+
+def prober(target: Target, timeout: float) -> Any:
+    """A client for the circuit breaker's probe of a single server: short timeouts, no retries."""
+    return redis.Redis.from_url(target.url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                retry=Retry(NoBackoff(), 0), single_connection_client=True)
 
 
 # hiredis parses replies fast, but its command packer copies every argument twice: a 6 MB SET took
