@@ -25,7 +25,7 @@ _STORE_KEYS = {"backend", "ttl", *STORE_DEFAULTS}
 _WHOLE_NUMBERS = {"STATE_MEMORY_MAX_BYTES": 1, "STATE_COMPRESSION_MIN_BYTES": 0, "STATE_RETRIES": 0,
                   "STATE_READ_CACHE_BYTES": 0, "STATE_MAX_VALUE_BYTES": 1, "STATE_MAX_USER_BYTES": 1,
                   "STATE_COOKIE_MAX_AGE": 60, "STATE_NEW_VISITOR_SECONDS": 0, "STATE_LOCAL_MAX_BYTES": 1 << 20,
-                  "STATE_VALUES_PER_STORE": 1}
+                  "STATE_VALUES_PER_STORE": 1, "STATE_NEAR_TIER_BYTES": 0}
 _BOOLEANS = {"STATE_ENABLE_USER_ISOLATION", "STATE_LOGIN_CARRY_OVER", "STATE_LOGOUT_DELETE",
              "STATE_COOKIE_HOST_PREFIX", "STATE_METRICS", "STATE_PROMETHEUS"}
 _CHOICES = {"STATE_COMPRESSION": ("off", "zstd"), "STATE_ENCRYPTION": ("aes-gcm", "hmac")}
@@ -177,7 +177,7 @@ def _validate(key: str, value: Any, label: str) -> Any:
         if not isinstance(value, str) or not value or not all(c.isalnum() or c in "_-" for c in value):
             raise ConfigError(f"{where} must be a cookie name of letters, digits, '_' and '-', got {value!r}")
         return value
-    if key in ("STATE_KEY_PREFIX", "STATE_DATABASE_TABLE", "STATE_LOCAL_PATH"):
+    if key in ("STATE_KEY_PREFIX", "STATE_DATABASE_TABLE", "STATE_LOCAL_PATH", "STATE_NEAR_TIER_PATH"):
         if not isinstance(value, str) or (key == "STATE_DATABASE_TABLE" and not value.isidentifier()):
             raise ConfigError(f"{where} must be a {'table name' if 'TABLE' in key else 'string'}, got {value!r}")
         return value

@@ -39,6 +39,12 @@ DEFAULTS: dict = {
     # Bytes of recently written/read values each process keeps to skip re-reading them from redis or
     # database (a hit costs one existence check); 0 turns the cache off.
     "STATE_READ_CACHE_BYTES": 64 << 20,
+    # Bytes of redis/database values kept in a near tier shared by the processes of this host (least
+    # recently used out): another worker's read costs a local read plus one existence check, and
+    # during an outage unexpired values it holds are still served. 0 turns it off.
+    "STATE_NEAR_TIER_BYTES": 256 << 20,
+    # Directory the near tier makes its store in ("": STATE_LOCAL_PATH if set, else /dev/shm or the temp dir).
+    "STATE_NEAR_TIER_PATH": "",
     # How often an operation is retried (with backoff) when a backend server cannot be reached.
     "STATE_RETRIES": 3,
     # Seconds a backend may take to connect or to answer a read before the call fails.

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from . import identity, references
 from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend
+from .backends import near
 from .cache import ReadCache
 from .codecs import JSON, Snapshot, check_encodable
 from .config import Config, StoreSettings
@@ -103,7 +104,8 @@ class StateManager(StoreAPI):
                     if self._seal is None and name in SEALED_BACKENDS:
                         self._seal = Seal(self.keys, self.config["STATE_ENCRYPTION"], self.config["STATE_COMPRESSION"],
                                           self.config["STATE_COMPRESSION_MIN_BYTES"])
-                    backend = self._backends[name] = create_backend(name, self.config, self._seal)
+                    created = create_backend(name, self.config, self._seal)
+                    backend = self._backends[name] = near.attach(created, self.config, self._seal)
         return backend
 
     # -- identity ----------------------------------------------------------------------------------

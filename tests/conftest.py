@@ -17,15 +17,20 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_dash(tmp_path, monkeypatch):
+def _isolated_dash(tmp_path, tmp_path_factory, monkeypatch):
     """Each test gets an empty working directory (no stray config.toml) and Dash's global callback
-    registry cleared, so apps from earlier tests do not leak callbacks into this one."""
+    registry cleared, so apps from earlier tests do not leak callbacks into this one. Near tiers
+    (redis/database) live in this session's temporary directory, not in /dev/shm, where every test's
+    unique key prefix would leave one behind."""
     from dash import _callback, _get_app
 
     _get_app.app_context.set(None)  # Dash never resets it: get_app() would return an earlier test's app
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("STATE_")]:
         monkeypatch.delenv(key)
+    near_tiers = str(tmp_path_factory.getbasetemp() / "near-tiers")
+    monkeypatch.setattr("dash_state.backends.near.DEFAULT_BASE", near_tiers)
+    monkeypatch.setenv("STATE_NEAR_TIER_PATH", near_tiers)  # for servers the tests start (gunicorn)
     _callback.GLOBAL_CALLBACK_MAP.clear()
     _callback.GLOBAL_CALLBACK_LIST.clear()
     yield

@@ -1,12 +1,14 @@
 """What the local backend keeps in LMDB: the byte layout of its keys and records.
 
-Five named databases in one LMDB environment:
+Six named databases in one LMDB environment:
 
 * ``values``: record key -> record, for values and pointers (``latest.*``);
 * ``expiry``: ``expires_at (8 bytes) + record key`` -> empty, the index the bounded sweep walks;
 * ``pending``: file name -> ``pid, started``: value files being written, not yet referenced;
 * ``doomed``: file name -> empty: files of dropped values, unlinked after the commit that dropped them;
-* ``info``: ``format`` and ``file_bytes`` (bytes in value files, counted against STATE_LOCAL_MAX_BYTES).
+* ``info``: ``format`` and ``file_bytes`` (bytes in value files, counted against STATE_LOCAL_MAX_BYTES);
+* ``used``: empty but in the near tier's stores (:mod:`dash_state.backends.near.store`), where it is
+  the least-recently-used index that cache evicts by.
 
 A record key is ``len(user) (2 bytes) + user + key`` (UTF-8), so one user's records are one contiguous
 range (a prefix scan) and no user name can run into another's. A record is ``flags (1) + expires_at
@@ -23,7 +25,7 @@ from ...errors import StoreValueError
 from .. import history
 
 FORMAT = b"1"
-DATABASES = (b"values", b"expiry", b"pending", b"doomed", b"info")
+DATABASES = (b"values", b"expiry", b"pending", b"doomed", b"info", b"used")
 POINTER, FILE, SEALED = 1, 2, 4
 MAX_KEY = 480  # LMDB's keys stop at 511 bytes; the expiry index adds 8
 
