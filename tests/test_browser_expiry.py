@@ -1,6 +1,7 @@
 """The component's use of the server routes in headless Chromium: sliding expiry (an active page keeps
 its values alive, an idle one lets them expire), clear_data deleting the server value, and
 ``window.dash_state.get`` for clientside callbacks."""
+import io
 import json
 import time
 
@@ -24,13 +25,22 @@ def record_routes(app):
     """Keep, in order, every dash-state route call and callback response: (path, request body, response
     body, time)."""
     app.calls = []
+    wsgi = app.server.wsgi_app
+
+    def tee(environ, start_response):  # the raw body, however the route reads it (a bounded stream)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"], environ["test.body"] = io.BytesIO(body), body
+        return wsgi(environ, start_response)
+
+    app.server.wsgi_app = tee
 
     @app.server.after_request
     def record(response):
         path = flask.request.path
         if path.startswith("/_dash-state/") or path == "/_dash-update-component":
-            app.calls.append((path, flask.request.get_data(as_text=True), response.get_data(as_text=True),
-                              time.monotonic()))
+            app.calls.append((path, flask.request.environ.get("test.body", b"").decode(),
+                              response.get_data(as_text=True), time.monotonic()))
         return response
 
     return app
