@@ -125,8 +125,8 @@ class NearBackend(Backend):
             near_expires = self.store.expires(user, key)
             if near_expires is None:
                 return
-        target = remote_expires - MARGIN
-        if target < near_expires or target > near_expires + RESYNC:
+        target = remote_expires - MARGIN  # remote_expires is never later than the remote's own expiry
+        if near_expires > remote_expires or target > near_expires + RESYNC:
             self.store.set_expiry(user, key, target)
 
     # -- users, pointers and the rest: the remote backend's ---------------------------------------
