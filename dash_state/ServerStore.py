@@ -28,7 +28,8 @@ On the server, dash-state replaces `data` with a short opaque
 reference to the real value, so only that reference travels to the
 browser and is kept in memory, sessionStorage or localStorage.
 While the page is in use, the server keeps that value alive (sliding
-expiry); once the page is idle or closed, it expires after its TTL.
+expiry); once the page is idle or closed, it expires after its TTL. A
+page that goes away releases the values it held only in memory.
 clear_data also deletes the server value. A value written in the
 browser (a clientside callback, running=, a clientside Patch) is sent
 to the server and replaced by its reference, without firing the

@@ -64,12 +64,14 @@ const csrfHeader = () => {
 /**
  * POST a JSON body to one of the routes. Resolves to
  * {ok, status, payload} (payload null if the answer is not JSON); rejects
- * only on network errors.
+ * only on network errors. `keepalive` lets the request outlive the page
+ * (bodies of at most 64 KiB in flight per page).
  */
-export const postJson = async (name, body) => {
+export const postJson = async (name, body, {keepalive = false} = {}) => {
     const response = await fetch(routeUrl(name), {
         method: 'POST',
         credentials: 'same-origin',
+        keepalive,
         headers: {
             'Content-Type': 'application/json',
             Accept: 'application/json',

@@ -33,7 +33,7 @@ import {
     reverse,
 } from 'ramda';
 import {REFERENCE_ANYWHERE, REFERENCE_CORE, idKey} from './references';
-import {releaseScheduler} from './values';
+import {releaseOnLeave, releaseScheduler} from './values';
 
 const PATCH_MEMORY_MS = 5000;
 
@@ -47,6 +47,21 @@ export const registerStore = (instance, key) => {
     mounted.get(key).add(instance);
     installRequestHook();
     capturePatches();
+    releaseOnLeave(heldOnlyHere);
+};
+
+/* What the mounted stores hold that dies with the page (see ServerStore.leavingRelease). */
+const heldOnlyHere = () => {
+    const held = [];
+    mounted.forEach(instances =>
+        instances.forEach(instance => {
+            const entry = instance.leavingRelease();
+            if (entry) {
+                held.push(entry);
+            }
+        })
+    );
+    return held;
 };
 
 /* Every mounted ServerStore: {id, key, data} (data as the renderer holds it now). */
@@ -283,7 +298,7 @@ const asText = value => {
     return null;
 };
 
-const LOOSE = /dsr2\.|(memory|redis|database)\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\./;
+const LOOSE = /dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\./;
 
 /*
  * Whether the server recognises `value` as a patched reference (the same

@@ -4,7 +4,8 @@
  * - deleteReference: clear_data deletes the server value.
  * - releaseScheduler: a reference the page replaced (a newer value arrived)
  *   is released in a batch a moment later, so the server holds one value per
- *   store and tab instead of one per write.
+ *   store and tab instead of one per write; and when the page goes away
+ *   (pagehide), what it held only in memory is released too (see leave()).
  * - putValue / patchValue: values written in the browser (clientside
  *   callbacks, running=, clientside Patch) are uploaded and come back as a
  *   reference.
@@ -36,7 +37,10 @@ export const deleteReference = async (reference, id) => {
  * before they get a request of their own.
  */
 const RELEASE_DELAY_MS = 1000;
-const MAX_PER_RELEASE = 200;
+const MAX_PER_RELEASE = 200; // the route's MAX_STORES_PER_REQUEST
+/* Browsers allow 64 KiB of keepalive request bodies in flight per page: stay below. */
+const KEEPALIVE_BYTES = 60 * 1024;
+const utf8Length = text => new TextEncoder().encode(text).length;
 
 /*
  * References the page replaced with newer ones: the server deletes their
@@ -69,6 +73,48 @@ class ReleaseScheduler {
         return batch;
     }
 
+    /*
+     * The page is going away: send what is pending and the references in
+     * `held` ({id, reference}, what the page holds only in memory) in
+     * keepalive requests, which outlive the page. navigator.sendBeacon cannot
+     * be used: the routes take only Content-Type application/json (their CSRF
+     * defence), which Chromium's sendBeacon refuses to send. What does not
+     * fit in KEEPALIVE_BYTES expires with its TTL (or STATE_VALUES_PER_STORE
+     * evicts it).
+     */
+    leave(held) {
+        if (this._timer) {
+            clearTimeout(this._timer);
+            this._timer = null;
+        }
+        const seen = new Set();
+        const entries = held.concat(this._pending.splice(0)).filter(entry => {
+            const fresh = !seen.has(entry.reference);
+            seen.add(entry.reference);
+            return fresh;
+        });
+        let budget = KEEPALIVE_BYTES;
+        while (entries.length) {
+            const batch = [];
+            let size = utf8Length('{"stores":[]}');
+            while (entries.length && batch.length < MAX_PER_RELEASE) {
+                const bytes = utf8Length(JSON.stringify(entries[0])) + 1;
+                if (size + bytes > budget) {
+                    break;
+                }
+                batch.push(entries.shift());
+                size += bytes;
+            }
+            if (!batch.length) {
+                return;
+            }
+            budget -= size;
+            postJson('release', {stores: batch}, {keepalive: true}).catch(() => {
+                // Not released: the values expire with their TTL instead.
+            });
+        }
+    }
+
     async _flush() {
         this._timer = null;
         const batch = this._pending.splice(0, MAX_PER_RELEASE);
@@ -87,6 +133,27 @@ class ReleaseScheduler {
 }
 
 export const releaseScheduler = new ReleaseScheduler();
+
+let leaving = null;
+
+/*
+ * Release what the page holds when it goes away (a reload, a navigation,
+ * the tab closing): `collect()` lists the {id, reference} of the page's
+ * stores whose reference dies with the page. The server keeps a store's
+ * latest value until the store's next write, so one browser reloading a page
+ * keeps one value per store, not one per reload. Not on visibilitychange: a
+ * tab switched away comes back. A page that may come back from the
+ * back/forward cache (pagehide with `persisted`) keeps its references, as
+ * it would come back holding released values; it only sends what it had
+ * already let go of. Installed once per page.
+ */
+export const releaseOnLeave = collect => {
+    if (leaving || typeof window === 'undefined') {
+        return;
+    }
+    leaving = event => releaseScheduler.leave(event && event.persisted ? [] : collect());
+    window.addEventListener('pagehide', leaving);
+};
 
 /**
  * Upload a value the browser wrote into store `id`. Resolves to

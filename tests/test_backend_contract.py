@@ -548,7 +548,7 @@ def test_a_store_keeps_its_16_newest_values_and_the_evicted_ones_free_the_quota(
     assert backend.pointer("alice", POINTER) == keys[-1]
     assert {k for k, _, _ in backend.usage("alice")} == set(keys[1:]) | {other} | set(loose)
     assert total(backend, "alice") == (16 + 1 + 20) * size
-    assert backend.stats()["evicted_by_bound"] == 1
+    assert backend.stats()["evicted_per_store"] == 1
 
 
 def test_the_newest_value_is_kept_even_with_a_bound_of_one(backends):

@@ -82,7 +82,7 @@ def test_a_full_backend_refuses_the_write_and_evicts_nobody():
     assert "300" in str(info.value)
     assert all(backend.get("u", n) is not None for n in "abc") and backend.get("v", "d") is None
     assert backend.stats() == {"entries": 3, "bytes": 300, "max_bytes": 300, "users": 1, "refused": 1,
-                               "evicted_new_visitors": 0, "evicted_by_bound": 0}
+                               "evicted_new_visitors": 0, "evicted_per_store": 0}
     with pytest.raises(QuotaExceeded):  # not even the same user's older values make room
         backend.set("u", "d", snap(100), ttl=60)
     assert backend.stats()["refused"] == 2

@@ -91,7 +91,7 @@ class MemoryBackend(Backend):
         self._bytes = 0
         self.refused = 0
         self.evicted = 0
-        self.evicted_by_bound = 0
+        self.evicted_per_store = 0
         self._quiet_until = 0.0
         self._keys = _ProcessKeys()
 
@@ -131,7 +131,7 @@ class MemoryBackend(Backend):
             if self._bytes + adding > self.max_bytes:
                 self._make_room(user, adding, now)
             for key in evicting:
-                self.evicted_by_bound += self._remove((user, key))
+                self.evicted_per_store += self._remove((user, key))
             for name, (entries, _) in plans.items():
                 self._histories[(user, name)] = entries
             for key, value, ttl in items:
@@ -265,7 +265,7 @@ class MemoryBackend(Backend):
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes, "max_bytes": self.max_bytes,
                     "users": len(self._user_bytes), "refused": self.refused, "evicted_new_visitors": self.evicted,
-                    "evicted_by_bound": self.evicted_by_bound}
+                    "evicted_per_store": self.evicted_per_store}
 
     def _remove(self, entry_key: tuple[str, str]) -> bool:
         entry = self._entries.pop(entry_key, None)

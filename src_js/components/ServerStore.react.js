@@ -138,7 +138,8 @@ const webStorage = storageType => {
  * reference to the real value, so only that reference travels to the
  * browser and is kept in memory, sessionStorage or localStorage.
  * While the page is in use, the server keeps that value alive (sliding
- * expiry); once the page is idle or closed, it expires after its TTL.
+ * expiry); once the page is idle or closed, it expires after its TTL. A
+ * page that goes away releases the values it held only in memory.
  * clear_data also deletes the server value. A value written in the
  * browser (a clientside callback, running=, a clientside Patch) is sent
  * to the server and replaced by its reference, without firing the
@@ -373,6 +374,25 @@ export default class ServerStore extends Component {
         if (setProps) {
             setProps({modified_timestamp: this._getModified(key)});
         }
+    }
+
+    /*
+     * What to release when the page goes away ({id, reference}, or null):
+     * the reference this store holds, unless it outlives the page (kept in
+     * localStorage or sessionStorage, read again after a reload or by other
+     * tabs) or is initial layout data shared by every visitor.
+     */
+    leavingRelease() {
+        const data = currentData(this);
+        if (
+            this._backstore.isWeb ||
+            !isReference(data) ||
+            referenceScope(data) === 'a' ||
+            !belongsTo(data, this._key())
+        ) {
+            return null;
+        }
+        return {id: this.props.id, reference: data};
     }
 
     /* A reference this store no longer holds: its server value can go. */

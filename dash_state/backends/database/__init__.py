@@ -61,7 +61,7 @@ class DatabaseBackend(BytesBackend):
                  sweep_interval: float = SWEEP_INTERVAL, sweep_limit: int = SWEEP_LIMIT, values_per_store: int = 16):
         super().__init__(seal)
         self.values_per_store = values_per_store
-        self.evicted_by_bound = 0
+        self.evicted_per_store = 0
         self.url = check_url(url, url_source)
         self.masked_url = self.url.render_as_string(hide_password=True)
         self.retries, self.timeout = retries, timeout
@@ -140,7 +140,7 @@ class DatabaseBackend(BytesBackend):
                                                for name, (entries, expires), _ in plans])
             return gone
 
-        self.evicted_by_bound += self._transaction(user, work)
+        self.evicted_per_store += self._transaction(user, work)
         self._maybe_sweep(now)
 
     def alive(self, user: str, key: str) -> bool:
@@ -211,7 +211,7 @@ class DatabaseBackend(BytesBackend):
         return {"dialect": dialect.name, "driver": dialect.driver, "url": self.masked_url,
                 "table": self.table.name, "schema_version": self.schema_version, "sweeps": self.sweeps,
                 "swept_rows": self.swept, "pool": self.engine.pool.status(), "outages": self.breaker.outages,
-                "down": self.breaker.is_open, "evicted_by_bound": self.evicted_by_bound}
+                "down": self.breaker.is_open, "evicted_per_store": self.evicted_per_store}
 
     def close(self) -> None:
         engine, self._engine = getattr(self, "_engine", None), None

@@ -83,7 +83,7 @@ class LocalBackend(BytesBackend):
         self._clock = clock
         self.values_dir = files.folder(self.path)
         self.env: envs.Env | None = envs.acquire(self.path, self.persistent, initial_map, max_bytes)
-        self.sweeps = self.swept = self.files_removed = self.refused = self.evicted_by_bound = 0
+        self.sweeps = self.swept = self.files_removed = self.refused = self.evicted_per_store = 0
         self._next_reclaim = 0.0
 
     # -- values ----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class LocalBackend(BytesBackend):
     def stats(self) -> dict:
         return {"path": self.path, "sealed": self.sealed, "max_bytes": self.max_bytes, **self._env().info(),
                 "map_growths": self._env().growths, "sweeps": self.sweeps, "swept": self.swept,
-                "files_removed": self.files_removed, "refused": self.refused, "evicted_by_bound": self.evicted_by_bound}
+                "files_removed": self.files_removed, "refused": self.refused, "evicted_per_store": self.evicted_per_store}
 
     def close(self) -> None:
         env, self.env = self.env, None
@@ -323,7 +323,7 @@ class LocalBackend(BytesBackend):
             reclaim = now >= self._next_reclaim
             evicted: list[bytes] = []
             self._change(store, reclaim=reclaim, sweep=True)
-            self.evicted_by_bound += len(evicted)
+            self.evicted_per_store += len(evicted)
             if reclaim:
                 self._next_reclaim = now + RECLAIM_INTERVAL
         except BaseException as exc:

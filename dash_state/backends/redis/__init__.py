@@ -58,7 +58,7 @@ class RedisBackend(BytesBackend):
                  values_per_store: int = 16):
         super().__init__(seal)
         self.values_per_store = values_per_store
-        self.evicted_by_bound = 0
+        self.evicted_per_store = 0
         self.target = parse_url(url)
         self.url = mask_url(url)
         self.prefix = prefix
@@ -111,7 +111,7 @@ class RedisBackend(BytesBackend):
                 self._run("undo a failed write", lambda: self._client.unlink(*staging))
             raise self._failure("write", outcome)
         kept, total = int(outcome[0]), int(outcome[1])
-        self.evicted_by_bound += int(outcome[2])
+        self.evicted_per_store += int(outcome[2])
         if not kept:
             raise QuotaExceeded(f"this user's ServerStore values would take {total:,} bytes, more than "
                                 f"STATE_MAX_USER_BYTES = {quota:,}")
@@ -215,7 +215,7 @@ class RedisBackend(BytesBackend):
     # -- lifecycle ------------------------------------------------------------------------------
     def stats(self) -> dict:
         return {"mode": self.target.mode, "url": self.url, "prefix": self.prefix, "retries": self.retries,
-                "outages": self.breaker.outages, "down": self.breaker.is_open, "evicted_by_bound": self.evicted_by_bound}
+                "outages": self.breaker.outages, "down": self.breaker.is_open, "evicted_per_store": self.evicted_per_store}
 
     def check(self) -> None:
         """Startup check: the server answers, and knows PEXPIRE NX/GT (Redis 7.0+)."""
