@@ -71,7 +71,8 @@ def test_concurrent_tabs_hold_one_value_each(kind, tmp_path):
             prefix = backend.prefix
             sizes = {k.decode(): int(v) for k, v in server.hgetall(f"{prefix}{{{namespace}}}:sizes").items()}
             assert sizes.pop("__total") == sum(size for _, size, _ in usage)  # the quota's books balance
-            assert len(list(server.scan_iter(match=prefix + "*"))) == TABS + 3  # values, pointer, index, sizes
+            # values, the pointer and its history, index, sizes
+            assert len(list(server.scan_iter(match=prefix + "*"))) == TABS + 4
     finally:
         manager.clear_user("ann")
         if kind == "postgres":
