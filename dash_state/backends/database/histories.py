@@ -40,7 +40,8 @@ def merge(conn: Connection, histories_of: Any, upsert: Any, source: str, target:
     histories move with the pointers)."""
     found = {}
     for user in (source, target):
-        found[user] = {k: (history.parse(bytes(v)), e) for k, v, e in conn.execute(histories_of, {"u": user, "now": now})}
+        rows = conn.execute(histories_of, {"u": user, "now": now})
+        found[user] = {k: (history.parse(bytes(v)), e) for k, v, e in rows}
     rows = [row(target, name[:-len(history.SUFFIX)], history.merge(found[target][name][0], entries),
                 max(expires, found[target][name][1]))
             for name, (entries, expires) in found[source].items() if name in found[target]]

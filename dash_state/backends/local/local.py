@@ -193,7 +193,8 @@ class LocalBackend(BytesBackend):
     def stats(self) -> dict:
         return {"path": self.path, "sealed": self.sealed, "max_bytes": self.max_bytes, **self._env().info(),
                 "map_growths": self._env().growths, "sweeps": self.sweeps, "swept": self.swept,
-                "files_removed": self.files_removed, "refused": self.refused, "evicted_per_store": self.evicted_per_store}
+                "files_removed": self.files_removed, "refused": self.refused,
+                "evicted_per_store": self.evicted_per_store}
 
     def close(self) -> None:
         env, self.env = self.env, None

@@ -90,8 +90,8 @@ class RedisBackend(BytesBackend):
         staging = [self._key(user, f"~staged.{nonce}.{i}") for i in range(len(items))]
         keys = (self._books(user) + [self._key(user, k) for k, _, _ in items] + [self._key(user, p.name) for p in pointers]
                 + staging + [self._key(user, history.history_name(p.name)) for p in pointers])
-        args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers), self.values_per_store if histories else 0,
-                           self._key(user, "")]
+        limit = self.values_per_store if histories else 0
+        args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers), limit, self._key(user, "")]
         for key, data, ttl in items:
             args += [key, len(data), now + _ms(ttl)]
         for name, target, ttl in pointers:
@@ -215,7 +215,8 @@ class RedisBackend(BytesBackend):
     # -- lifecycle ------------------------------------------------------------------------------
     def stats(self) -> dict:
         return {"mode": self.target.mode, "url": self.url, "prefix": self.prefix, "retries": self.retries,
-                "outages": self.breaker.outages, "down": self.breaker.is_open, "evicted_per_store": self.evicted_per_store}
+                "outages": self.breaker.outages, "down": self.breaker.is_open,
+                "evicted_per_store": self.evicted_per_store}
 
     def check(self) -> None:
         """Startup check: the server answers, and knows PEXPIRE NX/GT (Redis 7.0+)."""
