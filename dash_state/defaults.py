@@ -2,8 +2,10 @@
 or ``init_app(app, **settings)``; the README's configuration table explains each one."""
 
 DEFAULTS: dict = {
-    # Where ServerStore data lives: "memory", "client", "redis", "database" or "local".
-    "STATE_BACKEND": "memory",
+    # Where ServerStore data lives: "local" (one store shared by every process of this host: gunicorn
+    # workers, background-job workers), "memory" (this process only), "redis" or "database" (several
+    # hosts), or "client" (in the browser, as dcc.Store: the rollback switch).
+    "STATE_BACKEND": "local",
     # Seconds a stored value lives without being written or touched.
     "STATE_TTL_DEFAULT": 3600,
     # Keep each user's data apart; false shares one namespace between all users.

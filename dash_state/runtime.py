@@ -98,18 +98,26 @@ class AppState:
         return load_config(getattr(server, "config", None), self.overrides)
 
     def _keys(self, config: Config) -> Keys:
-        """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS), or a random per-process key when it has none
-        and every backend in use lives in this process."""
+        """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS). Without one: a random key shared by the app's
+        processes on this host when a backend in use is ``local``, a random per-process key when every
+        backend lives in this process, and a ConfigError for backends shared between hosts."""
         server = self.app.server
         key = server.config.get("SECRET_KEY") or server.secret_key
         fallbacks = [as_bytes(k) for k in server.config.get("SECRET_KEY_FALLBACKS") or [] if k]
         if key:
             return Keys((as_bytes(key), *fallbacks))
-        shared = [name for name in sorted(config.backends_in_use()) if name in ("redis", "database")]
+        in_use = config.backends_in_use()
+        shared = [name for name in sorted(in_use) if name in ("redis", "database")]
         if shared:
             raise ConfigError(
-                f"the {shared[0]!r} backend is shared between processes, so every worker must derive the same "
+                f"the {shared[0]!r} backend is shared between hosts, so every worker must derive the same "
                 "keys: set app.server.config['SECRET_KEY'] (a long random string, the same in every worker)")
+        if "local" in in_use:  # every worker of this app on this host: one random key kept beside the store
+            from .backends.local.paths import host_secret
+
+            log.info("dash-state: no SECRET_KEY configured; the processes of this app on this host share a random "
+                     "key (references and identity cookies end when the host restarts, as the values do)")
+            return Keys((host_secret(server.root_path, config["STATE_KEY_PREFIX"]),), generated=True)
         log.info("dash-state: no SECRET_KEY configured; references and identity cookies use a random key of this "
                  "process (they end when it restarts and are not shared with other processes)")
         return Keys((_process_secret,), generated=True)

@@ -17,6 +17,7 @@ import hmac
 import os
 import stat
 import tempfile
+import time
 from typing import TYPE_CHECKING
 
 from ...errors import ConfigError
@@ -82,3 +83,45 @@ def in_memory(path: str) -> bool:
     except OSError:
         return False
     return kind in _MEMORY_FILESYSTEMS
+
+
+def host_secret(app_root: str, prefix: str) -> bytes:
+    """A random secret shared by every process of one app on this host, for apps without a SECRET_KEY
+    whose backends all live on this host (``memory``, ``local``): ``python app.py`` and ``gunicorn -w 4
+    app:server`` then work with no setting, every worker signing and reading the same references.
+
+    It lives in ``<shm or temp dir>/dash-state-<digest of the app's folder, user and prefix>.key``
+    (mode 0600, this user's), made once by whichever process comes first. On tmpfs it ends with the
+    host's memory, like the values it protects. Two apps in one folder share it: give them a
+    SECRET_KEY (or STATE_KEY_PREFIX) of their own."""
+    base = SHM if os.path.isdir(SHM) and os.access(SHM, os.W_OK) else tempfile.gettempdir()
+    who = f"{os.path.realpath(app_root)}\0{os.getuid() if hasattr(os, 'getuid') else ''}\0{prefix}"
+    path = os.path.join(base, f"dash-state-{hashlib.sha256(who.encode()).hexdigest()[:16]}.key")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    except OSError as exc:
+        raise ConfigError(f"no SECRET_KEY, and no host secret could be made at {path!r}: {exc}; "
+                          "set app.server.config['SECRET_KEY']") from None
+    secret = os.urandom(32)
+    with os.fdopen(descriptor, "wb") as out:  # written whole before anyone can read a short file
+        out.write(secret)
+        out.flush()
+        os.fsync(out.fileno())
+    return secret
+
+
+def _read_secret(path: str) -> bytes:
+    """Another process's secret: this user's file of 32 bytes (it may still be being written)."""
+    for _ in range(50):
+        info = os.lstat(path)
+        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or not stat.S_ISREG(info.st_mode)):
+            raise ConfigError(f"{path!r} (dash-state's host secret) is not a file of this user's: "
+                              "set app.server.config['SECRET_KEY']")
+        with open(path, "rb") as source:
+            secret = source.read()
+        if len(secret) == 32:
+            return secret
+        time.sleep(0.01)
+    raise ConfigError(f"{path!r} (dash-state's host secret) is not 32 bytes: delete it, or set SECRET_KEY")
