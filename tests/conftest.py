@@ -1,6 +1,11 @@
+import gc
+import glob
 import logging
 import os
+import shutil
 import sys
+import tempfile
+import weakref
 from pathlib import Path
 
 import pytest
@@ -36,6 +41,54 @@ def _isolated_dash(tmp_path, tmp_path_factory, monkeypatch):
     yield
     _callback.GLOBAL_CALLBACK_MAP.clear()
     _callback.GLOBAL_CALLBACK_LIST.clear()
+
+
+_KEPT: list = []  # (manager, store directory) still used after their test: module-scoped apps
+
+
+@pytest.fixture(autouse=True)
+def _own_local_store(_isolated_dash, monkeypatch):
+    """The default backend is `local`, one store per app and host: each test gets a store of its own
+    (on tmpfs, as in production), shared with the servers and workers it starts. Afterwards the managers
+    nothing uses any more are closed and the store removed, so no test reads another's values and LMDB
+    files do not pile up; one that a module-scoped fixture still holds is closed at the session's end."""
+    from dash_state import manager as manager_module
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    path = tempfile.mkdtemp(prefix="dash-state-test-", dir=shm)
+    monkeypatch.setenv("STATE_LOCAL_PATH", path)
+    made = []
+    original = manager_module.StateManager.__init__
+
+    def remember(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+        weakref.finalize(self, _close_backends, self._backends)  # closes them when the manager goes
+
+    monkeypatch.setattr(manager_module.StateManager, "__init__", remember)
+    yield path
+    gc.collect()  # apps of this test: unreachable now, unless a module-scoped fixture keeps one
+    alive = [ref() for ref in made if ref() is not None]
+    _KEPT.extend((manager, path) for manager in alive)
+    if not alive:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _close_backends(backends: dict) -> None:
+    for backend in list(backends.values()):
+        backend.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _close_kept_stores():
+    """And the host secrets that apps without a SECRET_KEY made (``/dev/shm/dash-state-*.key``)."""
+    before = set(glob.glob("/dev/shm/dash-state-*.key"))
+    yield
+    for manager, path in _KEPT:
+        manager.close()
+        shutil.rmtree(path, ignore_errors=True)
+    for made in set(glob.glob("/dev/shm/dash-state-*.key")) - before:
+        os.unlink(made)
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from dash_state.config import load_config
 
 def test_defaults():
     config = load_config()
-    assert config["STATE_BACKEND"] == "memory"
+    assert config["STATE_BACKEND"] == "local"
     assert config["STATE_TTL_DEFAULT"] == 3600
     assert config["STATE_ENABLE_USER_ISOLATION"] is True
     assert config["STATE_DATABASE_URL"] == "sqlite:///state.db"
-    assert config.store("anything").backend == "memory"
+    assert config.store("anything").backend == "local"
 
 
 def test_precedence_file_then_environment_then_server_config_then_init_app(tmp_path, monkeypatch):
@@ -66,7 +66,7 @@ def test_invalid_config_fails_at_startup_naming_key_and_file(tmp_path, text, wor
 
 def test_unrelated_broken_config_toml_is_ignored(tmp_path):
     (tmp_path / "config.toml").write_text("[tool\nname = \n")
-    assert load_config()["STATE_BACKEND"] == "memory"
+    assert load_config()["STATE_BACKEND"] == "local"
 
 
 def test_invalid_environment_and_server_config_name_their_source(monkeypatch):

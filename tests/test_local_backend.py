@@ -229,7 +229,7 @@ def test_a_writer_killed_with_sigkill_mid_write_leaves_the_store_readable(tmp_pa
     """A process writes large values in a loop and is killed with SIGKILL; another process then reads
     every value the first one reported committed, writes again, and finds no abandoned file left."""
     writer = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(f"""
-        b = backend({str(shm)!r})
+        b = backend({str(shm)!r}, values_per_store=100000)  # keep every value: all are checked
         for i in range(100000):
             b.set_many("u", [Item("{{:022d}}".format(i), freeze(np.full(400_000, i, dtype="int64")), 600),
                              Item("s{{:021d}}".format(i), freeze({{"i": i}}), 600)], [Pointer("latest.x", "{{:022d}}".format(i), 600)])
@@ -248,7 +248,7 @@ def test_a_writer_killed_with_sigkill_mid_write_leaves_the_store_readable(tmp_pa
         writer.kill()
         writer.stdout.close()
     answer = run(f"""
-        b = backend({str(shm)!r})
+        b = backend({str(shm)!r}, values_per_store=100000)
         ok = [int(b.get("u", "{{:022d}}".format(i)).thaw()[-1]) == i and b.get("u", "s{{:021d}}".format(i)).thaw() == {{"i": i}}
               for i in {committed!r}]
         latest = b.pointer("u", "latest.x")

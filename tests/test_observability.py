@@ -48,7 +48,7 @@ def test_counters_and_histograms_per_store_and_backend():
     client = DashClient(app)
     client.layout()
     run(client)
-    stats = dash_state.get_state_manager(app).stats()["stores"]["s"]["memory"]
+    stats = dash_state.get_state_manager(app).stats()["stores"]["s"]["local"]
     assert stats["writes"] == 1 and stats["hits"] == 2 and stats["reads"] == 3
     assert stats["misses"] == {"foreign": 1}
     assert stats["bytes_stored"] > 10_000
@@ -84,9 +84,9 @@ def test_prometheus_route_is_off_by_default_and_never_shows_values():
     response = client.http.get("/_dash-state/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
-    assert re.search(r'dash_state_writes_total\{backend="memory",store="s"\} [1-9]', text)
-    assert re.search(r'dash_state_misses_total\{backend="memory",reason="foreign",store="s"\} [1-9]', text)
-    assert 'dash_state_read_seconds_bucket{backend="memory",le="0.005",store="s"}' in text
+    assert re.search(r'dash_state_writes_total\{backend="local",store="s"\} [1-9]', text)
+    assert re.search(r'dash_state_misses_total\{backend="local",reason="foreign",store="s"\} [1-9]', text)
+    assert 'dash_state_read_seconds_bucket{backend="local",le="0.005",store="s"}' in text
     assert SECRET not in text and token not in text and "dsr2" not in text
 
 
@@ -112,7 +112,7 @@ def test_prometheus_multiprocess_mode_aggregates_workers(tmp_path):
                        cwd=tmp_path)
     out = subprocess.run([sys.executable, "-c", script, "0", tests], env=env, check=True, timeout=120,
                          capture_output=True, text=True, cwd=tmp_path).stdout
-    assert re.search(r'dash_state_writes_total\{backend="memory",store="s"\} 5\.0', out), out[-2000:]
+    assert re.search(r'dash_state_writes_total\{backend="local",store="s"\} 5\.0', out), out[-2000:]
 
 
 def test_audit_log_lines(tmp_path):
@@ -126,7 +126,7 @@ def test_audit_log_lines(tmp_path):
     events = [line["event"] for line in lines]
     assert events == ["write", "miss", "delete"], events
     write = lines[0]
-    assert write["store"] == "s" and write["backend"] == "memory" and write["bytes"] > 10_000
+    assert write["store"] == "s" and write["backend"] == "local" and write["bytes"] > 10_000
     assert write["user"] == client.namespace() and len(write["key"]) == 6
     assert lines[1]["reason"] == "foreign"
     text = path.read_text()
@@ -152,12 +152,12 @@ def test_dev_tools_panel_lists_the_page_stores_live(dash_duo, tmp_path):
     dash_duo.find_element("#w").click()
     dash_duo.wait_for_element("#dash-state-devtools-button").click()
     dash_duo.wait_for_element("#dash-state-devtools-panel")
-    dash_duo.wait_for_contains_text("#dash-state-devtools-panel", "memory")
+    dash_duo.wait_for_contains_text("#dash-state-devtools-panel", "local")
     rows = lambda: [r.text for r in dash_duo.find_elements(".dash-state-devtools-row")]  # noqa: E731
-    assert any(row.startswith("s memory") and "KB" in row for row in rows()), rows()
+    assert any(row.startswith("s local") and "KB" in row for row in rows()), rows()
     dash_duo.find_element("#r").click()  # a read: the hit count goes up while the panel is open
     dash_duo.wait_for_text_to_equal("#out", "1000")
-    dash_duo._wait_for(lambda _: any(row.startswith("s memory") and row.endswith(" 1 0") for row in rows()),
+    dash_duo._wait_for(lambda _: any(row.startswith("s local") and row.endswith(" 1 0") for row in rows()),
                        timeout=5, msg="the panel did not show the hit")
     dash_duo.driver.save_screenshot(str(tmp_path / "panel.png"))
     assert SECRET not in dash_duo.find_element("#dash-state-devtools-panel").text

@@ -71,7 +71,7 @@ def test_touch_extends_life_and_reports_the_next_interval():
 
 def test_touch_takes_the_ttl_of_the_store_the_reference_belongs_to():
     """Naming a long-lived store in the request cannot keep a short-lived store's value alive."""
-    app = write_read_app(STATE_STORES={"s": {"ttl": 10}, "long": {"ttl": 10_000}})
+    app = write_read_app(STATE_BACKEND="memory", STATE_STORES={"s": {"ttl": 10}, "long": {"ttl": 10_000}})
     app.layout.children.append(dash_state.ServerStore(id="long"))
     client = DashClient(app)
     client.layout()
@@ -101,7 +101,7 @@ def test_release_deletes_replaced_values_but_never_the_latest_or_shared_ones():
 def test_one_tab_writing_a_hundred_times_holds_one_value():
     """What the component does after each write (release the reference it replaced) keeps the server at
     one value per store and tab."""
-    app, client, token = setup(lambda n: {"rows": list(range(1000)), "n": n})
+    app, client, token = setup(lambda n: {"rows": list(range(1000)), "n": n}, STATE_BACKEND="memory")
     backend = dash_state.get_state_manager(app).backend("memory")
     for n in range(3, 103):
         new = client.call([("s", "data")], [("btn", "n_clicks", n)])["s"]["data"]

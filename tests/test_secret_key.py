@@ -38,7 +38,7 @@ def test_a_secret_key_set_after_dash_counts():
 
 def test_memory_backend_uses_a_random_per_process_key_and_leaves_the_app_alone(caplog):
     caplog.set_level(logging.INFO, logger="dash_state")
-    app = shared_app()
+    app = shared_app(STATE_BACKEND="memory")
     assert DashClient(app).layout()["props"]["children"][0]["props"]["data"].startswith("dsr2.memory.")
     assert not app.server.secret_key  # the app's own sessions are not changed behind its back
     assert "no SECRET_KEY configured" in caplog.text
@@ -53,3 +53,16 @@ def test_a_secret_key_set_right_after_dash_is_used_without_a_warning(caplog):
     DashClient(app).layout()
     assert "random key" not in caplog.text and "no SECRET_KEY" not in caplog.text
     assert not dash_state.get_state_manager(app).keys.generated
+
+
+def test_local_backend_without_a_secret_key_shares_one_host_key_between_the_app_s_processes(caplog):
+    """`python app.py` / `gunicorn -w 4 app:server` with no setting: every process of the app on this
+    host signs with the same random key, kept next to the store, so each reads the others' references."""
+    caplog.set_level(logging.INFO, logger="dash_state")
+    first, second = shared_app(), shared_app()  # two workers: two apps of one module, no SECRET_KEY
+    browser = DashClient(first)
+    token = browser.layout()["props"]["children"][0]["props"]["data"]
+    assert token.startswith("dsr2.local.")
+    other_worker = dash_state.get_state_manager(second)
+    assert other_worker.load("s", token, browser.namespace()) == {"a": 1}
+    assert not first.server.secret_key and "share a random key" in caplog.text

@@ -12,7 +12,7 @@ import dash_state
 
 def two_workers():
     """Two processes of one app: the same SECRET_KEY, each its own memory backend."""
-    first, second = write_read_app(), write_read_app()
+    first, second = write_read_app(STATE_BACKEND="memory"), write_read_app(STATE_BACKEND="memory")
     writer = DashClient(first)
     writer.layout()
     reader = DashClient(second)

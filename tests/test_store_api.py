@@ -138,7 +138,7 @@ def test_a_bad_value_in_a_callback_fails_that_callback_naming_the_store():
 
 
 def test_ttl_is_honoured_inside_and_outside_callbacks():
-    app = api_app()
+    app = api_app(STATE_BACKEND="memory")
     manager = get_state_manager(app)
     with app.server.app_context(), dash_state.user_context("ann"):
         set_store("filters", FILTERS, ttl=1)
@@ -212,13 +212,13 @@ def test_delete_list_and_stats():
         set_store("other", {"rows": list(range(100))})
         listed = {entry["id"]: entry for entry in manager.list_stores()}
         assert set(listed) == {"filters", "other"}
-        assert listed["other"]["backend"] == "memory" and listed["other"]["bytes"] >= 290
+        assert listed["other"]["backend"] == "local" and listed["other"]["bytes"] >= 290
         assert listed["other"]["expires_at"] > time.time() + 3000
         assert dash_state.delete_store("filters") is True
         assert get_store("filters") is None and dash_state.delete_store("filters") is False
         assert [entry["id"] for entry in manager.list_stores()] == ["other"]
     stats = manager.stats()
-    assert stats["stores"]["other"]["memory"]["writes"] == 1
+    assert stats["stores"]["other"]["local"]["writes"] == 1
     assert json.dumps(stats)
 
 

@@ -97,7 +97,7 @@ def test_merge_sends_a_short_reference_instead_of_the_data(client):
     assert isinstance(filters_ref, str) and filters_ref.startswith("dsr2.")
 
     merged_ref = merge(client, filters_ref)
-    assert isinstance(merged_ref, str) and merged_ref.startswith("dsr2.memory.")
+    assert isinstance(merged_ref, str) and merged_ref.startswith("dsr2.local.")
     assert len(merged_ref.encode()) < 256
     assert client.last_response_bytes < 1024  # the whole HTTP response, not just the value
 
@@ -134,13 +134,13 @@ def test_panel_shows_where_the_data_lives(client):
     rows = panel_rows(panel(client, filters_ref, merged_ref))
 
     merged = rows["merged-store"]
-    assert merged["backend"] == "memory"
+    assert merged["backend"] == "local"
     assert merged["server"] > 1_000_000
     assert merged["browser"] == len(merged_ref) < 256
     assert merged["shown"][0].endswith("MB") and merged["shown"][1].endswith(" B")
 
     filters = rows["filters-store"]
-    assert filters["backend"] == "memory"
+    assert filters["backend"] == "local"
     assert 0 < filters["server"] < 1_000 and filters["browser"] == len(filters_ref)
 
 

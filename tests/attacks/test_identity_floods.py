@@ -25,8 +25,8 @@ MB = 1 << 20
 
 
 def flood_app(**config):
-    """A button writes a value of ``n`` MB (usage.py's merge callback, in small)."""
-    app = new_app(**config)
+    """A button writes a value of ``n`` MB (usage.py's merge callback, in small), on the memory backend."""
+    app = new_app(**{"STATE_BACKEND": "memory", **config})
     app.layout = html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
 
     @app.callback(Output("s", "data"), Input("btn", "n_clicks"), prevent_initial_call=True)
@@ -124,7 +124,7 @@ def test_established_users_fill_the_cap_and_new_visitors_are_refused_not_the_oth
 
 
 def layout_function_app(**config):
-    app = new_app(**config)
+    app = new_app(**{"STATE_BACKEND": "memory", **config})
     blob = "x" * 65536
     app.layout = lambda: html.Div([ServerStore(id="s", data={"blob": blob}), html.Div(id="out")])
 

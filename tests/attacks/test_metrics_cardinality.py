@@ -66,8 +66,8 @@ def test_20000_made_up_ids_in_5_requests_add_no_series():
     page = client.http.get("/_dash-state/metrics").get_data(as_text=True)
     stores = dash_state.get_state_manager(app).stats()["stores"]
     assert set(stores) == {"s", ROWS, OTHER}, sorted(stores)[:10]
-    assert stores[OTHER]["memory"]["reads"] == 5 * (1334 + 1333)  # strings and dicts of unknown keys
-    assert stores[ROWS]["memory"]["misses"]["foreign"] == 1 + 5 * 1333  # made-up rows count as rows
+    assert stores[OTHER]["local"]["reads"] == 5 * (1334 + 1333)  # strings and dicts of unknown keys
+    assert stores[ROWS]["local"]["misses"]["foreign"] == 1 + 5 * 1333  # made-up rows count as rows
     added = [line for line in series(page) if line not in before and "store=\"other\"" not in line]
     assert len(series(page)) - len(before) <= 10 and not [line for line in added if "made-up" in line]
     assert "made-up" not in page
@@ -103,7 +103,7 @@ def test_the_number_of_store_labels_is_bounded():
     client.layout()
     send(client, [f"s{i}" for i in range(MAX_STORE_LABELS + 50)], pattern=False)
     stores = dash_state.get_state_manager(app).stats()["stores"]
-    assert len(stores) == MAX_STORE_LABELS + 1 and stores[OTHER]["memory"]["reads"] == 50
+    assert len(stores) == MAX_STORE_LABELS + 1 and stores[OTHER]["local"]["reads"] == 50
     metrics = Metrics(labels=str, max_stores=3)
     for name in "abcdef":
         metrics.count(name, "memory", "reads")

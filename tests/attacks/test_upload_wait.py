@@ -23,8 +23,9 @@ from dash_state import ServerStore, clientside
 
 
 def patch_app():
-    """Button n writes ``{"n": n}`` into 's'; 'out' shows what a reader of 's' receives."""
-    app = new_app()
+    """Button n writes ``{"n": n}`` into 's'; 'out' shows what a reader of 's' receives (memory backend:
+    the tests watch its lookups)."""
+    app = new_app(STATE_BACKEND="memory")
     app.layout = html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
 
     @app.callback(Output("s", "data"), Input("btn", "n_clicks"), prevent_initial_call=True)
