@@ -67,7 +67,8 @@ def _own_local_store(_isolated_dash, monkeypatch):
 
     monkeypatch.setattr(manager_module.StateManager, "__init__", remember)
     yield path
-    gc.collect()  # apps of this test: unreachable now, unless a module-scoped fixture keeps one
+    if made:  # apps of this test: unreachable now, unless a module-scoped fixture keeps one
+        gc.collect()
     alive = [ref() for ref in made if ref() is not None]
     _KEPT.extend((manager, path) for manager in alive)
     if not alive:
