@@ -44,8 +44,7 @@ MISS_REASONS = {
     "tampered": "failed its integrity check",
     "refused": "written from the browser, which this store does not accept",
     "superseded": "not this store's latest value (latest_only)",
-    "elsewhere": "written by another process: the memory backend keeps values per process; with several "
-                 "workers use STATE_BACKEND = \"local\" (one host), \"redis\" or \"database\"",
+    "elsewhere": "written by another process (the memory backend keeps values per process)",
 }
 
 
@@ -383,8 +382,9 @@ class StateManager(StoreAPI):
         self._counts[f"miss.{reason}"] += 1
         if reason == "elsewhere" and not self._told_elsewhere:  # one ERROR per process, naming the fix
             self._told_elsewhere = True
-            log.error("dash-state: ServerStore %s received a reference that another process (another worker, or "
-                      "this app before a restart) wrote; %s", short_id(store_id), MISS_REASONS["elsewhere"])
+            log.error("dash-state: ServerStore %s received a reference that another process wrote (another worker, "
+                      "or this app before a restart): the memory backend keeps values per process; with several "
+                      'workers use STATE_BACKEND = "local" (one host), "redis" or "database"', short_id(store_id))
         backend = self.settings(store_id).backend
         self.metrics.count(store_id, backend, "reads")
         self.metrics.count(store_id, backend, f"miss.{reason}")

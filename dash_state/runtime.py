@@ -98,9 +98,9 @@ class AppState:
         return load_config(getattr(server, "config", None), self.overrides)
 
     def _keys(self, config: Config) -> Keys:
-        """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS). Without one: a random key shared by the app's
-        processes on this host when a backend in use is ``local``, a random per-process key when every
-        backend lives in this process, and a ConfigError for backends shared between hosts."""
+        """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS). Without one: a ConfigError for backends shared
+        between hosts; else a random key shared by the app's processes on this host (a per-process one
+        when that cannot be made and only the memory backend is used)."""
         server = self.app.server
         key = server.config.get("SECRET_KEY") or server.secret_key
         fallbacks = [as_bytes(k) for k in server.config.get("SECRET_KEY_FALLBACKS") or [] if k]
@@ -112,12 +112,18 @@ class AppState:
             raise ConfigError(
                 f"the {shared[0]!r} backend is shared between hosts, so every worker must derive the same "
                 "keys: set app.server.config['SECRET_KEY'] (a long random string, the same in every worker)")
-        if "local" in in_use:  # every worker of this app on this host: one random key kept beside the store
+        try:  # every worker of this app on this host: one random key kept beside the local store; with
+            # the memory backend too, so a reference from another worker is told apart from a forged one
             from .backends.local.paths import host_secret
 
+            secret = host_secret(server.root_path, config["STATE_KEY_PREFIX"])
+        except ConfigError:
+            if "local" in in_use:
+                raise
+        else:
             log.info("dash-state: no SECRET_KEY configured; the processes of this app on this host share a random "
                      "key (references and identity cookies end when the host restarts, as the values do)")
-            return Keys((host_secret(server.root_path, config["STATE_KEY_PREFIX"]),), generated=True)
+            return Keys((secret,), generated=True)
         log.info("dash-state: no SECRET_KEY configured; references and identity cookies use a random key of this "
                  "process (they end when it restarts and are not shared with other processes)")
         return Keys((_process_secret,), generated=True)

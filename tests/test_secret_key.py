@@ -36,7 +36,9 @@ def test_a_secret_key_set_after_dash_counts():
     assert layout["props"]["children"][0]["props"]["data"].startswith("dsr2.redis.")
 
 
-def test_memory_backend_uses_a_random_per_process_key_and_leaves_the_app_alone(caplog):
+def test_memory_backend_uses_a_random_key_and_leaves_the_app_alone(caplog):
+    """Random, and shared by the app's processes on this host: a reference another worker minted is
+    then told apart (as written elsewhere) from a forged one."""
     caplog.set_level(logging.INFO, logger="dash_state")
     app = shared_app(STATE_BACKEND="memory")
     assert DashClient(app).layout()["props"]["children"][0]["props"]["data"].startswith("dsr2.memory.")
