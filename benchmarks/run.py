@@ -6,9 +6,11 @@ What it measures (benchmarks/README.md has the details and how to read the outpu
   (store ``data`` -> a Div), driven through Flask's test client as Dash's renderer sends them, for
   these scenarios: Dash's dispatch floor (two trivial callbacks), dcc.Store, dash-extensions
   ``Serverside`` with ``FileSystemBackend`` and with ``RedisBackend``, a raw redis-py
-  pickle + SET + GET + unpickle (no Dash), and ServerStore on memory, redis (same worker: read cache
-  on), redis (another worker reads: a second app in this process, read cache off, reading the
-  references the first one wrote), sqlite and postgres. Values: 10 KB of JSON and DataFrames of
+  pickle + SET + GET + unpickle (no Dash), and ServerStore on memory, local (same process, and written
+  by another process of the host, read here), redis (same worker: read cache on), redis (another
+  worker reads: a second app in this process, read cache and near tier off, reading the references
+  the first one wrote), redis with its near tier written by another process and read here, sqlite
+  and postgres. Values: 10 KB of JSON and DataFrames of
   1k, 100k and 1M rows. Three modes: back to back, interleaved (round robin) and idle (a 1 s sleep
   before each round trip). Like the browser, each ServerStore tab releases the reference it replaced.
 * **Targets**: ratios between those medians, from this run (MET / MISSED, with the numbers).
@@ -24,7 +26,7 @@ Run from the repo root::
 
     .venv/bin/python benchmarks/run.py --quick                 # smoke run, < 2 minutes (CI)
     .venv/bin/python benchmarks/run.py --json benchmarks/results/run.json \\
-        --markdown benchmarks/results/run.md --chart benchmarks/results/run.png    # full run, 12-16 min
+        --markdown benchmarks/results/run.md --chart benchmarks/results/run.png    # full run, ~20 min
     .venv/bin/python benchmarks/run.py --profile ss_redis --profile-size 100k   # cProfile of one scenario
 
 The exit code is 0 whether targets are met or missed; it is not 0 only if the script itself crashes
@@ -43,7 +45,8 @@ import traceback
 
 from bench.matrix import MODE_ORDER, MODES
 from bench.runner import Plan, run
-from bench.scenarios import DEFAULT_SCENARIOS, LABELS, SCENARIOS
+from bench.sizes import parse_rows
+from bench.scenarios import DEFAULT_SCENARIOS, LABELS, QUICK_SCENARIOS, SCENARIOS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", help="comma list of json and row counts (1k, 100k, 1m, 250000); "
                                         "default json,1k,100k,1m")
     parser.add_argument("--modes", help="comma list of b2b, interleaved, idle (default all three)")
-    parser.add_argument("--scenarios", help="comma list of scenario keys (default all but the last two): " +
+    parser.add_argument("--scenarios", help="comma list of scenario keys (default all but the last two; --quick "
+                                            "also leaves out ss_local, ss_local_other, ss_redis_near_other): " +
                         ", ".join(k for k, *_ in SCENARIOS))
+    parser.add_argument("--host-sizes", default="100k,1m",
+                        help="sizes at which ss_local, ss_local_other and ss_redis_near_other run (default 100k,1m; "
+                             "'all': every size)")
     parser.add_argument("--runs", type=int, help="measured round trips per scenario, mode and size (default 11)")
     parser.add_argument("--big-runs", type=int, help="the same for sizes of 500k rows or more (default 5)")
     parser.add_argument("--warmup", type=int, help="unmeasured round trips first (default 2; 1 at >= 500k rows)")
@@ -99,7 +106,8 @@ def plan_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan
         if mode not in MODES:
             parser.error(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     modes = [m for m in MODE_ORDER if m in modes]
-    keys = [k.strip() for k in (args.scenarios or ",".join(DEFAULT_SCENARIOS)).split(",") if k.strip()]
+    default_keys = QUICK_SCENARIOS if quick else DEFAULT_SCENARIOS
+    keys = [k.strip() for k in (args.scenarios or ",".join(default_keys)).split(",") if k.strip()]
     for key in keys + ([args.profile] if args.profile else []):
         if key not in LABELS:
             parser.error(f"unknown scenario {key!r}; choose from {', '.join(LABELS)}")
@@ -112,8 +120,11 @@ def plan_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan
     budget = args.max_minutes or (1.75 if quick else 25.0)
     if min(runs, big_runs, clicks) < 1 or warmup < 0:
         parser.error("runs and clicks must be >= 1, warm-ups >= 0")
+    host_sizes = None if args.host_sizes.strip().lower() == "all" else \
+        {parse_rows(t) for t in args.host_sizes.split(",") if t.strip() and t.strip().lower() != "json"}
     return Plan(quick=quick, size_tokens=size_tokens, modes=modes, keys=keys, sections=sections, runs=runs,
-                big_runs=big_runs, warmup=warmup, idle_s=idle_s, clicks=clicks, budget=budget)
+                big_runs=big_runs, warmup=warmup, idle_s=idle_s, clicks=clicks, budget=budget,
+                host_sizes=host_sizes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,11 +118,15 @@ def state_settings(kind: str, env: Env) -> dict:
     """STATE_* settings of a ServerStore app on one backend (a fresh key prefix / table / file)."""
     if kind == "memory":
         return {"STATE_BACKEND": "memory"}
+    if kind == "local":  # the default backend, its store on tmpfs (as its default place, /dev/shm)
+        return {"STATE_BACKEND": "local", "STATE_LOCAL_PATH": env.shm_dir("local")}
+    # redis and postgres get the near tier (on by default) under the run's tmpfs directory, removed at the end
     if kind == "redis":
-        return {"STATE_BACKEND": "redis", "STATE_REDIS_URL": env.redis_url, "STATE_KEY_PREFIX": env.prefix("ss")}
+        return {"STATE_BACKEND": "redis", "STATE_REDIS_URL": env.redis_url, "STATE_KEY_PREFIX": env.prefix("ss"),
+                "STATE_NEAR_TIER_PATH": env.shm_dir("near")}
     if kind == "sqlite":
         return {"STATE_BACKEND": "database", "STATE_DATABASE_URL": env.sqlite_url()}
     if kind == "postgres":
         return {"STATE_BACKEND": "database", "STATE_DATABASE_URL": env.postgres_url,
-                "STATE_DATABASE_TABLE": env.pg_table()}
+                "STATE_DATABASE_TABLE": env.pg_table(), "STATE_NEAR_TIER_PATH": env.shm_dir("near")}
     raise ValueError(kind)

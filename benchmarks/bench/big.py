@@ -57,6 +57,8 @@ def measure_big(row_counts: list[int], runs: int, env: Env, clock: Clock) -> dic
                 entry["scenarios"][key] = {"status": f"unavailable: {env.redis_error}"}
                 continue
             settings = {**state_settings(kind, env), **out["limits"]}
+            if other:  # as in the matrix: Redis itself, not this host's near tier
+                settings["STATE_NEAR_TIER_BYTES"] = 0
             writer = server_store_app(value, settings)
             reader = server_store_app(value, {**settings, "STATE_READ_CACHE_BYTES": 0}) if other else None
             scenarios.append(DashScenario(key, LABELS[key], expected, writer, reader, server_store=True))

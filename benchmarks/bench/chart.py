@@ -10,11 +10,13 @@ from .matrix import MODES
 from .scenarios import LABELS, SCENARIOS
 
 # hatched: a read by another worker, or no Dash at all
-HATCHED = ("ss_redis_other", "raw_redis_pickle", "ss_sqlite_other", "ss_postgres_other")
+HATCHED = ("ss_redis_other", "raw_redis_pickle", "ss_sqlite_other", "ss_postgres_other", "ss_local_other",
+           "ss_redis_near_other")
 COLORS = {"ss_sqlite_other": "#a5d6a7", "ss_postgres_other": "#80cbc4", "dispatch": "#9e9e9e", "dcc_store": "#6d4c41",
           "serverside_fs": "#fb8c00", "serverside_redis": "#e53935",
           "raw_redis_pickle": "#fdd835", "ss_memory": "#1e88e5", "ss_redis": "#8e24aa", "ss_redis_other": "#ce93d8",
-          "ss_sqlite": "#43a047", "ss_postgres": "#00897b"}
+          "ss_sqlite": "#43a047", "ss_postgres": "#00897b", "ss_local": "#3949ab", "ss_local_other": "#9fa8da",
+          "ss_redis_near_other": "#f48fb1"}
 
 
 def chart(result: dict, path: Path) -> str | None:

@@ -22,6 +22,8 @@ class Env:
     def __init__(self, redis_url: str, postgres_url: str):
         self.redis_url, self.postgres_url = redis_url, postgres_url
         self.tmp = Path(tempfile.mkdtemp(prefix="dash-state-run-"))
+        # the local backend's stores and the near tiers: on tmpfs, as deployed (/dev/shm is the default)
+        self.shm = Path("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()) / f"dash-state-run-{RUN}"
         self.prefixes: list[str] = []
         self.pg_tables: list[str] = []
         self._redis = None
@@ -35,6 +37,11 @@ class Env:
         prefix = f"bench-{RUN}-{what}-{uuid.uuid4().hex[:4]}:"
         self.prefixes.append(prefix)
         return prefix
+
+    def shm_dir(self, what: str) -> str:
+        """A fresh directory name under the run's tmpfs directory (a local store, a near tier's base)."""
+        self.shm.mkdir(parents=True, exist_ok=True)
+        return str(self.shm / f"{what}-{uuid.uuid4().hex[:6]}")
 
     def pg_table(self) -> str:
         table = f"dash_state_bench_{RUN}_{len(self.pg_tables)}"
@@ -101,6 +108,7 @@ class Env:
             except Exception as exc:
                 notes.append(f"dropping PostgreSQL tables failed: {exc}")
         shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.shm, ignore_errors=True)
         return notes
 
 

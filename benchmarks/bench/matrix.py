@@ -11,7 +11,9 @@ import numpy as np
 from .budget import Clock
 from .env import Env
 from .messages import say, short_error
-from .scenarios import LABELS, SCENARIOS, DashScenario, Scenario, build_scenario, unavailable_reason
+from . import scenarios as scenario_module
+from .scenarios import (HOST_SCENARIOS, LABELS, SCENARIOS, DashScenario, Scenario, build_scenario,
+                        unavailable_reason)
 from .sizes import Size
 
 MODES = {"b2b": "back to back", "interleaved": "interleaved", "idle": "idle"}
@@ -53,7 +55,11 @@ def measure_size(size: Size, keys: list[str], modes: list[str], runs: int, warmu
         if key not in keys:
             continue
         reason = unavailable_reason(needs, env, size)
-        if reason:
+        host_sizes = scenario_module.HOST_SIZES
+        if key in HOST_SCENARIOS and host_sizes is not None and size.rows not in host_sizes:
+            scenario = Scenario(key, LABELS[key])
+            scenario.status = "not run: --host-sizes"
+        elif reason:
             scenario = Scenario(key, LABELS[key])
             scenario.status = f"unavailable: {reason}"
         else:

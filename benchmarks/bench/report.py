@@ -100,6 +100,17 @@ def _matrix(result: dict) -> list[str]:
     mode = "interleaved" if "interleaved" in p["modes"] else p["modes"][0]
     ratios = [
         ("ServerStore(memory) − dispatch floor, ms", lambda s: sub(s, "ss_memory", "dispatch")),
+        ("ServerStore(local, same process) − dispatch floor, ms", lambda s: sub(s, "ss_local", "dispatch")),
+        ("ServerStore(local, another process) − dispatch floor, ms",
+         lambda s: sub(s, "ss_local_other", "dispatch")),
+        ("ServerStore(local, another process) / ServerStore(memory)",
+         lambda s: div(s, "ss_local_other", "ss_memory")),
+        ("ServerStore(local, another process) / Serverside(Redis)",
+         lambda s: div(s, "ss_local_other", "serverside_redis")),
+        ("ServerStore(redis + near, another process) / ServerStore(local, another process)",
+         lambda s: div(s, "ss_redis_near_other", "ss_local_other")),
+        ("ServerStore(redis + near, another process) / ServerStore(redis, another worker, no near)",
+         lambda s: div(s, "ss_redis_near_other", "ss_redis_other")),
         ("ServerStore(redis) / Serverside(Redis)", lambda s: div(s, "ss_redis", "serverside_redis")),
         ("ServerStore(redis, another worker) / Serverside(Redis)",
          lambda s: div(s, "ss_redis_other", "serverside_redis")),

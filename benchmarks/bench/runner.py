@@ -41,11 +41,13 @@ class Plan:
     idle_s: float
     clicks: int
     budget: float
+    host_sizes: set[int] | None = None  # where ss_local, ss_local_other, ss_redis_near_other run (None: all)
 
 
 def run(plan: Plan, args: argparse.Namespace, command: str) -> int:
     """The whole run; 0 whether targets are met or missed (the watchdog exits 3 on its own)."""
     scenarios.RELEASE_MODE = args.release
+    scenarios.HOST_SIZES = plan.host_sizes
     logging.getLogger("dash_state").setLevel(logging.ERROR)  # misses and refusals are counted, not logged
     clock = Clock(plan.budget)
     guard = start_watchdog(plan.budget)
@@ -56,6 +58,7 @@ def run(plan: Plan, args: argparse.Namespace, command: str) -> int:
     result: dict = {"parameters": {"command": command,
                                    "quick": plan.quick, "run_id": RUN, "release": args.release, "seed": SEED,
                                    "modes": plan.modes, "scenarios": plan.keys,
+                                   "host_sizes": None if plan.host_sizes is None else sorted(plan.host_sizes),
                                    "warmup": plan.warmup, "idle_seconds": plan.idle_s,
                                    "slow_seconds": args.slow_seconds,
                                    "budget_minutes": plan.budget, "redis_url": args.redis_url,

@@ -21,6 +21,8 @@ from .tab import Tab, is_reference
 # next callback request's dash_state hints, as src_js/renderer.js now does (released inside R's request).
 # Set from --release before any scenario runs.
 RELEASE_MODE = "route"
+# The row counts at which HOST_SCENARIOS run (None: every size); set from --host-sizes before any scenario.
+HOST_SIZES: set[int] | None = None
 
 
 class Scenario:
@@ -123,6 +125,44 @@ class DashScenario(Scenario):
             close_app(app)
 
 
+class CrossProcessScenario(DashScenario):
+    """W in another process of this host (a spawned child with its own app: :class:`~.remote.RemoteTab`),
+    R here, on an app that shares the store: what a gunicorn worker other than the writer pays to read.
+    The same browser: the child's identity cookie is copied to this process's tab before each R."""
+
+    def __init__(self, key: str, label: str, expected: str, size_token: str, writer_settings: dict, reader):
+        from .remote import RemoteTab
+
+        Scenario.__init__(self, key, label)
+        self.expected, self.server_store, self.cleanup = expected, True, None
+        self.apps = [reader]
+        self.remote = RemoteTab(size_token, writer_settings)
+        try:
+            self.w = self.remote
+            self.r = Tab(reader)
+            self.r.adopt_cookie(self.w)
+            self.r.open()
+        except BaseException:
+            self.remote.close()
+            raise
+        self.held = None
+        self._replaced = None
+
+    def cache_stats(self) -> list | None:
+        out = super().cache_stats() or []
+        for entry in out:
+            entry.setdefault("process", "reader (this process)")
+        try:
+            out.append(self.remote.stats())
+        except Exception as exc:
+            out.append({"error": short_error(exc), "process": "writer (another process)"})
+        return out
+
+    def close(self) -> None:
+        super().close()
+        self.remote.close()
+
+
 RAW_LABEL = "raw redis-py: pickle + SET + GET + unpickle (no Dash)"
 
 
@@ -164,8 +204,11 @@ SCENARIOS: list[tuple[str, str, tuple[str, ...]]] = [
     ("serverside_redis", "Serverside (RedisBackend)", ("dash_extensions", "redis")),
     ("raw_redis_pickle", RAW_LABEL, ("redis",)),
     ("ss_memory", "ServerStore (memory)", ()),
+    ("ss_local", "ServerStore (local, same process)", ("arrow",)),
+    ("ss_local_other", "ServerStore (local, another process reads)", ("arrow",)),
     ("ss_redis", "ServerStore (redis, same worker)", ("redis", "arrow")),
-    ("ss_redis_other", "ServerStore (redis, another worker reads)", ("redis", "arrow")),
+    ("ss_redis_other", "ServerStore (redis, another worker reads, near tier off)", ("redis", "arrow")),
+    ("ss_redis_near_other", "ServerStore (redis + near tier, another process reads)", ("redis", "arrow")),
     ("ss_sqlite", "ServerStore (sqlite)", ("arrow",)),
     ("ss_postgres", "ServerStore (postgres)", ("postgres", "arrow")),
     # not run by default (--scenarios): the database backends read by another worker (read cache off)
@@ -173,7 +216,12 @@ SCENARIOS: list[tuple[str, str, tuple[str, ...]]] = [
     ("ss_postgres_other", "ServerStore (postgres, another worker reads)", ("postgres", "arrow")),
 ]
 LABELS = {key: label for key, label, _ in SCENARIOS}
-DEFAULT_SCENARIOS = [key for key, *_ in SCENARIOS if key not in ("ss_sqlite_other", "ss_postgres_other")]
+OPTIONAL = ("ss_sqlite_other", "ss_postgres_other")
+# the scenarios of the host-local stores (the default backend, and redis's near tier); each needs a second
+# process per size (a spawned writer, a few seconds to start), so --quick (CI's smoke run) leaves them out
+HOST_SCENARIOS = ("ss_local", "ss_local_other", "ss_redis_near_other")
+DEFAULT_SCENARIOS = [key for key, *_ in SCENARIOS if key not in OPTIONAL]  # the full run
+QUICK_SCENARIOS = [key for key in DEFAULT_SCENARIOS if key not in HOST_SCENARIOS]
 
 
 def unavailable_reason(needs: tuple[str, ...], env: Env, size: Size) -> str | None:
@@ -225,13 +273,23 @@ def build_scenario(key: str, size: Size, env: Env) -> Scenario:
     if key == "ss_redis":
         return DashScenario(key, label, expected, server_store_app(value, state_settings("redis", env)),
                             server_store=True)
+    if key == "ss_local":
+        return DashScenario(key, label, expected, server_store_app(value, state_settings("local", env)),
+                            server_store=True)
+    if key in ("ss_local_other", "ss_redis_near_other"):
+        # written by another process of this host (read cache on, as deployed), read here with no read cache
+        settings = state_settings("local" if key == "ss_local_other" else "redis", env)
+        reader = server_store_app(value, {**settings, "STATE_READ_CACHE_BYTES": 0})
+        return CrossProcessScenario(key, label, expected, size.key, settings, reader)
     if key == "ss_redis_other":
-        settings = state_settings("redis", env)
+        # Redis itself: the near tier (on by default) would serve this host's second app from tmpfs
+        settings = {**state_settings("redis", env), "STATE_NEAR_TIER_BYTES": 0}
         writer = server_store_app(value, settings)  # a worker as deployed: read cache on
         reader = server_store_app(value, {**settings, "STATE_READ_CACHE_BYTES": 0})  # never has the value
         return DashScenario(key, label, expected, writer, reader, server_store=True)
     if key in ("ss_sqlite_other", "ss_postgres_other"):
         settings = state_settings("sqlite" if key == "ss_sqlite_other" else "postgres", env)
+        settings["STATE_NEAR_TIER_BYTES"] = 0  # the database itself (sqlite has no near tier anyway)
         writer = server_store_app(value, settings)
         reader = server_store_app(value, {**settings, "STATE_READ_CACHE_BYTES": 0})
         return DashScenario(key, label, expected, writer, reader, server_store=True)

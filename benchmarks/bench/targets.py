@@ -12,6 +12,11 @@ OTHER_VS_SERVERSIDE = 0.8
 OTHER_VS_RAW = 1.2
 POSTGRES_VS_REDIS = 1.5
 BIG_REDIS_VS_SERVERSIDE = 0.7
+# issue 16: the local backend (the default) read by another process of the host, and redis's near tier
+LOCAL_ABOVE_FLOOR_MS = 0.5
+LOCAL_OTHER_VS_MEMORY = 1.3
+LOCAL_OTHER_VS_SERVERSIDE = 0.2
+NEAR_OTHER_VS_LOCAL_OTHER = 1.3
 CLICKS_BYTES_FACTOR = 2.0
 GUNICORN_TIMEOUT_S = 30.0
 
@@ -60,6 +65,28 @@ def ratio_targets(matrix: dict, modes: list[str], mid: str | None, big: str | No
         p = median(matrix, mid, "ss_postgres", mode)
         add("ServerStore(postgres) / ServerStore(redis, same worker)", mid, mode, None if None in (p, s) else p / s,
             POSTGRES_VS_REDIS, "x", f"{fmt(p)} / {fmt(s)}", "ratio of median round trips")
+        for size in (mid, big):  # issue 16: the default backend, another process of the host reads
+            if size is None:
+                continue
+            lo, mem = median(matrix, size, "ss_local_other", mode), median(matrix, size, "ss_memory", mode)
+            add("ServerStore(local, another process reads) / ServerStore(memory, same process)", size, mode,
+                None if None in (lo, mem) else lo / mem, LOCAL_OTHER_VS_MEMORY, "x", f"{fmt(lo)} / {fmt(mem)}",
+                "ratio of median round trips: W in another process, R here, against memory in this process")
+            xs = median(matrix, size, "serverside_redis", mode)
+            add("ServerStore(local, another process reads) / Serverside(Redis)", size, mode,
+                None if None in (lo, xs) else lo / xs, LOCAL_OTHER_VS_SERVERSIDE, "x", f"{fmt(lo)} / {fmt(xs)}",
+                "ratio of median round trips")
+        lc, d = median(matrix, mid, "ss_local", mode), median(matrix, mid, "dispatch", mode)
+        add("ServerStore(local, same process) above the dispatch floor", mid, mode,
+            None if None in (lc, d) else lc - d, LOCAL_ABOVE_FLOOR_MS, "ms", f"local {fmt(lc)} - floor {fmt(d)}",
+            "median round trip of ServerStore(local) minus that of the dispatch floor")
+        for size in (mid, big):
+            if size is None:
+                continue
+            nr, lo = median(matrix, size, "ss_redis_near_other", mode), median(matrix, size, "ss_local_other", mode)
+            add("ServerStore(redis + near tier, another process reads) / ServerStore(local, another process "
+                "reads)", size, mode, None if None in (nr, lo) else nr / lo, NEAR_OTHER_VS_LOCAL_OTHER, "x",
+                f"{fmt(nr)} / {fmt(lo)}", "ratio of median round trips, both written by another process of the host")
         if big is not None:
             sb, xb = median(matrix, big, "ss_redis", mode), median(matrix, big, "serverside_redis", mode)
             add("ServerStore(redis, same worker) / Serverside(Redis)", big, mode, None if None in (sb, xb) else sb / xb,

@@ -1,20 +1,25 @@
-"""Load test: gunicorn -w 4 serving benchmarks/load/app.py, once with ServerStore (Redis) and once with
-dcc.Store, each driven by Locust users that behave like Dash's renderer (locustfile.py).
+"""Load test: gunicorn -w 4 serving benchmarks/load/app.py with ServerStore on each backend to compare
+(local, the default; redis with its near tier, as deployed; redis with the near tier off) and with
+dcc.Store, each driven by Locust users that behave like Dash's renderer (locustfile.py), one variant
+after the other in one run.
 
 For each variant it starts gunicorn on 127.0.0.1 (a free port), waits until the app answers, warms the
 workers up, runs Locust headless for ``--duration`` seconds with ``--users`` users, stops gunicorn and
-removes the Redis keys it wrote. Then it reports round trips per second (write+read pairs whose read
-returned the user's own value), p50/p95/p99 latency of those round trips, failures (HTTP errors and
-wrong values), and ServerStore/dcc.Store throughput (target: at least 2x, with a lower p99).
+removes what it wrote (Redis keys, the local store and the near tier on /dev/shm). Then it reports
+round trips per second (write+read pairs whose read returned the user's own value), p50/p95/p99
+latency of those round trips, failures (HTTP errors and wrong values), and the targets:
+ServerStore(local) / ServerStore(redis) throughput >= 1.5x with a lower p99 (issue 16), and
+ServerStore(redis) / dcc.Store throughput >= 2x with a lower p99.
 
 Run from the repo root (needs ``pip install locust``; Redis at 127.0.0.1:6379)::
 
-    .venv/bin/python benchmarks/load/run_load.py                 # 50 users, 60 s per variant (~3 min)
+    .venv/bin/python benchmarks/load/run_load.py                 # 50 users, 45 s per variant (~5 min)
     .venv/bin/python benchmarks/load/run_load.py --quick         # 5 users, 10 s per variant
+    .venv/bin/python benchmarks/load/run_load.py --variants local,redis --duration 60
     .venv/bin/python benchmarks/load/run_load.py --json benchmarks/results/load.json \\
         --markdown benchmarks/results/load.md
 
-The exit code is 0 whether or not the target is met; 1 if something could not run.
+The exit code is 0 whether or not the targets are met; 1 if something could not run.
 """
 from __future__ import annotations
 
@@ -38,8 +43,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SECRET = f"load-test-{uuid.uuid4().hex}"
-VARIANTS = {"serverstore": "ServerStore (redis)", "dcc": "dcc.Store"}
-THROUGHPUT_TARGET = 2.0
+VARIANTS = {"local": "ServerStore (local)", "redis": "ServerStore (redis + near tier)",
+            "redis_nonear": "ServerStore (redis, near tier off)", "dcc": "dcc.Store"}
+ALIASES = {"serverstore": "redis"}  # the name of the redis variant before the local backend existed
+THROUGHPUT_TARGET = 2.0  # ServerStore(redis) / dcc.Store
+LOCAL_VS_REDIS_TARGET = 1.5  # ServerStore(local) / ServerStore(redis), issue 16
 GUNICORN_TIMEOUT = 30  # gunicorn's default worker timeout, stated explicitly
 
 
@@ -143,10 +151,17 @@ def run_variant(variant: str, args: argparse.Namespace, work: Path) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     prefix = f"load-{uuid.uuid4().hex[:8]}:"
-    env = {**os.environ, "LOAD_VARIANT": variant, "LOAD_SECRET": SECRET, "LOAD_ROWS": str(args.rows),
-           "STATE_BACKEND": "redis", "STATE_REDIS_URL": args.redis_url, "STATE_KEY_PREFIX": prefix,
-           "PYTHONUNBUFFERED": "1"}
-    env.pop("STATE_CONFIG_FILE", None)
+    shm = Path("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()) / f"dash-state-load-{prefix[5:13]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATE_")}
+    env.update({"LOAD_VARIANT": "dcc" if variant == "dcc" else "serverstore", "LOAD_SECRET": SECRET,
+                "LOAD_ROWS": str(args.rows), "PYTHONUNBUFFERED": "1"})
+    if variant == "local":  # the default backend; its store on tmpfs, as its default place
+        env.update({"STATE_BACKEND": "local", "STATE_LOCAL_PATH": str(shm)})
+    else:  # redis (dcc.Store has the same settings and never uses them)
+        env.update({"STATE_BACKEND": "redis", "STATE_REDIS_URL": args.redis_url, "STATE_KEY_PREFIX": prefix,
+                    "STATE_NEAR_TIER_PATH": str(shm)})
+        if variant == "redis_nonear":
+            env["STATE_NEAR_TIER_BYTES"] = "0"
     log_path = work / f"gunicorn-{variant}.log"
     samples_path = work / f"samples-{variant}.json"
     out: dict = {"label": VARIANTS[variant], "url": url, "workers": args.workers, "users": args.users,
@@ -179,7 +194,8 @@ def run_variant(variant: str, args: argparse.Namespace, work: Path) -> dict:
                     stop(runner)
         finally:
             stop(server)
-            out["redis_keys_removed"] = clear_redis(args.redis_url, prefix) if variant == "serverstore" else 0
+            out["redis_keys_removed"] = clear_redis(args.redis_url, prefix) if variant.startswith("redis") else 0
+            shutil.rmtree(shm, ignore_errors=True)
     log_text = log_path.read_text(errors="replace")
     out["gunicorn_worker_timeouts"] = log_text.count("WORKER TIMEOUT")
     if not samples_path.exists():
@@ -219,7 +235,7 @@ def markdown(result: dict) -> str:
     lines = ["# Load test (`benchmarks/load/run_load.py`)", "",
              f"gunicorn -w {p['workers']} (sync workers, timeout {GUNICORN_TIMEOUT} s) on 127.0.0.1, Locust "
              f"{result['environment'].get('locust')} headless with {p['users']} users (spawn rate {p['spawn_rate']}/s) "
-             f"for {p['duration']} s per variant, on the same {result['environment']['cpu_count']}-CPU machine as the "
+             f"for {p['duration']} s per variant (one after the other, in this order), on the same {result['environment']['cpu_count']}-CPU machine as the "
              f"server and Redis. Frame: {p['rows']:,} rows. A round trip is the write callback then the read callback "
              + ("(ServerStore's release rides on the read request). " if p.get("release") == "piggyback" else
                 "(the release call of ServerStore follows it, untimed). ")
@@ -242,11 +258,23 @@ def markdown(result: dict) -> str:
                      f"{r.get('writes_ok')} | {r['release_errors']} | {r['gunicorn_worker_timeouts']} |")
     lines += ["", "\"with unfinished\": the round trips still running when the test stopped, counted at their age "
               "then, which is a lower bound of their latency; these percentiles are lower bounds.", ""]
+    t = result.get("target_local_vs_redis")
+    if t:
+        lines.append(f"- ServerStore(local) / ServerStore(redis + near tier) throughput: "
+                     f"**{fmt(t['throughput_ratio'], 2, 'x')}** (target ≥ {LOCAL_VS_REDIS_TARGET:g}x); p99 "
+                     f"{fmt(t['p99_local_ms'], 0)} ms vs {fmt(t['p99_redis_ms'], 0)} ms (target: lower): "
+                     f"**{'MET' if t['met'] else 'MISSED'}**")
+    t = result.get("target_local_vs_redis_nonear")
+    if t:
+        lines.append(f"- context, ServerStore(local) / ServerStore(redis, near tier off) throughput: "
+                     f"{fmt(t['throughput_ratio'], 2, 'x')}; p99 {fmt(t['p99_local_ms'], 0)} ms vs "
+                     f"{fmt(t['p99_redis_ms'], 0)} ms ({'MET' if t['met'] else 'MISSED'} against the same target)")
     t = result.get("target")
     if t:
         ratio = "unbounded (no dcc.Store round trip finished)" if t["throughput_ratio"] == float("inf") else \
             fmt(t["throughput_ratio"], 1, "x")
-        lines.append(f"- ServerStore / dcc.Store throughput: **{ratio}** (target ≥ {THROUGHPUT_TARGET:g}x); p99 "
+        lines.append(f"- ServerStore(redis + near tier) / dcc.Store throughput: **{ratio}** (target ≥ "
+                     f"{THROUGHPUT_TARGET:g}x); p99 "
                      f"{fmt(t['p99_serverstore_ms'], 0)} ms (ServerStore, finished round trips) vs ≥ "
                      f"{fmt(t['p99_dcc_ms'], 0)} ms (dcc.Store, with its unfinished ones) (target: lower): "
                      f"**{'MET' if t['met'] else 'MISSED'}**")
@@ -258,12 +286,14 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 s per variant, 5 users")
-    parser.add_argument("--duration", type=int, help="seconds of load per variant (default 60)")
+    parser.add_argument("--duration", type=int, help="seconds of load per variant (default 45)")
     parser.add_argument("--users", type=int, help="concurrent users (default 50)")
     parser.add_argument("--spawn-rate", type=float, help="users started per second (default: all in 1 s)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the frame (default 100000)")
-    parser.add_argument("--variants", default="serverstore,dcc", help="serverstore, dcc or both (default)")
+    parser.add_argument("--variants", default="local,redis,redis_nonear,dcc",
+                        help="comma list of local, redis (near tier on, as deployed), redis_nonear, dcc "
+                             "(default all four, in this order)")
     parser.add_argument("--warmup", type=int, help="write+read pairs before the measurement (default 8)")
     parser.add_argument("--release", choices=("route", "piggyback"), default="route",
                         help="ServerStore users release the replaced reference by POST /_dash-state/v1/release "
@@ -274,11 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", metavar="PATH")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy gunicorn/locust logs and CSVs to DIR")
     args = parser.parse_args(argv)
-    args.duration = args.duration or (10 if args.quick else 60)
+    args.duration = args.duration or (10 if args.quick else 45)
     args.users = args.users or (5 if args.quick else 50)
     args.spawn_rate = args.spawn_rate or float(args.users)
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 8)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = [ALIASES.get(v.strip(), v.strip()) for v in args.variants.split(",") if v.strip()]
     for variant in variants:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r}")
@@ -315,7 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["environment"]["load_average_end"] = list(os.getloadavg())
-    s, d = result["variants"].get("serverstore", {}), result["variants"].get("dcc", {})
+    for other, name in (("redis", "target_local_vs_redis"), ("redis_nonear", "target_local_vs_redis_nonear")):
+        lo, re_ = result["variants"].get("local", {}), result["variants"].get(other, {})
+        if lo.get("status") == "ok" and re_.get("status") == "ok" and re_.get("throughput_rps"):
+            ratio = lo["throughput_rps"] / re_["throughput_rps"]
+            lower = None not in (lo["p99_ms"], re_["p99_ms"]) and lo["p99_ms"] < re_["p99_ms"]
+            result[name] = {"throughput_ratio": ratio, "p99_local_ms": lo["p99_ms"], "p99_redis_ms": re_["p99_ms"],
+                            "limit": LOCAL_VS_REDIS_TARGET, "met": ratio >= LOCAL_VS_REDIS_TARGET and lower}
+    s, d = result["variants"].get("redis", {}), result["variants"].get("dcc", {})
     if s.get("status") == "ok" and d.get("status") == "ok" and s.get("throughput_rps"):
         # p99: ServerStore's finished round trips against dcc.Store's lower bound (unfinished ones at their age)
         ratio = s["throughput_rps"] / d["throughput_rps"] if d.get("throughput_rps") else float("inf")
