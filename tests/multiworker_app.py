@@ -9,7 +9,8 @@ from dash_state import ServerStore
 
 app = dash.Dash(__name__)
 server = app.server
-server.config["SECRET_KEY"] = os.environ["MULTIWORKER_SECRET"]  # shared by every worker
+if os.environ.get("MULTIWORKER_SECRET"):  # shared by every worker; without one (local) the host's key
+    server.config["SECRET_KEY"] = os.environ["MULTIWORKER_SECRET"]
 app.layout = html.Div([html.Div(id="who"), ServerStore(id="s", storage_type="local"), html.Div(id="out")])
 
 

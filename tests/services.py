@@ -6,7 +6,14 @@ Locally a missing server skips its tests with a loud message; with DASH_STATE_RE
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -53,3 +60,33 @@ def redis_url() -> str:
 
 def database_url() -> str:
     return require("PostgreSQL", DATABASE_URL, 5432)
+
+
+@contextmanager
+def gunicorn(app: str, folder: Path, workers: int, env: dict) -> Iterator[str]:
+    """``gunicorn --workers N app`` on a free port of 127.0.0.1 (``app`` importable from tests/), with
+    ``env`` added to this environment; yields its URL once it answers, stops it afterwards."""
+    import requests
+
+    binary = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
+    assert binary, "gunicorn is not installed in this environment (pip install 'dash-state[test]')"
+    port, log_path = free_port(), folder / "gunicorn.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [binary, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(folder),
+             "--pythonpath", str(Path(__file__).parent), "--timeout", "60", app],
+            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):
+                try:
+                    if requests.get(f"{url}/_dash-layout", timeout=20).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.2)
+            else:
+                pytest.fail("gunicorn did not start:\n" + log_path.read_text()[-3000:])
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)

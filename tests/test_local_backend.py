@@ -25,14 +25,14 @@ import pytest
 import requests
 
 from dash_state.backends import Item, Pointer, create_backend
-from dash_state.backends.local import LocalBackend, records
+from dash_state.backends.local import LocalBackend
 from dash_state.backends.local.paths import default_path, in_memory
 from dash_state.config import build_config
 from dash_state.errors import ConfigError, QuotaExceeded
 from dash_state.keys import Keys
 from dash_state.seal import Seal
 from dash_state.values import freeze
-from services import free_port
+from services import gunicorn
 
 SECRET = b"local backend test secret"
 TESTS = Path(__file__).parent
@@ -391,32 +391,10 @@ EXPECTED_SUM = sum(range(1000))
 
 @pytest.fixture
 def served(tmp_path, shm):
-    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
-    assert gunicorn, "gunicorn is not installed in this environment (pip install 'dash-state[test]')"
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "w")
-    env = {**os.environ, "STATE_BACKEND": "local", "STATE_LOCAL_PATH": str(shm),
-           "MULTIWORKER_SECRET": "shared-secret-for-the-local-test",
+    env = {"STATE_BACKEND": "local", "STATE_LOCAL_PATH": str(shm), "MULTIWORKER_SECRET": "shared-secret-for-the-local-test",
            "STATE_VALUES_PER_STORE": "20"}  # the test reads all 20 values of one store again
-    process = subprocess.Popen(
-        [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path),
-         "--pythonpath", str(TESTS), "--timeout", "60", "multiworker_app:server"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if requests.get(f"{url}/_dash-layout", timeout=20).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text()[-3000:])
+    with gunicorn("multiworker_app:server", tmp_path, 2, env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def _callback(session, url, output, input_id, value):

@@ -2,11 +2,6 @@
 separate. Real HTTP sessions, requests spread over the workers by the kernel."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,45 +9,28 @@ from pathlib import Path
 import pytest
 import requests
 
-from services import database_url, free_port, redis_url
+from services import database_url, gunicorn, redis_url
 
 TESTS = Path(__file__).parent
 EXPECTED_SUM = sum(range(1000))
 
 
-@pytest.fixture(params=["redis", "postgres"])
+@pytest.fixture(params=["local", "redis", "postgres"])
 def served(request, tmp_path):
-    if request.param == "redis":
+    """``local`` is the default with no setting at all (no SECRET_KEY either): the app's workers share
+    the host's key; the shared backends get a SECRET_KEY, as they require."""
+    if request.param == "local":
+        env = {}
+    elif request.param == "redis":
         env = {"STATE_BACKEND": "redis", "STATE_REDIS_URL": redis_url(),
-               "STATE_KEY_PREFIX": f"dash-state-mw-{uuid.uuid4().hex[:8]}:"}
+               "STATE_KEY_PREFIX": f"dash-state-mw-{uuid.uuid4().hex[:8]}:", "MULTIWORKER_SECRET": "shared-secret"}
     else:
         env = {"STATE_BACKEND": "database", "STATE_DATABASE_URL": database_url(),
-               "STATE_DATABASE_TABLE": f"dash_state_mw_{uuid.uuid4().hex[:8]}"}
-    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
-    assert gunicorn, "gunicorn is not installed in this environment (pip install 'dash-state[test]')"
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "w")
-    process = subprocess.Popen(
-        [gunicorn, "--workers", "4", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path),
-         "--pythonpath", str(TESTS), "--timeout", "60", "multiworker_app:server"],
-        env={**os.environ, **env, "MULTIWORKER_SECRET": "shared-secret-for-the-test"},
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+               "STATE_DATABASE_TABLE": f"dash_state_mw_{uuid.uuid4().hex[:8]}", "MULTIWORKER_SECRET": "shared-secret"}
     try:
-        for _ in range(150):
-            try:
-                if requests.get(f"{url}/_dash-layout", timeout=20).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text()[-3000:])
-        yield url
+        with gunicorn("multiworker_app:server", tmp_path, 4, env) as url:
+            yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
         if request.param == "postgres":
             import sqlalchemy
 
