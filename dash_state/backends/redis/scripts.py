@@ -177,15 +177,7 @@ if redis.call('GET', KEYS[4]) == ARGV[1] then
   end
   return -1
 end
-local removed = redis.call('UNLINK', KEYS[3])
-local size = redis.call('HGET', KEYS[2], ARGV[1])
-if size then
-  redis.call('HINCRBY', KEYS[2], '__total', -tonumber(size))
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-redis.call('ZREM', KEYS[1], ARGV[1])
-return removed
-"""
+""" + DELETE
 
 #: KEYS: the target's index, the target's history key of one store. ARGV: the source's history text,
 #: its ttl_ms, now_ms, the history's member. A login's carry-over: the anonymous history (the session
