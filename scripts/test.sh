@@ -11,6 +11,7 @@
 # 2. A virtual environment in .venv with dash-state and its [test] extra.
 # 3. The bundle check: rebuilds the JavaScript and the generated component files from src_js/
 #    with `npm ci` and fails if they differ from the committed ones.
+# 3b. The docs build (scripts/docs.sh: mkdocs build --strict, warnings are errors).
 # 4. Redis and PostgreSQL: started if installed but stopped.
 # 5. pytest over tests/, headless. "No tests ran" (pytest's exit code 5) is a failure.
 set -euo pipefail
@@ -64,12 +65,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "installing dash-state[$extra] into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra$([ "$mode" = test ] && echo ,docs)]"
 
 # -- 3. the committed bundle matches src_js/ ----------------------------------------------------
 if [ "$mode" = test ]; then
     say "checking that the committed bundle and generated files match src_js/"
     bash scripts/check-bundle.sh
+fi
+
+# -- 3b. the docs build: mkdocs build --strict, warnings are errors -------------------------------
+if [ "$mode" = test ]; then
+    say "building the docs"
+    bash scripts/docs.sh
 fi
 
 # -- 4. services: Redis and PostgreSQL for the service tests --------------------------------------
