@@ -1,10 +1,14 @@
 """Per-app state: the ServerStore ids seen so far, settings given to init_app, and the StateManager.
 
 The manager is built on first use rather than when ``Dash()`` runs, so settings placed in
-``app.server.config`` (and a ``SECRET_KEY``) after the app is created still count.
+``app.server.config`` (and a ``SECRET_KEY``) after the app is created still count. What can be checked
+without connecting to a server is checked early: the configuration and the client libraries it needs
+when ``Dash()`` runs (:meth:`AppState.load_config`), and everything, ``SECRET_KEY`` included, when
+``app.run()`` starts the server (:meth:`AppState.check_startup`) and when the manager is built.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -13,7 +17,14 @@ from typing import Any
 import flask
 
 from . import identity
-from .config import Config, load_config
+from .config import (
+    Config,
+    check_requirements,
+    describe_backends,
+    load_config,
+    unknown_store_warnings,
+    used_by,
+)
 from .errors import ConfigError
 from .identity import resolvers
 from .keys import Keys, as_bytes
@@ -36,6 +47,8 @@ class AppState:
         # static layouts' initial data, stored once per app: (store id, id(data)) -> (token, data, fresh until)
         self.initial: dict[tuple[str, int], tuple[str, Any, float]] = {}
         self.initial_tokens: dict[str, str] = {}  # store id -> its initial data's reference (a Patch's last base)
+        self._warned: set[str] = set()  # start-up warnings already logged (once per app and process)
+        self._stores_checked = False
 
     @property
     def manager(self) -> StateManager:
@@ -46,6 +59,7 @@ class AppState:
                     self.check_server()
                     config = self.load_config()
                     keys = self._keys(config)
+                    log.info("%s", describe_backends(config, self._local_path(config, keys)))
                     self._manager = StateManager(config, keys, self._identity_settings(config), self.store_ids,
                                                  self.scan_layouts)
                 manager = self._manager
@@ -94,8 +108,35 @@ class AppState:
             old.close()
 
     def load_config(self) -> Config:
+        """The app's settings, validated, with the client libraries they need importable (a ConfigError
+        naming the package and the pip extra otherwise). Connects to nothing."""
         server = getattr(self.app, "server", None)
-        return load_config(getattr(server, "config", None), self.overrides)
+        config = load_config(getattr(server, "config", None), self.overrides)
+        for warning in check_requirements(config):
+            if warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("%s", warning)
+        return config
+
+    def check_startup(self) -> Config:
+        """Everything that can fail without a server connection: the settings, the packages they need and
+        a SECRET_KEY for backends shared between hosts. Runs before ``app.run()`` serves any request."""
+        config = self.load_config()
+        self._check_secret(config)
+        return config
+
+    def warn_unknown_stores(self) -> list[str]:
+        """Once, after the first layout was served: log a WARNING for each ``[STATE_STORES.<id>]`` that
+        names no ServerStore of the app (a misspelt id), with the closest ids. Returns the messages."""
+        if self._stores_checked:
+            return []
+        self._stores_checked = True
+        self.scan_layouts()
+        config = self._manager.config if self._manager is not None else self.load_config()
+        messages = unknown_store_warnings(config, self.store_ids.strings())
+        for message in messages:
+            log.warning("%s", message)
+        return messages
 
     def _keys(self, config: Config) -> Keys:
         """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS). Without one: a ConfigError for backends shared
@@ -106,12 +147,8 @@ class AppState:
         fallbacks = [as_bytes(k) for k in server.config.get("SECRET_KEY_FALLBACKS") or [] if k]
         if key:
             return Keys((as_bytes(key), *fallbacks))
+        self._check_secret(config)
         in_use = config.backends_in_use()
-        shared = [name for name in sorted(in_use) if name in ("redis", "database")]
-        if shared:
-            raise ConfigError(
-                f"the {shared[0]!r} backend is shared between hosts, so every worker must derive the same "
-                "keys: set app.server.config['SECRET_KEY'] (a long random string, the same in every worker)")
         try:  # every worker of this app on this host: one random key kept beside the local store; with
             # the memory backend too, so a reference from another worker is told apart from a forged one
             from .backends.local.paths import host_secret
@@ -127,6 +164,27 @@ class AppState:
         log.info("dash-state: no SECRET_KEY configured; references and identity cookies use a random key of this "
                  "process (they end when it restarts and are not shared with other processes)")
         return Keys((_process_secret,), generated=True)
+
+    def _check_secret(self, config: Config) -> None:
+        server = getattr(self.app, "server", None)
+        if server is None or server.config.get("SECRET_KEY") or server.secret_key:
+            return
+        shared = [name for name in sorted(config.backends_in_use()) if name in ("redis", "database")]
+        if shared:
+            raise ConfigError(
+                f"{used_by(config, shared[0])} keeps values on a server shared between hosts, so every worker "
+                "must derive the same keys, and this app has no SECRET_KEY: set app.server.config['SECRET_KEY'] "
+                "(a long random string, the same in every worker) before the app starts")
+
+    @staticmethod
+    def _local_path(config: Config, keys: Keys) -> str | None:
+        """Where the local backend keeps this app's store (for the start-up line), or None."""
+        if "local" not in config.backends_in_use() or config["STATE_LOCAL_PATH"]:
+            return None
+        from .backends.local.paths import default_path
+        from .seal import Seal
+
+        return default_path(Seal(keys, "hmac"), config["STATE_KEY_PREFIX"])  # the same id as the backend's
 
     def _identity_settings(self, config: Config) -> identity.Settings:
         prefix = self.app.config.get("requests_pathname_prefix") or "/"
@@ -144,10 +202,30 @@ def app_state(app: Any, create: bool = False) -> AppState | None:
     if state is None and create:
         state = AppState(app)
         setattr(app, ATTRIBUTE, state)
+        _check_before_run(app, state)
         server = getattr(app, "server", None)
         if isinstance(server, flask.Flask):
             server.extensions["dash_state"] = state
     return state
+
+
+def _check_before_run(app: Any, state: AppState) -> None:
+    """``app.run()`` checks the configuration, its packages and SECRET_KEY before it serves a request, so
+    a missing extra or secret stops the development server at once instead of failing the first page."""
+    original = getattr(app, "run", None)
+    if original is None or getattr(original, "__dash_state__", False):
+        return
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from .layout import in_use
+
+        if in_use():
+            state.check_startup()
+        return original(*args, **kwargs)
+
+    run.__dash_state__ = True  # type: ignore[attr-defined]
+    app.run = run
 
 
 def current_state() -> AppState | None:

@@ -430,8 +430,8 @@ def test_a_relative_sqlite_path_is_relative_to_the_working_directory(tmp_path):
 
 @pytest.mark.parametrize("url, fragment", [
     ("nosuchdb://host/db", "supports sqlite, postgresql, mysql and mariadb"),
-    ("mysql://root:hunter2pw@127.0.0.1/test", "pip install 'dash-state[database]'"),
-    ("postgresql+nosuchdriver://u:hunter2pw@h/db", "pip install 'dash-state[database]'"),
+    ("mysql://root:hunter2pw@127.0.0.1/test", 'pip install "dash-state[postgres]"'),
+    ("postgresql+nosuchdriver://u:hunter2pw@h/db", '"dash-state[mysql]" that of mysql+pymysql://'),
     ("sqlite://", "in-memory SQLite"),
     ("sqlite:///:memory:", "in-memory SQLite"),
 ])
@@ -441,7 +441,7 @@ def test_unusable_urls_are_config_errors_naming_the_setting(url, fragment):
         create_backend("database", config, WIRE)
     message = str(info.value)
     assert "STATE_DATABASE_URL (from app.server.config)" in message and fragment in message
-    assert "pip install 'dash-state[database]'" in message or "in-memory" in message
+    assert 'pip install "dash-state[postgres]"' in message or "in-memory" in message
     assert "hunter2pw" not in message
 
 

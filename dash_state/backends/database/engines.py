@@ -21,7 +21,8 @@ from ...errors import ConfigError
 
 DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 MYSQL = ("mysql", "mariadb")
-DRIVERS = "pip install 'dash-state[database]' installs the drivers of postgresql+psycopg:// and mysql+pymysql://"
+DRIVERS = ('pip install "dash-state[postgres]" installs the driver of postgresql+psycopg://, '
+           '"dash-state[mysql]" that of mysql+pymysql://')
 #: How a write transaction starts on an autocommit connection: SQLite takes the write lock at once.
 BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN", "mysql": "START TRANSACTION",
          "mariadb": "START TRANSACTION"}

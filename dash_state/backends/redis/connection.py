@@ -35,6 +35,8 @@ from redis.exceptions import ConnectionError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from ...config import mask_url  # noqa: F401  (re-exported: the redis backend masks with the shared helper)
+
 HEALTH_CHECK_INTERVAL = 30  # PING a connection idle this long before use: firewalls drop idle sockets
 BACKOFF = ExponentialBackoff(cap=1.0, base=0.05)  # 0.1 s, 0.2 s, 0.4 s ... between attempts
 PROBE_TIMEOUT = 0.5  # seconds a probe of an unreachable server may wait (at most STATE_BACKEND_TIMEOUT)
@@ -52,15 +54,6 @@ class Target:
     db: int = 0
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``; errs on masking too much, never too little."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hosts = rest.rpartition("@")
-    if at and ":" in userinfo:
-        rest = f"{userinfo.partition(':')[0]}:***@{hosts}"
-    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", scheme + sep + rest)
 
 
 def parse_url(url: str) -> Target:
