@@ -10,7 +10,9 @@ DEFAULTS: dict = {
     "STATE_TTL_DEFAULT": 3600,
     # Keep each user's data apart; false shares one namespace between all users.
     "STATE_ENABLE_USER_ISOLATION": True,
+    # The redis backend's server: redis://, rediss:// (TLS), unix://, redis+sentinel:// or redis+cluster://.
     "STATE_REDIS_URL": "redis://127.0.0.1:6379/0",
+    # The database backend's SQLAlchemy URL (a relative SQLite path is relative to the working directory).
     "STATE_DATABASE_URL": "sqlite:///state.db",
     # Directory of the local backend's store, shared by every process of this host; "" picks one per
     # app under /dev/shm (values unsealed, as in process memory) or else the temp dir (values sealed).
@@ -73,7 +75,7 @@ DEFAULTS: dict = {
     "STATE_PROMETHEUS": False,
     # One JSON line per write, delete and security event: "off", "logger" (dash_state.audit), or a file path.
     "STATE_AUDIT_LOG": "off",
-    # Per-store settings, keyed by store id: backend, ttl, latest_only, client_read, client_write.
+    # Per-store settings, keyed by store id: backend, ttl, latest_only, client_read, client_write, mirror.
     "STATE_STORES": {},
 }
 
@@ -88,4 +90,7 @@ STORE_DEFAULTS: dict = {
     "client_read": False,
     # Values written in the browser (clientside callbacks, running=, uploads) are accepted.
     "client_write": True,
+    # A store whose data a clientside callback takes or sets is held in the browser too, as dcc.Store
+    # holds it, so clientside code and clientside Patch see the data (false: only its reference).
+    "mirror": True,
 }

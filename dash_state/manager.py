@@ -11,12 +11,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from . import identity, references
-from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend
-from .backends import near
+from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend, near
 from .cache import ReadCache
 from .codecs import JSON, Snapshot, check_encodable
 from .config import Config, StoreSettings
@@ -28,6 +28,7 @@ from .layout import StoreIds
 from .logs import MissLog, Throttle, short_id
 from .metrics import Metrics, StoreLabels
 from .metrics.audit import SECURITY_MISSES, AuditLog
+from .mirror import Mirrors
 from .references import APP, APP_OWNER, CLIENT, SERVER
 from .seal import Seal
 from .store_api import StoreAPI
@@ -65,12 +66,13 @@ class StateManager(StoreAPI):
     """One app's ServerStore state; also the Python API of :class:`~dash_state.store_api.StoreAPI`."""
 
     def __init__(self, config: Config, keys: Keys, identity_settings: identity.Settings | None = None,
-                 store_ids: StoreIds | None = None, scan: Any = None):
+                 store_ids: StoreIds | None = None, scan: Any = None, mirrors: Mirrors | None = None):
         self.config = config
         self.keys = keys
         self.identity_settings = identity_settings or identity.Settings(isolation=config["STATE_ENABLE_USER_ISOLATION"])
         self.store_ids = store_ids if store_ids is not None else StoreIds()
         self._scan = scan or (lambda: None)
+        self.mirrors = mirrors  # stores clientside callbacks use: held in the browser too (see mirror.py)
         self.metrics = Metrics(config["STATE_METRICS"], StoreLabels(self.store_ids, self._scan))  # declared ids only
         self.audit = AuditLog(config["STATE_AUDIT_LOG"], self.metrics.label)
         if config["STATE_PROMETHEUS"]:
@@ -89,7 +91,15 @@ class StateManager(StoreAPI):
 
     # -- configuration -----------------------------------------------------------------------------
     def settings(self, store_id: str) -> StoreSettings:
-        return self.config.store(store_id)
+        """The store's settings; a mirrored store (see :mod:`dash_state.mirror`) is on the client backend."""
+        own = self.config.store(store_id)
+        if own.backend == "client" or not own.mirror or own.client_read or self.mirrors is None:
+            return own
+        callback = self.mirrors.user(store_id)
+        if callback is None:
+            return own
+        self.mirrors.tell(store_id, callback)
+        return replace(own, backend="client", mirrored=True)
 
     def keeps_on_server(self, store_id: str) -> bool:
         return self.settings(store_id).backend != "client"
@@ -136,7 +146,7 @@ class StateManager(StoreAPI):
             if self._cache is not None and transition.source:
                 self._cache.drop_user(transition.source)
 
-    def _who(self, who: "Identity | str | None", create: bool = False) -> Identity | None:
+    def _who(self, who: Identity | str | None, create: bool = False) -> Identity | None:
         if isinstance(who, Identity):
             return who
         if isinstance(who, str):
@@ -156,7 +166,7 @@ class StateManager(StoreAPI):
             check_encodable(snapshot, store_id)
         return Pending(store_id, settings, snapshot)
 
-    def commit(self, pending: list[Pending], who: "Identity | str | None" = None, scope: str = SERVER,
+    def commit(self, pending: list[Pending], who: Identity | str | None = None, scope: str = SERVER,
                stable: bool = False, keys: list[str] | None = None) -> list[str]:
         """Write every pending value or none of them; returns one reference each.
 
@@ -216,14 +226,14 @@ class StateManager(StoreAPI):
             self.audit.record("write", user=owner, store=store_id, bytes=item.value.nbytes, backend=backend,
                               scope=scope, key=item.key[:6])
 
-    def commit_at(self, pending: Pending, who: "Identity | str | None", key: str, scope: str = SERVER) -> str:
+    def commit_at(self, pending: Pending, who: Identity | str | None, key: str, scope: str = SERVER) -> str:
         """Write one value under a key the caller derived (a clientside Patch's result)."""
         return self.commit([pending], who, scope, keys=[key])[0]
 
-    def save(self, store_id: str, value: Any, who: "Identity | str | None" = None, scope: str = SERVER) -> str:
+    def save(self, store_id: str, value: Any, who: Identity | str | None = None, scope: str = SERVER) -> str:
         return self.commit([self.prepare(store_id, value)], who, scope)[0]
 
-    def _writer(self, who: "Identity | str | None") -> Identity:
+    def _writer(self, who: Identity | str | None) -> Identity:
         ident = self._who(who, create=True)
         if ident is None:
             raise StoreValueError("dash-state: no user to store this value for: outside a request, call "
@@ -237,7 +247,7 @@ class StateManager(StoreAPI):
         return self.backend(item.settings.backend).new_key()
 
     # -- reading -----------------------------------------------------------------------------------
-    def load(self, store_id: str, token: Any, who: "Identity | str | None" = None, missing: Any = None,
+    def load(self, store_id: str, token: Any, who: Identity | str | None = None, missing: Any = None,
              misses: MissLog | None = None) -> Any:
         """The value a reference stands for, or ``missing`` (counted, and logged through ``misses`` or
         at once) when it cannot be served."""
@@ -260,7 +270,7 @@ class StateManager(StoreAPI):
             self.metrics.observe(store_id, backend, "read", time.perf_counter() - started)
         return value
 
-    def locate(self, store_id: str, token: Any, who: "Identity | str | None" = None
+    def locate(self, store_id: str, token: Any, who: Identity | str | None = None
                ) -> tuple[Snapshot, references.Reference, str] | str:
         """``(snapshot, reference, owner)`` or the reason it cannot be served."""
         owned = self.owned(store_id, token, who)
@@ -276,7 +286,7 @@ class StateManager(StoreAPI):
         snapshot = self._read(backend, owner, ref.key)
         return snapshot if isinstance(snapshot, str) else (snapshot, ref, owner)
 
-    def owned(self, store_id: str, token: Any, who: "Identity | str | None" = None
+    def owned(self, store_id: str, token: Any, who: Identity | str | None = None
               ) -> tuple[references.Reference, str] | str:
         """The parsed reference and the namespace it lives in, if ``token`` was signed for this user (or
         for everyone, scope APP) and this store; else the reason why not. No backend call."""
@@ -317,7 +327,7 @@ class StateManager(StoreAPI):
             cache.put(backend.name, owner, key, snapshot)
         return snapshot
 
-    def latest(self, store_id: str, who: "Identity | str | None" = None, missing: Any = None) -> Any:
+    def latest(self, store_id: str, who: Identity | str | None = None, missing: Any = None) -> Any:
         """The value this user last wrote to ``store_id``, from any tab, worker or script."""
         ident = self._who(who)
         settings = self.settings(store_id)
@@ -329,7 +339,7 @@ class StateManager(StoreAPI):
         return missing if isinstance(found, str) else found.thaw()
 
     # -- references the browser lets go of ---------------------------------------------------------
-    def release(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
+    def release(self, store_id: str, token: Any, who: Identity | str | None = None) -> bool:
         """The browser let go of this reference (replaced it, or the page went away): delete its value
         now instead of at its TTL. Initial layout data is kept; so is the store's latest value, until
         the next write to the store evicts it (``Backend.release``, one atomic step)."""
@@ -344,7 +354,7 @@ class StateManager(StoreAPI):
         except QuotaExceeded:  # a full Redis refuses even the small mark: the value expires with its TTL
             return False
 
-    def delete(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
+    def delete(self, store_id: str, token: Any, who: Identity | str | None = None) -> bool:
         """``clear_data``: delete the value behind the reference (never shared initial data)."""
         owned = self.owned(store_id, token, who)
         if isinstance(owned, str) or owned[0].scope == APP:
@@ -353,7 +363,7 @@ class StateManager(StoreAPI):
         return self._drop(store_id, self.backend(ref.backend), owner, ref.key, "deleted")
 
     def _drop(self, store_id: str, backend: Backend, owner: str, key: str, counter: str,
-              remove: "Callable[[], bool] | None" = None) -> bool:
+              remove: Callable[[], bool] | None = None) -> bool:
         done = backend.delete(owner, key) if remove is None else remove()
         if self._cache is not None:
             self._cache.drop(backend.name, owner, key)
@@ -363,7 +373,7 @@ class StateManager(StoreAPI):
             self.audit.record("delete", user=owner, store=store_id, backend=backend.name, reason=counter, key=key[:6])
         return done
 
-    def touch(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> bool:
+    def touch(self, store_id: str, token: Any, who: Identity | str | None = None) -> bool:
         """Restart the TTL of a live value without reading it; the TTL is the store the reference is
         bound to, so a reference cannot borrow a longer-lived store's TTL."""
         owned = self.owned(store_id, token, who)
@@ -378,7 +388,7 @@ class StateManager(StoreAPI):
 
     # -- monitoring --------------------------------------------------------------------------------
     def miss(self, store_id: str, reason: str, misses: MissLog | None = None,
-             who: "Identity | str | None" = None) -> None:
+             who: Identity | str | None = None) -> None:
         self._counts[f"miss.{reason}"] += 1
         if reason == "elsewhere" and not self._told_elsewhere:  # one ERROR per process, naming the fix
             self._told_elsewhere = True
@@ -397,7 +407,7 @@ class StateManager(StoreAPI):
             self.throttle(logging.WARNING, f"miss.{reason}", "ServerStore %s: reference %s; treated as missing (None)",
                           short_id(store_id), MISS_REASONS.get(reason, reason))
 
-    def describe(self, store_id: str, token: Any, who: "Identity | str | None" = None) -> dict:
+    def describe(self, store_id: str, token: Any, who: Identity | str | None = None) -> dict:
         """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
         found = self.locate(store_id, token, who)
         return {"backend": None if isinstance(found, str) else found[1].backend,

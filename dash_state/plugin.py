@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 from typing import Any
 
 import dash
@@ -91,10 +92,20 @@ def _describe_for_mcp() -> None:
 
 
 def is_mcp_request(app: Any) -> bool:
-    """True inside a request to Dash's MCP endpoint: tools and their descriptions see data, as with dcc.Store."""
+    """True while Dash's MCP layer runs a callback as a tool (its endpoint, or its functions called
+    directly, as Dash's own MCP tests do): tool results and descriptions show data, as with dcc.Store."""
+    if "dash.mcp" not in sys.modules:  # Dash imports its MCP layer only when an app enables it
+        return False
     path = getattr(app, "_mcp_path", None)
-    return bool(getattr(app, "_enable_mcp", False) and path and flask.has_request_context()
-                and flask.request.path.rstrip("/").endswith("/" + str(path).strip("/")))
+    if getattr(app, "_enable_mcp", False) and path and flask.has_request_context() and \
+            flask.request.path.rstrip("/").endswith("/" + str(path).strip("/")):
+        return True
+    frame = sys._getframe(1)
+    while frame is not None:  # a few dozen frames, only in processes that loaded dash.mcp
+        if frame.f_globals.get("__name__", "").startswith("dash.mcp."):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _after_request(state: AppState, response: flask.Response) -> flask.Response:
@@ -146,8 +157,8 @@ def serve_layout(layout: Any) -> Any:
 
 
 def _warn_about_clientside_readers(state: AppState) -> None:
-    """A clientside callback that takes a ServerStore's data as Input or State gets its reference, not
-    the data (a migrated page then fails in JavaScript, with nothing in the server log): say so once."""
+    """A store that clientside code reads is mirrored in the browser (see :mod:`dash_state.mirror`); one
+    with ``mirror = false`` gives clientside code its reference, not the data: say so once."""
     callbacks = getattr(state.app, "_callback_list", None) or []
     if getattr(state, "_clientside_checked", None) == len(callbacks):
         return
@@ -163,9 +174,9 @@ def _warn_about_clientside_readers(state: AppState) -> None:
                 continue
             settings = manager.settings(sid)
             if settings.backend != "client" and not settings.client_read:
-                log.warning("ServerStore %r is read by a clientside callback (for %s): clientside code gets its "
-                            "reference, not the data. Read it in a Python callback, or set client_read = true in "
-                            "[STATE_STORES.%s] and use `await window.dash_state.get(data, %r)`", sid,
+                log.warning("ServerStore %r is read by a clientside callback (for %s) but mirror = false: clientside "
+                            "code gets its reference, not the data. Remove mirror = false from [STATE_STORES.%s], "
+                            "or set client_read = true there and use `await window.dash_state.get(data, %r)`", sid,
                             callback.get("output"), sid, sid)
 
 
@@ -201,6 +212,8 @@ def _patch_prepare_response() -> None:
         state = app_state(args[at["app"]])
         if state is not None and in_use():
             state.scan_layouts()
+            if hook.current_call() is None and is_mcp_request(args[at["app"]]):
+                hook.begin_call(mcp=True)  # an MCP task's result: fetched without a callback request
             args = list(args)
             args[at["output_value"]] = hook.rewrite_outputs(
                 state, args[at["output_value"]], args[at["output_spec"]], args[at["multi"]], args[at["output"]],

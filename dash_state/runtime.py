@@ -30,6 +30,7 @@ from .identity import resolvers
 from .keys import Keys, as_bytes
 from .layout import StoreIds
 from .manager import StateManager
+from .mirror import Mirrors, app_callbacks
 
 log = logging.getLogger("dash_state")
 ATTRIBUTE = "_dash_state"
@@ -61,7 +62,7 @@ class AppState:
                     keys = self._keys(config)
                     log.info("%s", describe_backends(config, self._local_path(config, keys)))
                     self._manager = StateManager(config, keys, self._identity_settings(config), self.store_ids,
-                                                 self.scan_layouts)
+                                                 self.scan_layouts, Mirrors(app_callbacks(self.app)))
                 manager = self._manager
         return manager
 

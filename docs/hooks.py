@@ -33,16 +33,6 @@ REPO_PREFIX = "repo"
 
 log = logging.getLogger("mkdocs.plugins.dash_state_docs")
 
-# Keys that defaults.py states without a comment of their own today. The comment in defaults.py wins as
-# soon as it has one; every other key without a comment fails the build. TODO(lead): ask the owner of
-# defaults.py for a comment above these two keys, then delete this table.
-UNCOMMENTED_TODAY = {
-    "STATE_REDIS_URL": "The redis backend's server: `redis://`, `rediss://` (TLS), `unix://`, "
-                       "`redis+sentinel://` or `redis+cluster://` (see Backends).",
-    "STATE_DATABASE_URL": "The database backend's SQLAlchemy URL (a relative SQLite path is relative to "
-                          "the working directory).",
-}
-
 # Per-store keys that are not in STORE_DEFAULTS: their defaults are global keys (dash_state/config.py).
 STORE_INHERITED = {
     "backend": ("STATE_BACKEND", "This store's backend, one of {backends}."),
@@ -121,8 +111,6 @@ def parse_settings(source: str, filename: str = "dash_state/defaults.py") -> Set
             previous_line = lines[key_node.lineno - 2].strip() if key_node.lineno >= 2 else ""
             if not comment and rows and previous_line.startswith(("'", '"')) and _same_group(rows[-1].key, key):
                 comment = rows[-1].comment
-            if not comment:
-                comment = UNCOMMENTED_TODAY.get(key, "")
             if not comment:
                 settings.problems.append(f"{filename}:{key_node.lineno}: {target.id}[{key!r}] has no comment "
                                          "above it; the configuration reference is made from those comments")

@@ -8,9 +8,8 @@ import json
 import dash
 import pandas as pd
 import pytest
-from dash import Input, Output, State, html
-
 from apps import STORE_CLASSES
+from dash import Input, Output, State, html
 from dash_client import DashClient
 
 INITIAL = {"n": 5, "label": "hello"}
@@ -103,3 +102,28 @@ def test_a_dataframe_written_through_a_tool_comes_back_as_records():
     assert "frame" in mcp.tools()
     result = mcp.call("frame", data={"x": 1})
     assert result["response"]["store"]["data"] == [{"a": 1}, {"a": 2}]
+
+
+def _direct_mcp(app, method, params):
+    """Dash's MCP layer called as Dash's own MCP unit tests call it: inside a test request context
+    (path "/"), through ``_process_mcp_message``, without the /_mcp endpoint."""
+    from dash._get_app import app_context
+    from dash.mcp._server import _process_mcp_message
+    from dash.mcp.primitives.tools.callback_adapter_collection import (
+        CallbackAdapterCollection,
+    )
+
+    with app.server.test_request_context():
+        app_context.set(app)
+        app.mcp_callback_map = CallbackAdapterCollection(app)
+        return _process_mcp_message({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+
+
+@pytest.mark.parametrize("name", list(STORE_CLASSES))
+def test_a_tool_called_without_the_endpoint_returns_data(name):
+    app = mcp_app(STORE_CLASSES[name])
+    app.server.test_client().get("/")  # the app is set up as for its first request
+    answer = _direct_mcp(app, "tools/call", {"name": "write", "arguments": {"n": 3}})
+    assert answer["result"]["structuredContent"]["response"]["dest"]["data"] == {"written": 3}
+    answer = _direct_mcp(app, "tools/call", {"name": "show", "arguments": {"n": 2, "data": {"n": 1}}})
+    assert answer["result"]["structuredContent"]["response"]["out"]["children"] == '2: {"n": 1}'
