@@ -13,6 +13,15 @@ except ImportError:
         typing.SupportsFloat, typing.SupportsInt, typing.SupportsComplex
     ]
 
+if typing.TYPE_CHECKING:
+    import numpy
+    import pandas
+
+    FrameType = typing.Union[pandas.DataFrame, pandas.Series, numpy.ndarray]
+else:  # nothing beyond the JSON types at run time (see src_js/dash_prop_typing.py)
+    FrameType = str
+
+
 ComponentSingleType = typing.Union[str, int, float, Component, None]
 ComponentType = typing.Union[
     ComponentSingleType,
@@ -48,10 +57,13 @@ Keyword arguments:
     `clear_data` goes back to False.
 
 - data (dict | list | number | string | boolean; optional):
-    The stored JSON value. With dash-state's server side this is a
-    short opaque reference that stands for the real value kept on the
-    server. Python callbacks receive the real value; a clientside
-    callback gets it with `await window.dash_state.get(data, id)`.
+    The stored value: any JSON value, as with dcc.Store. On a server
+    backend (any but 'client') a pandas DataFrame, a pandas Series or
+    a numpy array is accepted too, as the whole value (not nested in a
+    dict or list), and Python callbacks get it back as the same type.
+    In the browser this prop holds a short opaque reference that
+    stands for the value kept on the server; a clientside callback
+    gets the value with `await window.dash_state.get(data, id)`.
 
 - modified_timestamp (number; default -1):
     When the stored value last changed, in milliseconds since the
@@ -74,7 +86,7 @@ Keyword arguments:
         self,
         id: typing.Optional[typing.Union[str, dict]] = None,
         storage_type: typing.Optional[Literal["local", "session", "memory"]] = None,
-        data: typing.Optional[typing.Union[dict, typing.Sequence, NumberType, str, bool]] = None,
+        data: typing.Optional[typing.Union[dict, typing.Sequence, NumberType, str, bool, FrameType]] = None,
         clear_data: typing.Optional[bool] = None,
         modified_timestamp: typing.Optional[NumberType] = None,
         **kwargs

@@ -12,7 +12,13 @@ from dash import html
 
 import dash_state
 from dash_state import ConfigError, ServerStore
-from dash_state.config import build_config, load_config, mask_url, read_environment, unknown_store_warnings
+from dash_state.config import (
+    build_config,
+    load_config,
+    mask_url,
+    read_environment,
+    unknown_store_warnings,
+)
 from dash_state.runtime import app_state
 
 
