@@ -22,7 +22,7 @@ from dash import Patch
 from dash._grouping import flatten_grouping, make_grouping_by_index
 from dash._utils import stringify_id
 
-from . import clientside, patches, references
+from . import browser_form, clientside, patches, references
 from .calls import Call, begin_call, current_call, request_misses
 from .errors import StoreValueError
 from .initial import serve_tree
@@ -84,8 +84,13 @@ def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
     if not is_reference and store_id not in state.store_ids and js_key(sid) not in call.hinted:
         return entry  # not a ServerStore: a dcc.Store or another component's data prop
     manager = state.manager
-    if not is_reference and not manager.keeps_on_server(sid):
-        return entry  # rolled back to the client backend: the data itself, as with dcc.Store
+    if not is_reference and not manager.keeps_on_server(sid):  # the client backend: the data itself, as with dcc.Store
+        if not browser_form.is_typed(value):
+            call.values[sid] = value
+            return entry
+        new = browser_form.from_browser(value, sid, manager.config["STATE_MAX_VALUE_BYTES"])  # a frame, series, array
+        call.values[sid] = new
+        return {**entry, "value": new}
     misses = request_misses()
     if is_reference:
         new = manager.load(sid, value, misses=misses)
@@ -202,8 +207,11 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
     sid = _sid(store_id)
     manager = state.manager
     backend = manager.settings(sid).backend
-    if backend == "client" or (getattr(user, "kind", None) == "job" and not manager.backend(backend).shared):
-        return  # the data itself (rolled back), or a job's value the web process stores (memory backend)
+    if backend == "client":  # the data itself goes to the browser (a Patch: the renderer applies it there)
+        _to_browser(target, sid, store_id, value, rewritten, call)
+        return
+    if getattr(user, "kind", None) == "job" and not manager.backend(backend).shared:
+        return  # a job's value the web process stores (memory backend)
     if references.looks_like_reference(value):
         if not isinstance(manager.owned(sid, value, user), str):
             return  # already stored for this store (by a background job): the browser gets it as it is
@@ -215,6 +223,16 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
         rewritten.append(store_id)
         return
     plan.append((target.put, sid, value))
+
+
+def _to_browser(target: Target, sid: str, store_id: Any, value: Any, rewritten: list, call: Call | None) -> None:
+    """A client-backend store's new data: a DataFrame, Series or array in the typed JSON form (see
+    :mod:`dash_state.browser_form`); anything else exactly as a dcc.Store gets it."""
+    if isinstance(value, Patch) or not browser_form.is_typeable(value):
+        return
+    new = _for_json(value) if call is not None and call.mcp else browser_form.to_browser(value, sid)
+    target.put(new)
+    rewritten.append(store_id)
 
 
 def _is_server_store(state: "AppState", store_id: Any, target: Target, call: Call | None) -> bool:

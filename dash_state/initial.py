@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from dash._utils import stringify_id
 from dash.development.base_component import Component
 
-from . import references
+from . import browser_form, references
 from .layout import rewrite_stores, with_data
 from .references import APP, SERVER
 
@@ -41,8 +41,10 @@ def serve_tree(state: "AppState", tree: Any, user: Any = None) -> Any:
         state.store_ids.add(store_id)
         data = getattr(store, "data", None)
         sid = stringify_id(store_id) if store_id is not None else "?"
-        if data is None or references.looks_like_reference(data) or not state.manager.keeps_on_server(sid):
+        if data is None or references.looks_like_reference(data):
             return store
+        if not state.manager.keeps_on_server(sid):  # the client backend: the data goes to the browser
+            return _for_browser(store, sid, data)
         return with_data(store, _store_initial(state, sid, data, user))
 
     return rewrite_stores(tree, replace)
@@ -87,6 +89,14 @@ def strip_tree(state: "AppState", tree: Any) -> Any:
         if getattr(store, "data", None) is None:
             return store
         sid = stringify_id(store_id) if store_id is not None else "?"
-        return with_data(store, None) if state.manager.keeps_on_server(sid) else store
+        return with_data(store, None) if state.manager.keeps_on_server(sid) else _for_browser(store, sid, store.data)
 
     return rewrite_stores(tree, strip)
+
+
+def _for_browser(store: Component, sid: str, data: Any) -> Component:
+    """A client-backend store's initial data: a DataFrame, Series or array in the typed JSON form (see
+    :mod:`dash_state.browser_form`), anything else as it is."""
+    if not browser_form.is_typeable(data):
+        return store
+    return with_data(store, browser_form.to_browser(data, sid))

@@ -12,6 +12,19 @@ The rule (the README says it too, and ``tests/test_store_api.py`` checks each se
 * An id that is not a ServerStore of the app, a value the store cannot hold, or a call outside a
   request without a user context (with user isolation on) raises an exception that says which and
   what is wrong; nothing is stored partially.
+
+A store on the ``client`` backend (rolled back, or held in the browser for clientside callbacks) keeps
+its data in the browser, as a ``dcc.Store`` does, so the server has no copy to read or write:
+
+* Inside a callback, ``set_store(id, value)`` checks the value as the server backends do (storable
+  types, ``STATE_MAX_VALUE_BYTES``) and sends it to the calling page with ``dash.set_props`` in the same
+  response (a DataFrame, Series or array in the typed JSON form); ``ttl`` is ignored (browser data does
+  not expire). ``get_store(id)`` returns the value this request carries for the store: when the
+  callback takes the store as Input or State (``default`` if that is empty), or what ``set_store`` wrote
+  earlier in the same call; otherwise it raises StoreValueError. ``delete_store(id)`` empties the
+  page's store (``data=None`` via ``set_props``) and returns True if the request carried a value.
+* Outside a request (scripts, background jobs, tests) the three raise StoreValueError: the data is in
+  a browser. ``list_stores`` and ``clear_user`` skip client stores.
 """
 from __future__ import annotations
 
@@ -21,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import flask
 
-from . import identity
+from . import browser_form, identity
 from .calls import current_call
-from .errors import StoreValueError
+from .errors import QuotaExceeded, StoreValueError
+from .values import freeze
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -50,6 +64,8 @@ class StoreAPI:
         sid = self._known_store(store_id)
         if ttl is not None and not (isinstance(ttl, (int, float)) and ttl > 0):
             raise StoreValueError(f"ServerStore {sid!r}: ttl must be a positive number of seconds, got {ttl!r}")
+        if not self.keeps_on_server(sid):
+            return self._set_in_browser(store_id, sid, value)
         pending = self.prepare(sid, value)  # checks the value (and its size) before anything happens
         if ttl is not None:
             pending.settings = replace(pending.settings, ttl=float(ttl))
@@ -72,6 +88,9 @@ class StoreAPI:
         if call is not None and sid in call.values:
             value = call.values[sid]
             return default if value is None else value
+        if not self.keeps_on_server(sid):
+            value = self._carried(store_id, sid, "get_store")
+            return default if value is None else value
         who = self._acting_user(sid) if call is None else None
         return self.latest(sid, who, missing=default)
 
@@ -80,6 +99,14 @@ class StoreAPI:
         the same response). True if there was a value."""
         sid = self._known_store(store_id)
         call = current_call()
+        if not self.keeps_on_server(sid):
+            had = call.values[sid] if call is not None and sid in call.values else \
+                self._carried(store_id, sid, "delete_store", required=False)
+            import dash
+
+            call.values[sid] = None
+            dash.set_props(store_id, {"data": None})
+            return had is not None
         who = self.identity(create=False) if call is not None else self._acting_user(sid)
         if who is None:
             return False
@@ -146,10 +173,43 @@ class StoreAPI:
         if store_id not in self.store_ids:
             raise StoreValueError(f"ServerStore {sid!r}: there is no ServerStore with this id in the app's layouts "
                                   "(dcc.Store ids and other components do not count)")
-        if self.settings(sid).backend == "client":
-            raise StoreValueError(f"ServerStore {sid!r} is on the client backend: its data lives in the browser, "
-                                  "so the Python API cannot read or write it")
         return sid
+
+    # -- client-backend stores: the data is in the browser ----------------------------------------------
+    def _set_in_browser(self: "StateManager", store_id: Any, sid: str, value: Any) -> None:
+        call = self._client_call(sid, "set_store")
+        snapshot = freeze(value, sid)  # the server backends' rules: storable types, and the size limit
+        limit = self.config["STATE_MAX_VALUE_BYTES"]
+        if snapshot.nbytes > limit:
+            raise QuotaExceeded(f"ServerStore {sid!r}: a value of {snapshot.nbytes:,} bytes is larger than "
+                                f"STATE_MAX_VALUE_BYTES = {limit:,}; nothing was sent")
+        browser_form.to_browser(value, sid)  # raises now, naming the column, if it cannot travel exactly
+        import dash
+
+        call.values[sid] = snapshot.thaw()  # what get_store returns later in this call
+        dash.set_props(store_id, {"data": value})  # the hook sends it in the typed form
+
+    def _client_call(self: "StateManager", sid: str, what: str) -> Any:
+        call = current_call()
+        if call is None:
+            raise StoreValueError(f"ServerStore {sid!r} is on the client backend: its data lives in the browser, so "
+                                  f"{what}() works only inside a callback of the page that holds it, not in a script "
+                                  "or background job")
+        return call
+
+    def _carried(self: "StateManager", store_id: Any, sid: str, what: str, required: bool = True) -> Any:
+        """The value the current request carries for a client store (Input or State), decoded."""
+        self._client_call(sid, what)
+        import dash
+
+        for item in _entries(getattr(dash.callback_context, "inputs_list", None)) + \
+                _entries(getattr(dash.callback_context, "states_list", None)):
+            if item.get("property") == "data" and _same_id(item.get("id"), store_id):
+                return browser_form.from_browser(item.get("value"), sid, self.config["STATE_MAX_VALUE_BYTES"])
+        if not required:
+            return None
+        raise StoreValueError(f"ServerStore {sid!r} is on the client backend: its data lives in the browser; in a "
+                              "callback, get_store returns it only when the callback takes it as Input or State")
 
     def _acting_user(self: "StateManager", sid: str | None) -> "identity.Identity":
         who = self.identity(create=flask.has_request_context())
@@ -159,3 +219,18 @@ class StoreAPI:
                                   "or use `with user_context(user_id):` first (or turn STATE_ENABLE_USER_ISOLATION off)")
         return who
 
+
+
+def _entries(items: Any) -> list:
+    flat = []
+    for item in items or []:
+        flat.extend(x for x in (item if isinstance(item, list) else [item]) if isinstance(x, dict))
+    return flat
+
+
+def _same_id(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    from dash._utils import stringify_id
+
+    return isinstance(a, (str, dict)) and isinstance(b, (str, dict)) and stringify_id(a) == stringify_id(b)
