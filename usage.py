@@ -12,7 +12,6 @@ What it demonstrates:
 
 Run: ``python usage.py`` (then open http://127.0.0.1:8050), or ``gunicorn usage:server``.
 """
-import json
 import os
 
 import dash
@@ -23,6 +22,7 @@ from dash import Input, Output, State, dash_table, dcc, html
 
 import dash_state
 from dash_state import ServerStore
+from dash_state.devtools import browser_bytes
 
 # -- data: one big generated sales table and a small product table to merge with -------------------
 N_ROWS = 150_000
@@ -101,12 +101,14 @@ app.layout = html.Div(style={"fontFamily": "system-ui, sans-serif", "background"
                             marks={q: str(q) for q in (1, 10, 20, 30, 40, 50)})]),
     ]),
     html.Div(style={"display": "flex", "gap": "16px", "marginTop": "16px"}, children=[
-        html.Div(style={**CARD, "flex": "3"}, children=[
+        html.Div(style={**CARD, "flex": "3", "minWidth": 0}, children=[  # minWidth: the graph may shrink
             dcc.Graph(id="revenue-graph", style={"height": "380px"}, config={"displaylogo": False})]),
         html.Div(style={**CARD, "flex": "1.2", "fontSize": "14px"}, children=[
             html.H4("Where the data lives", style={"margin": "0 0 8px"}),
             html.Div(id="state-panel"),
-            html.P("Server: bytes the server keeps for the store. Browser: bytes of `data` in the browser.",
+            # the same words as the legend of the dev tools' Stores panel (debug=True)
+            html.P(["Server: bytes the server keeps for the store. Browser: bytes of the store's ",
+                    html.Code("data"), " in the browser (the reference)."],
                    style={"color": "#888", "fontSize": "12px", "marginBottom": 0})]),
     ]),
     html.Div(style={**CARD, "marginTop": "16px"}, children=[
@@ -163,8 +165,8 @@ def panel(_ts_filters, _ts_merged, _filters, _merged):
         if isinstance(value, str) and value.startswith("dsr2."):
             info = manager.describe(store_id, value)
         else:  # empty, or rolled back to backend = "client": the data itself is in the browser
-            size = len(json.dumps(value, separators=(",", ":"))) if value is not None else 0
-            info = {"backend": "client" if value is not None else "-", "server_bytes": 0, "browser_bytes": size}
+            info = {"backend": "client" if value is not None else "-", "server_bytes": 0,
+                    "browser_bytes": browser_bytes(value)}  # counted as the dev tools' Stores panel does
         rows.append(html.Tr(id=f"panel-{store_id}", children=[
             html.Td(store_id, style={**CELL, "fontFamily": "monospace", "textAlign": "left"}),
             html.Td(info["backend"], style={**CELL, "textAlign": "left"}),
@@ -183,4 +185,4 @@ def panel(_ts_filters, _ts_merged, _filters, _merged):
 
 
 if __name__ == "__main__":
-    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", 8050)))  # DASH_DEBUG=true: dev tools
+    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "8050")))  # DASH_DEBUG=true: dev tools

@@ -9,6 +9,7 @@ label: its family for pattern-matching ids, ``other`` for ids the app never decl
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -41,6 +42,17 @@ def devtools(state: Any, manager: Any, body: dict) -> flask.Response:
     return flask.jsonify({"stores": rows})
 
 
+def browser_bytes(data: Any) -> int:
+    """Bytes of a store's ``data`` in the browser, counted as ``StateManager.describe`` counts them: a
+    string (a reference) by its UTF-8 length, without the quotes JSON would add; any other value by
+    its compact JSON text (a store on the client backend)."""
+    if data is None:
+        return 0
+    if isinstance(data, str):
+        return len(data.encode("utf-8"))
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
 def _row(manager: Any, entry: dict) -> dict:
     raw_id, reference = entry["id"], entry.get("reference")
     sid = raw_id if isinstance(raw_id, str) else stringify_id(raw_id)
@@ -49,7 +61,7 @@ def _row(manager: Any, entry: dict) -> dict:
         counts["hits"] = counts.get("hits", 0) + per_backend.get("hits", 0)
         counts["misses"] = counts.get("misses", 0) + sum(per_backend.get("misses", {}).values())
     row = {"key": sid, "label": manager.metrics.label(sid), "backend": manager.settings(sid).backend,
-           "server_bytes": None, "browser_bytes": len(flask.json.dumps(reference)) if reference is not None else 0, "ttl_left": None,
+           "server_bytes": None, "browser_bytes": browser_bytes(reference), "ttl_left": None,
            "hits": counts.get("hits", 0), "misses": counts.get("misses", 0)}
     found = manager.locate(sid, reference)
     if not isinstance(found, str):

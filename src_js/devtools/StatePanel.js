@@ -4,6 +4,11 @@
  * browser bytes, TTL left and hit/miss counts, refreshed every second while
  * open, so it follows the callbacks as they run. The server answers only in
  * debug mode (dash_state/devtools.py).
+ *
+ * The open table is docked at the right edge of the window and the page is
+ * narrowed by its width (body margin), so it hides none of the app (a popup
+ * over the page used to cover the app's tables); closing it (the button or
+ * its x) gives the page its width back.
  */
 import React, {Component} from 'react';
 import {postJson} from '../http';
@@ -29,6 +34,21 @@ const seconds = s => (s === null || s === undefined ? '-' : `${Math.max(0, Math.
 
 const CELL = {padding: '3px 8px', borderBottom: '1px solid #e5e7eb', textAlign: 'right', whiteSpace: 'nowrap'};
 const LEFT = {...CELL, textAlign: 'left', fontFamily: 'monospace'};
+const GAP = 8; // px between the docked panel, the window's edges and the page
+
+// Components that size themselves on window resizes (plotly graphs) follow the page's new width.
+const relayout = () => window.dispatchEvent(new Event('resize'));
+
+// Column headers and what they mean (also their tooltips); usage.py's panel uses the same words.
+const COLUMNS = [
+    ['store', 'the ServerStore id (its family for pattern-matching ids)'],
+    ['backend', 'where the value is kept'],
+    ['server', 'bytes the server keeps for the store'],
+    ['browser', "bytes of the store's data in the browser (the reference)"],
+    ['TTL left', 'seconds until the value expires unless written or touched'],
+    ['hits', 'reads of the store that found its value (this process)'],
+    ['misses', 'reads that found no value: expired, evicted or refused (this process)'],
+];
 
 export default class StatePanel extends Component {
     constructor(props) {
@@ -37,10 +57,41 @@ export default class StatePanel extends Component {
         this.toggle = this.toggle.bind(this);
         this.refresh = this.refresh.bind(this);
         this._timer = null;
+        this._panel = null;
+        this._pageMargin = null; // the body's own right margin while the panel narrows the page
+    }
+
+    componentDidUpdate() {
+        this._dock();
     }
 
     componentWillUnmount() {
         clearInterval(this._timer);
+        this._undock();
+    }
+
+    _dock() {
+        if (!this.state.open || !this._panel) {
+            this._undock();
+            return;
+        }
+        const body = document.body;
+        if (this._pageMargin === null) {
+            this._pageMargin = body.style.marginRight;
+        }
+        const width = `${this._panel.offsetWidth + 2 * GAP}px`;
+        if (body.style.marginRight !== width) {
+            body.style.marginRight = width;
+            relayout();
+        }
+    }
+
+    _undock() {
+        if (this._pageMargin !== null) {
+            document.body.style.marginRight = this._pageMargin;
+            this._pageMargin = null;
+            relayout();
+        }
     }
 
     toggle() {
@@ -71,7 +122,7 @@ export default class StatePanel extends Component {
         const {open, rows, error} = this.state;
         const count = mountedStores().length;
         return (
-            <div style={{position: 'relative', display: 'inline-block'}}>
+            <div style={{display: 'inline-block'}}>
                 <button
                     type="button"
                     id="dash-state-devtools-button"
@@ -83,10 +134,14 @@ export default class StatePanel extends Component {
                 {open ? (
                     <div
                         id="dash-state-devtools-panel"
+                        ref={el => {
+                            this._panel = el;
+                        }}
                         style={{
-                            position: 'absolute',
-                            bottom: '36px',
-                            right: 0,
+                            position: 'fixed',
+                            top: `${GAP}px`,
+                            right: `${GAP}px`,
+                            maxHeight: 'calc(100vh - 80px)', // above Dash's dev tools bar
                             background: '#fff',
                             color: '#111827',
                             border: '1px solid #d1d5db',
@@ -95,17 +150,29 @@ export default class StatePanel extends Component {
                             padding: '8px',
                             fontSize: '12px',
                             zIndex: 1100,
-                            maxHeight: '60vh',
                             overflow: 'auto',
+                            textAlign: 'left',
                         }}
                     >
-                        <div style={{fontWeight: 600, marginBottom: '6px'}}>dash-state: ServerStores on this page</div>
+                        <div style={{display: 'flex', justifyContent: 'space-between', marginBottom: '6px'}}>
+                            <span style={{fontWeight: 600}}>dash-state: ServerStores on this page</span>
+                            <button
+                                type="button"
+                                id="dash-state-devtools-close"
+                                title="Close (the page gets its width back)"
+                                onClick={this.toggle}
+                                style={{border: 'none', background: 'none', cursor: 'pointer', padding: '0 0 0 12px',
+                                    fontSize: '14px', lineHeight: 1, color: '#6b7280'}}
+                            >
+                                ×
+                            </button>
+                        </div>
                         {error ? <div style={{color: '#b91c1c'}}>{error}</div> : null}
                         <table style={{borderCollapse: 'collapse'}}>
                             <thead>
                                 <tr>
-                                    {['store', 'backend', 'server', 'browser', 'TTL left', 'hits', 'misses'].map(h => (
-                                        <th key={h} style={h === 'store' || h === 'backend' ? LEFT : CELL}>
+                                    {COLUMNS.map(([h, meaning]) => (
+                                        <th key={h} title={meaning} style={h === 'store' || h === 'backend' ? LEFT : CELL}>
                                             {h}
                                         </th>
                                     ))}
@@ -125,6 +192,9 @@ export default class StatePanel extends Component {
                                 ))}
                             </tbody>
                         </table>
+                        <div id="dash-state-devtools-legend" style={{color: '#6b7280', marginTop: '6px', width: 0, minWidth: '100%'}}>
+                            Server: {COLUMNS[2][1]}. Browser: {COLUMNS[3][1]}.
+                        </div>
                     </div>
                 ) : null}
             </div>
