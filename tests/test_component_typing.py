@@ -40,7 +40,7 @@ def test_importing_the_component_imports_neither_pandas_nor_numpy():
 
 def test_the_docstring_says_a_dataframe_series_or_array_is_accepted():
     doc = " ".join(ServerStore.__doc__.split())
-    assert "a pandas DataFrame, a pandas Series or a numpy array is accepted too, as the whole value" in doc
+    assert "A pandas DataFrame, a pandas Series or a numpy array is accepted too, as the whole value" in doc
 
 
 def test_dash_mcp_still_describes_data_with_json_types():

@@ -564,13 +564,14 @@ ServerStore.propTypes = {
     storage_type: PropTypes.oneOf(['local', 'session', 'memory']),
 
     /**
-     * The stored value: any JSON value, as with dcc.Store. On a server
-     * backend (any but 'client') a pandas DataFrame, a pandas Series or a
-     * numpy array is accepted too, as the whole value (not nested in a
-     * dict or list), and Python callbacks get it back as the same type.
-     * In the browser this prop holds a short opaque reference that stands
-     * for the value kept on the server; a clientside callback gets the
-     * value with `await window.dash_state.get(data, id)`.
+     * The stored value: any JSON value, as with dcc.Store. A pandas
+     * DataFrame, a pandas Series or a numpy array is accepted too, as the
+     * whole value (not nested in a dict or list), and Python callbacks get
+     * it back as the same type (on the 'client' backend it travels through
+     * the browser in a typed JSON form). On a server backend this prop
+     * holds, in the browser, a short opaque reference that stands for the
+     * value kept on the server; a clientside callback gets the value with
+     * `await window.dash_state.get(data, id)`.
      */
     data: PropTypes.oneOfType([
         PropTypes.object,
