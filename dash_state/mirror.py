@@ -4,7 +4,9 @@ A clientside callback reads a store's ``data`` in JavaScript, and a clientside `
 the renderer to what the browser holds. Neither can work on a reference. So a ServerStore whose
 ``data`` is an Input, State or Output of a clientside callback is *mirrored* by default: the server
 treats it like the ``client`` backend (its data travels to the browser and back, exactly as with
-dcc.Store), and clientside callbacks and every clientside Patch work unchanged. Swapping the class
+dcc.Store), and clientside callbacks and every clientside Patch work unchanged. A store that inline
+clientside code (a clientside callback given as a string) names in ``dash_clientside.set_props("id",
+...)`` is mirrored too; code in asset files is not read. Swapping the class
 stays the whole migration. One INFO line names each mirrored store and the callback that uses it.
 
 ``[STATE_STORES.<id>] mirror = false`` keeps the store on the server only (clientside code then gets
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,12 +30,13 @@ from typing import Any
 log = logging.getLogger("dash_state")
 
 _WILDCARDS = (["MATCH"], ["ALL"], ["ALLSMALLER"])
+_SET_PROPS = re.compile(r"""set_props\(\s*(["'`])([^"'`\\]{1,200})\1\s*,\s*\{[^}]*\bdata\s*:""")
 
 
 class Mirrors:
     """Which store ids clientside callbacks use, learnt from the app's callback list."""
 
-    def __init__(self, callbacks: Callable[[], tuple[list, ...]]):
+    def __init__(self, callbacks: Callable[[], tuple[tuple[list, ...], tuple[list, ...]]]):
         self._callbacks = callbacks
         self._lock = threading.Lock()
         self._seen: tuple = ()  # how many callbacks each list had when last read
@@ -61,8 +65,8 @@ class Mirrors:
                  "reference there", sid, callback, sid)
 
     def _refresh(self) -> None:
-        lists = self._callbacks()
-        count = tuple(len(part) for part in lists)  # cheap: this runs on every settings lookup
+        lists, scripts = self._callbacks()
+        count = tuple(len(part) for part in lists + scripts)  # cheap: this runs on every settings lookup
         if count == self._seen:
             return
         callbacks = [callback for part in lists for callback in part]
@@ -79,6 +83,10 @@ class Mirrors:
                         patterns.append((pattern, name))
                     else:
                         ids.setdefault(raw, name)
+            for part in scripts:
+                for script in part:
+                    for match in _SET_PROPS.finditer(script if isinstance(script, str) else ""):
+                        ids.setdefault(match.group(2), "a clientside set_props")
             self._ids, self._patterns, self._matched, self._seen = ids, patterns, {}, count
 
 
@@ -124,10 +132,12 @@ def _match(sid: str, patterns: list[tuple[dict, str]]) -> str | None:
     return None
 
 
-def app_callbacks(app: Any) -> Callable[[], tuple[list, ...]]:
-    """The app's callbacks, and ``dash.callback``'s global ones not yet moved onto an app."""
+def app_callbacks(app: Any) -> Callable[[], tuple[tuple[list, ...], tuple[list, ...]]]:
+    """The app's callbacks and inline clientside scripts, and ``dash.callback``'s global ones not yet
+    moved onto an app."""
     from dash import _callback
 
-    def callbacks() -> tuple[list, ...]:
-        return (getattr(app, "_callback_list", None) or [], _callback.GLOBAL_CALLBACK_LIST)
+    def callbacks() -> tuple[tuple[list, ...], tuple[list, ...]]:
+        return ((getattr(app, "_callback_list", None) or [], _callback.GLOBAL_CALLBACK_LIST),
+                (getattr(app, "_inline_scripts", None) or [], getattr(_callback, "GLOBAL_INLINE_SCRIPTS", [])))
     return callbacks

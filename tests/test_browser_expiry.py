@@ -252,8 +252,9 @@ def test_clientside_get(dash_duo):
 
 
 def test_clientside_get_needs_client_read(dash_duo):
-    """Without client_read, window.dash_state.get is refused: server data stays on the server."""
-    app = new_app()
+    """Without client_read (and with mirror = false), window.dash_state.get is refused: server data
+    stays on the server."""
+    app = new_app(STATE_STORES={"s": {"mirror": False}})
     app.layout = html.Div([html.Button("write", id="write"), ServerStore(id="s"), html.Div(id="written"),
                            html.Div(id="cs")])
 

@@ -143,9 +143,10 @@ def test_patch_and_no_update_inside_set_props(dash_duo, case):
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_clientside_patch(dash_duo, case):
-    """Case 3: a clientside callback returns dash_clientside.Patch for the store."""
+    """Case 3: a clientside callback returns dash_clientside.Patch for the store. With mirror = false:
+    the default mirrors the store in the browser, where it behaves as the dcc.Store case does."""
     name, storage = case
-    app = new_app()
+    app = new_app(STATE_STORES={"store": {"mirror": False}})
     app.layout = html.Div([html.Button("inc", id="inc"), html.Button("push", id="push"),
                            STORE_CLASSES[name](id="store", data={"n": 0, "items": []}, storage_type=storage),
                            html.Div(id="seen"), html.Div(id="calls"), html.Div(id="state")])
@@ -178,9 +179,10 @@ def test_clientside_patch(dash_duo, case):
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_clientside_plain_writes(dash_duo, case):
-    """Case 4: a clientside callback writes plain data; dash_clientside.set_props writes too."""
+    """Case 4: a clientside callback writes plain data; dash_clientside.set_props writes too. With
+    mirror = false (the default mirrors the store, which then behaves as the dcc.Store case)."""
     name, storage = case
-    app = new_app()
+    app = new_app(STATE_STORES={"store": {"mirror": False}})
     app.layout = html.Div([html.Button("write", id="write"), html.Button("side", id="side"),
                            html.Button("read", id="read"),
                            STORE_CLASSES[name](id="store", storage_type=storage),

@@ -25,6 +25,20 @@ from apps import STORE_CLASSES, new_app
 
 pytestmark = pytest.mark.browser
 NAMES = list(STORE_CLASSES)
+# A ServerStore that a clientside callback uses is mirrored in the browser by default, so it behaves as
+# dcc.Store there. "ServerStore (mirror off)" runs the same clientside test with mirror = false: the
+# browser holds references, clientside writes are uploaded and clientside Patches replayed on the server.
+MIRROR_OFF = "ServerStore (mirror off)"
+CS_NAMES = NAMES + [MIRROR_OFF]
+
+
+def store_class(name):
+    return STORE_CLASSES.get(name, STORE_CLASSES["ServerStore"])
+
+
+def cs_app(name, store_ids):
+    """An app for a clientside test: with mirror = false for ``store_ids`` under MIRROR_OFF."""
+    return new_app(STATE_STORES={sid: {"mirror": False} for sid in store_ids}) if name == MIRROR_OFF else new_app()
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -71,14 +85,24 @@ def held(dash_duo, store_id):
 
 def assert_references_only(dash_duo, name, store_ids, timeout=3):
     """With ServerStore the browser holds references only (a value written in the browser is swapped
-    for its reference a moment after the upload, hence the wait)."""
-    if name != "ServerStore":
+    for its reference a moment after the upload, hence the wait); a mirrored one holds the data."""
+    if name not in ("ServerStore", MIRROR_OFF):
         return
     for sid in store_ids:
         deadline = time.monotonic() + timeout
         while not ((value := held(dash_duo, sid)) is None or (isinstance(value, str) and value.startswith("dsr2."))):
             assert time.monotonic() < deadline, (sid, value)
             time.sleep(0.1)
+
+
+def assert_held_as(dash_duo, name, store_ids):
+    """A clientside test's stores: mirrored (data, as dcc.Store) by default, references with mirror off."""
+    if name == MIRROR_OFF:
+        assert_references_only(dash_duo, name, store_ids)
+    elif name == "ServerStore":
+        for sid in store_ids:
+            value = held(dash_duo, sid)
+            assert not (isinstance(value, str) and value.startswith("dsr2.")), (sid, value)
 
 
 def severe(dash_duo):
@@ -349,14 +373,14 @@ CS_STEPS = [
 CS_STORES = ["cs-memory", "cs-session", "cs-local", "cs-side"]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CS_NAMES)
 def test_clientside_patch_operations_and_reload(dash_duo, name):
     """dash_clientside.Patch returned by a clientside callback (to a memory, a session and a local store)
     and passed to dash_clientside.set_props (a memory store), one store per click; then a reload: memory
     stores start again from the layout data, session and local stores keep the patched value and can be
     patched again. (Several stores patched by one click: test_clientside_patches_for_two_stores_in_one_callback.)"""
-    Store = STORE_CLASSES[name]
-    app = new_app()
+    Store = store_class(name)
+    app = cs_app(name, CS_STORES)
     storage = {"cs-memory": "memory", "cs-session": "session", "cs-local": "local", "cs-side": "memory"}
     app.layout = html.Div([html.Button(f"{step[0]} {sid}", id=f"{step[0]}-{sid}") for step in CS_STEPS
                            for sid in CS_STORES]
@@ -381,7 +405,7 @@ def test_clientside_patch_operations_and_reload(dash_duo, name):
         for sid in CS_STORES:
             click(dash_duo, f"{button}-{sid}")
             dash_duo.wait_for_text_to_equal(f"#{sid}-seen", canon(expected))
-    assert_references_only(dash_duo, name, CS_STORES)
+    assert_held_as(dash_duo, name, CS_STORES)
 
     dash_duo.driver.refresh()
     for sid in CS_STORES:
@@ -391,7 +415,7 @@ def test_clientside_patch_operations_and_reload(dash_duo, name):
         click(dash_duo, f"set-{sid}")
         kept = storage[sid] != "memory"
         dash_duo.wait_for_text_to_equal(f"#{sid}-seen", canon(after if kept else {**INITIAL, **CS_STEPS[0][2]}))
-    assert_references_only(dash_duo, name, CS_STORES)
+    assert_held_as(dash_duo, name, CS_STORES)
     assert severe(dash_duo) == []
 
 
@@ -410,15 +434,15 @@ READING_STEPS = [
 
 
 @pytest.mark.parametrize("name", [
-    "dcc.Store",
-    pytest.param("ServerStore", marks=pytest.mark.xfail(strict=True, reason=(
-        "clientside Patch operations that read the previous value inside the store (extend, insert, "
-        "reverse, remove, negative indices at ['array']) throw in the renderer for a ServerStore, which "
-        "holds a reference string: the store keeps its value and the operation is lost"))),
+    "dcc.Store", "ServerStore",
+    pytest.param(MIRROR_OFF, marks=pytest.mark.xfail(strict=True, reason=(
+        "with mirror = false, clientside Patch operations that read the previous value inside the store "
+        "(extend, insert, reverse, remove, negative indices at ['array']) throw in the renderer, which holds "
+        "a reference string: the store keeps its value and the operation is lost"))),
 ])
 def test_clientside_patch_operations_that_read_the_previous_value(dash_duo, name):
-    Store = STORE_CLASSES[name]
-    app = new_app()
+    Store = store_class(name)
+    app = cs_app(name, ["st"])
     app.layout = html.Div([html.Button(step[0], id=step[0]) for step in READING_STEPS]
                           + [Store(id="st", data={"array": ["initial"]})] + readers(app, ["st"]))
     for button, ops, _ in READING_STEPS:
@@ -434,11 +458,11 @@ def test_clientside_patch_operations_that_read_the_previous_value(dash_duo, name
 
 
 def test_clientside_patch_that_cannot_apply_to_a_reference_keeps_the_value(dash_duo):
-    """ServerStore only (the documented limit of the test above): each such operation, on its own store,
+    """ServerStore with mirror = false only (the documented limit of the test above): each such operation, on its own store,
     leaves the store's value as it was (not None, not the patched reference), fires no reader, and shows
-    the renderer's error in the console."""
-    app = new_app()
+    the renderer's error in the console. With mirror = false: mirrored, these operations just work."""
     ids = [f"st-{step[0]}" for step in READING_STEPS]
+    app = cs_app(MIRROR_OFF, ids)
     initial = {"array": ["initial", "second"], "n": 1}
     app.layout = html.Div([html.Button(step[0], id=step[0]) for step in READING_STEPS]
                           + [STORE_CLASSES["ServerStore"](id=sid, data=initial) for sid in ids] + readers(app, ids))
@@ -461,10 +485,10 @@ def test_clientside_patch_that_cannot_apply_to_a_reference_keeps_the_value(dash_
     assert held(dash_duo, ids[0]) == before
 
 
-@pytest.mark.parametrize("name", list(STORE_CLASSES))
+@pytest.mark.parametrize("name", CS_NAMES)
 def test_a_clientside_patch_after_one_that_failed(dash_duo, name):
-    Store = STORE_CLASSES[name]
-    app = new_app()
+    Store = store_class(name)
+    app = cs_app(name, ["st"])
     app.layout = html.Div([html.Button("insert", id="insert"), html.Button("clear", id="clear"),
                            Store(id="st", data={"array": [1, 2]}), *readers(app, ["st"])])
     app.clientside_callback("function(n) { return new dash_clientside.Patch().insert(['array'], 1, 'I').build(); }",
@@ -480,10 +504,10 @@ def test_a_clientside_patch_after_one_that_failed(dash_duo, name):
     assert settle(dash_duo, {"st-seen": canon({"array": []})}) == {"st-seen": canon({"array": []})}
 
 
-@pytest.mark.parametrize("name", list(STORE_CLASSES))
+@pytest.mark.parametrize("name", CS_NAMES)
 def test_clientside_patches_for_two_stores_in_one_callback(dash_duo, name):
-    Store = STORE_CLASSES[name]
-    app = new_app()
+    Store = store_class(name)
+    app = cs_app(name, list("abcd"))
     app.layout = html.Div([html.Button("two", id="two"), html.Button("delete", id="delete"),
                            *(Store(id=sid, data={"v": 0, "k": 1}) for sid in "abcd"), *readers(app, list("abcd"))])
     app.clientside_callback(
@@ -523,16 +547,16 @@ TOP_STEPS = [  # (button, store, operations at the top level, expected)
 
 
 @pytest.mark.parametrize("name", [
-    "dcc.Store",
-    pytest.param("ServerStore", marks=pytest.mark.xfail(strict=True, reason=(
-        "clientside Patch operations at the top level of a list store that read the list itself "
-        "(remove([], x), extend([], [...])) fail in the renderer, which applies them to the reference "
-        "string: the callback errors in the console and the store keeps its value; add/sub/mul/div, "
+    "dcc.Store", "ServerStore",
+    pytest.param(MIRROR_OFF, marks=pytest.mark.xfail(strict=True, reason=(
+        "with mirror = false, clientside Patch operations at the top level of a list store that read the "
+        "list itself (remove([], x), extend([], [...])) fail in the renderer, which applies them to the "
+        "reference string: the callback errors in the console and the store keeps its value; add/sub/mul/div, "
         "append, prepend, insert, assign, delete and reverse at the top level are replayed on the server"))),
 ])
 def test_clientside_patch_on_top_level_values(dash_duo, name):
-    Store = STORE_CLASSES[name]
-    app = new_app()
+    Store = store_class(name)
+    app = cs_app(name, ["num", "lst"])
     app.layout = html.Div([html.Button(step[0], id=step[0]) for step in TOP_STEPS]
                           + [Store(id="num", data=2), Store(id="lst", data=[1, 2, 3])] + readers(app, ["num", "lst"]))
     for button, store, ops, _ in TOP_STEPS:
@@ -548,16 +572,16 @@ def test_clientside_patch_on_top_level_values(dash_duo, name):
 
 
 @pytest.mark.parametrize("name", [
-    "dcc.Store",
-    pytest.param("ServerStore", marks=pytest.mark.xfail(strict=True, reason=(
-        "a clientside callback with the store as Input receives the data for a dcc.Store and the "
-        "reference string ('dsr2....') for a ServerStore (by design; window.dash_state.get(reference, id) "
-        "with client_read = true gives the data). Dash's Patch tests (pch001, pch006, pch007, pch_cs001, "
-        "pch_cs002) and ddro004 read the store this way"))),
+    "dcc.Store", "ServerStore",
+    pytest.param(MIRROR_OFF, marks=pytest.mark.xfail(strict=True, reason=(
+        "with mirror = false, a clientside callback with the store as Input receives the reference string "
+        "('dsr2....'), by choice (window.dash_state.get(reference, id) with client_read = true gives the "
+        "data). Dash's Patch tests (pch001, pch006, pch007, pch_cs001, pch_cs002) and ddro004 read the "
+        "store this way: they pass with the default (mirrored)"))),
 ])
 def test_clientside_reader_sees_the_data(dash_duo, name):
-    Store = STORE_CLASSES[name]
-    app = new_app()
+    Store = store_class(name)
+    app = cs_app(name, ["st", "obj"])
     app.layout = html.Div([html.Button("add", id="add"), Store(id="st", data=2),
                            Store(id="obj", data={"initial": "initial"}), html.Div(id="out"), html.Div(id="obj-out")])
 

@@ -48,7 +48,7 @@ def test_an_app_that_configured_logging_keeps_its_format():
 
 
 def test_a_clientside_reader_of_a_server_store_is_named_once(caplog):
-    """A migrated page whose clientside callback reads a store would fail in JavaScript only."""
+    """With mirror = false, a page whose clientside callback reads a store would fail in JavaScript only."""
     import logging as _logging
 
     from dash import Input, Output, html
@@ -58,7 +58,7 @@ def test_a_clientside_reader_of_a_server_store_is_named_once(caplog):
     from dash_state import ServerStore
 
     caplog.set_level(_logging.WARNING, logger="dash_state")
-    app = new_app(STATE_STORES={"readable": {"client_read": True}})
+    app = new_app(STATE_STORES={"readable": {"client_read": True}, "s": {"mirror": False}})
     app.layout = html.Div([ServerStore(id="s", data={"x": 1}), ServerStore(id="readable"), html.Div(id="o"),
                            html.Div(id="p")])
     app.clientside_callback("d => JSON.stringify(d)", Output("o", "children"), Input("s", "data"))
@@ -67,4 +67,4 @@ def test_a_clientside_reader_of_a_server_store_is_named_once(caplog):
     client.layout()
     client.layout()
     lines = [r.getMessage() for r in caplog.records if "clientside callback" in r.getMessage()]
-    assert len(lines) == 1 and "'s'" in lines[0] and "client_read" in lines[0]
+    assert len(lines) == 1 and "'s'" in lines[0] and "client_read" in lines[0] and "mirror = false" in lines[0]

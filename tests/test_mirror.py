@@ -139,3 +139,14 @@ def test_all_wildcards_mirror_every_matching_store():
                             Input({"k": "row", "i": ALL}, "data"))
     data = layout_data(DashClient(app))
     assert [data[f'{{"i":{i},"k":"row"}}'] for i in range(3)] == [0, 1, 2]
+
+
+def test_a_store_written_by_inline_clientside_set_props_is_mirrored():
+    app = new_app()
+    app.layout = html.Div([html.Button(id="go"), ServerStore(id="side", data={"n": 1}),
+                           ServerStore(id="untouched", data={"n": 2})])
+    app.clientside_callback("function(n) { dash_clientside.set_props('side', {data: {n: n}}); "
+                            "dash_clientside.set_props('untouched', {title: 'x'}); }",
+                            Input("go", "n_clicks"), prevent_initial_call=True)
+    data = layout_data(DashClient(app))
+    assert data["side"] == {"n": 1} and data["untouched"].startswith("dsr2.")
