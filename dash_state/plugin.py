@@ -153,6 +153,7 @@ def serve_layout(layout: Any) -> Any:
     state.manager.identity(create=True)  # before the page's first callbacks: they all share this identity
     served = serve_tree(state, layout)
     _warn_about_clientside_readers(state)
+    state.warn_unknown_stores()  # once: a [STATE_STORES.<id>] that names no ServerStore (a typo)
     return served
 
 

@@ -380,3 +380,13 @@ def test_build_config_records_where_each_store_setting_came_from():
     config = build_config(({"STATE_STORES": {"a": {"ttl": 5}}}, "file"),
                           ({"STATE_STORES": {"a": {"backend": "client"}}}, "env"))
     assert config.sources["STATE_STORES.a.ttl"] == "file" and config.sources["STATE_STORES.a.backend"] == "env"
+
+
+def test_serving_the_layout_warns_about_a_misspelt_store_id_once(caplog):
+    caplog.set_level(logging.WARNING, logger="dash_state")
+    app = app_with_store(SECRET_KEY="k", STATE_BACKEND="memory", STATE_STORES={"filtres": {"ttl": 5}})
+    client = app.server.test_client()
+    for _ in range(3):
+        assert client.get("/_dash-layout").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if "STATE_STORES.filtres" in r.getMessage()]
+    assert len(lines) == 1 and "did you mean 'filters'?" in lines[0]
