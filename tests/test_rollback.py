@@ -1,8 +1,9 @@
 """The per-store rollback switch (``backend = "client"``) works for every value the server backends take.
 
 A DataFrame, Series or numpy array held in the browser travels in the typed JSON form of
-``dash_state/browser_form.py`` and comes back to callbacks with its type, index and dtypes; the Python
-API follows the rule in ``dash_state/store_api.py``; usage.py runs with each of its stores rolled back.
+``dash_state/browser_form/`` (documented in its ``__init__.py``) and comes back to callbacks with its
+type, index and dtypes; the Python API follows the rule in ``dash_state/store_api.py``; usage.py runs
+with each of its stores rolled back.
 """
 from __future__ import annotations
 
