@@ -55,6 +55,11 @@ class Mirrors:
             self._matched[sid] = _match(sid, self._patterns)
         return self._matched[sid]
 
+    def used(self) -> tuple[list[str], list[dict]]:
+        """The plain store ids and the wildcard ids clientside callbacks use."""
+        self._refresh()
+        return list(self._ids), [pattern for pattern, _ in self._patterns]
+
     def tell(self, sid: str, callback: str) -> None:
         """One INFO line per mirrored store."""
         if sid in self._told:
@@ -88,6 +93,21 @@ class Mirrors:
                     for match in _SET_PROPS.finditer(script if isinstance(script, str) else ""):
                         ids.setdefault(match.group(2), "a clientside set_props")
             self._ids, self._patterns, self._matched, self._seen = ids, patterns, {}, count
+
+
+def held_in_browser(manager: Any) -> dict:
+    """For the index page's Dash config: the ids of stores whose data the browser holds (client backend,
+    or mirrored), so the component knows before it would upload a value written there. ``{"all":
+    true}`` when the default backend is ``client``; wildcard ids as Dash writes them (``["ALL"]``)."""
+    config = manager.config
+    if config["STATE_BACKEND"] == "client":
+        return {"all": True}
+    ids = {sid for sid, own in config["STATE_STORES"].items() if own.get("backend") == "client"}
+    patterns: list[dict] = []
+    if manager.mirrors is not None:
+        used, patterns = manager.mirrors.used()
+        ids.update(sid for sid in used if manager.settings(sid).backend == "client")
+    return {"ids": sorted(ids), "patterns": patterns}
 
 
 def _data_ids(callback: dict) -> list[str]:

@@ -25,6 +25,7 @@ from .identity import resolvers
 from .initial import serve_tree, strip_tree
 from .layout import in_use
 from .manager import MISS_REASONS
+from .mirror import held_in_browser
 from .runtime import AppState, app_state, current_state
 
 log = logging.getLogger("dash_state")
@@ -64,6 +65,8 @@ def install(app: dash.Dash) -> AppState:
         config = original_config()
         if in_use() and config.get("validation_layout") is not None:  # embedded in the index page: no data
             config["validation_layout"] = strip_tree(state, config["validation_layout"])
+        if in_use():  # the stores the browser holds (client backend, mirrored): src_js/held.js reads this
+            config["dash_state"] = held_in_browser(state.manager)
         return config
 
     app._inputs_to_vals = _inputs_to_vals

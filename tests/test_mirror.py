@@ -7,9 +7,14 @@ what the server sends and accepts for them.
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
+import time
 
 import dash
+import flask
+import pytest
 from apps import new_app
 from dash import ALL, MATCH, Input, Output, State, html
 from dash_client import DashClient
@@ -150,3 +155,37 @@ def test_a_store_written_by_inline_clientside_set_props_is_mirrored():
                             Input("go", "n_clicks"), prevent_initial_call=True)
     data = layout_data(DashClient(app))
     assert data["side"] == {"n": 1} and data["untouched"].startswith("dsr2.")
+
+
+def test_the_index_page_lists_the_stores_the_browser_holds():
+    app = app_with(**{"server-only": {"backend": "client"}, "state-js": {"mirror": False}})
+    config = json.loads(re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>',
+                                  DashClient(app).index(), re.S).group(1))
+    held = config["dash_state"]
+    assert set(held["ids"]) == {"read-js", "write-js", "server-only"}  # not state-js (mirror = false)
+    assert held["patterns"] == [{"index": ["MATCH"], "type": "cart"}]
+
+
+@pytest.mark.browser
+def test_a_mirrored_store_that_starts_empty_uploads_nothing(dash_duo):
+    """The component knows from the index page that the store is held in the browser: a value a Python
+    callback writes there is not sent back to /put to learn it."""
+    app = new_app()
+    app.layout = html.Div([html.Button("go", id="go"), ServerStore(id="empty"), html.Div(id="js")])
+    puts = []
+    app.server.before_request(lambda: puts.append(1) if flask.request.path.endswith("/put") else None)
+
+    @app.callback(Output("empty", "data"), Input("go", "n_clicks"), prevent_initial_call=True)
+    def write(n):
+        return {"rows": list(range(n))}
+
+    app.clientside_callback("function(d) { return d ? d.rows.length : 'none'; }", Output("js", "children"),
+                            Input("empty", "data"))
+    dash_duo.start_server(app)
+    dash_duo.wait_for_text_to_equal("#js", "none")
+    for clicks in (1, 2, 3):
+        dash_duo.find_element("#go").click()
+        dash_duo.wait_for_text_to_equal("#js", str(clicks))
+    time.sleep(0.5)  # room for an upload the component would send after the swap
+    assert puts == []
+    assert [e for e in dash_duo.get_logs() if e.get("level") == "SEVERE"] == []

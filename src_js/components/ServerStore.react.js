@@ -1,6 +1,7 @@
 import {Component} from 'react';
 import PropTypes from 'prop-types';
 import {error, warn} from '../http';
+import {heldInBrowser} from '../held';
 import {belongsTo, idKey, isReference, isWellFormed, referenceScope} from '../references';
 import {
     currentData,
@@ -160,7 +161,9 @@ export default class ServerStore extends Component {
         this._reference = isReference(props.data) ? props.data : null;
         // Initial data that arrives as data, not as a reference: the server keeps
         // this store in the browser (the "client" backend), like dcc.Store.
-        this._clientBackend = !isNil(props.data) && !isReference(props.data);
+        // The server also lists such stores in Dash's config (held.js), so one
+        // that starts empty does not upload its first value to learn it.
+        this._clientBackend = (!isNil(props.data) && !isReference(props.data)) || heldInBrowser(props.id);
         this._backstore = null;
         const storage_type = props.storage_type;
         if (storage_type === 'local' || storage_type === 'session') {
