@@ -160,7 +160,7 @@ def test_a_store_written_by_inline_clientside_set_props_is_mirrored():
 def test_the_index_page_lists_the_stores_the_browser_holds():
     app = app_with(**{"server-only": {"backend": "client"}, "state-js": {"mirror": False}})
     config = json.loads(re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>',
-                                  DashClient(app).index(), re.S).group(1))
+                                  DashClient(app).index(), re.DOTALL).group(1))
     held = config["dash_state"]
     assert set(held["ids"]) == {"read-js", "write-js", "server-only"}  # not state-js (mirror = false)
     assert held["patterns"] == [{"index": ["MATCH"], "type": "cart"}]
