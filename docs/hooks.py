@@ -33,7 +33,8 @@ REPO_PREFIX = "repo"
 
 log = logging.getLogger("mkdocs.plugins.dash_state_docs")
 
-# Per-store keys that are not in STORE_DEFAULTS: their defaults are global keys (dash_state/config.py).
+# Per-store keys that are not in STORE_DEFAULTS: their defaults are global keys (Config.store in
+# dash_state/config/model.py).
 STORE_INHERITED = {
     "backend": ("STATE_BACKEND", "This store's backend, one of {backends}."),
     "ttl": ("STATE_TTL_DEFAULT", "Seconds this store's values live without being written or touched."),
