@@ -20,12 +20,13 @@ store id they match.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .references import dict_id
 
 log = logging.getLogger("dash_state")
 
@@ -128,23 +129,13 @@ def _data_ids(callback: dict) -> list[str]:
 
 def _pattern(raw: str) -> dict | None:
     """A wildcard id as a dict (wildcards as Dash writes them: ``["ALL"]``), or None for a plain id."""
-    if not raw.startswith("{"):
-        return None
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(parsed, dict) and any(v in _WILDCARDS for v in parsed.values()):
-        return parsed
-    return None
+    parsed = dict_id(raw)
+    return parsed if parsed is not None and any(v in _WILDCARDS for v in parsed.values()) else None
 
 
 def _match(sid: str, patterns: list[tuple[dict, str]]) -> str | None:
-    try:
-        concrete = json.loads(sid)
-    except ValueError:
-        return None
-    if not isinstance(concrete, dict):
+    concrete = dict_id(sid)
+    if concrete is None:
         return None
     for pattern, name in patterns:
         if set(pattern) == set(concrete) and all(v in _WILDCARDS or concrete[k] == v for k, v in pattern.items()):

@@ -77,6 +77,18 @@ def id_key(raw: Any) -> str | None:
     return stringify_id(raw) if id_problem(raw) is None else None
 
 
+def dict_id(text: str) -> dict | None:
+    """A pattern-matching id from the JSON string Dash keys it by (``{"index":1,"type":"row"}``), or
+    None for a plain string id (or text that is no JSON object)."""
+    if not text.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def new_key() -> str:
     return random_id()
 

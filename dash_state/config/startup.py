@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterable
 
 from ..errors import ConfigError
+from ..references import dict_id
 from .model import Config
 from .validate import _did_you_mean, mask_url
 
@@ -33,13 +33,8 @@ def unknown_store_warnings(config: Config, known_ids: Iterable[str]) -> list[str
 
 
 def _family(store_id: str) -> tuple | None:
-    if not store_id.startswith("{"):
-        return None
-    try:
-        parsed = json.loads(store_id)
-    except ValueError:
-        return None
-    if not isinstance(parsed, dict):
+    parsed = dict_id(store_id)
+    if parsed is None:
         return None
     return frozenset(parsed), frozenset((k, v) for k, v in parsed.items() if isinstance(v, str))
 

@@ -3,13 +3,15 @@ names and :func:`mask_url` for URLs put in messages."""
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dash._utils import stringify_id
+
 from ..defaults import BACKEND_NAMES, STORE_DEFAULTS
 from ..errors import ConfigError
+from ..references import dict_id
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -121,15 +123,8 @@ def canonical_store_id(store_id: str) -> str:
     """A pattern-matching id written as JSON (``{"type": "row", "index": 1}``) in Dash's own spelling
     (sorted keys, no spaces: ``{"index":1,"type":"row"}``), the form store settings are looked up by;
     any other id as it is."""
-    if not store_id.startswith("{"):
-        return store_id
-    try:
-        parsed = json.loads(store_id)
-    except ValueError:
-        return store_id
-    if not isinstance(parsed, dict):
-        return store_id
-    return "{" + ",".join(f"{json.dumps(k)}:{json.dumps(parsed[k])}" for k in sorted(parsed)) + "}"
+    parsed = dict_id(store_id)
+    return store_id if parsed is None else stringify_id(parsed)
 
 
 def _boolean(value: Any, where: str) -> bool:
