@@ -63,9 +63,9 @@ Keyword arguments:
     callbacks get it back as the same type (on the 'client' backend it
     travels through the browser in a typed JSON form). On a server
     backend this prop holds, in the browser, a short opaque reference
-    that stands for the value kept on the server; a clientside
-    callback gets the value with `await window.dash_state.get(data,
-    id)`.
+    that stands for the value kept on the server. A store that a
+    clientside callback uses is mirrored: the browser holds its data,
+    as with dcc.Store.
 
 - modified_timestamp (number; default -1):
     When the stored value last changed, in milliseconds since the

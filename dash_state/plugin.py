@@ -79,7 +79,7 @@ def install(app: dash.Dash) -> AppState:
     background.install(app, state)
     _patch_prepare_response()
     _patch_progress()
-    if getattr(app, "_enable_mcp", False):
+    if getattr(app, "_enable_mcp", False) or "dash.mcp" in sys.modules:
         _describe_for_mcp()
     return state
 
@@ -92,6 +92,13 @@ def _describe_for_mcp() -> None:
     except ImportError:
         return
     prop_roles.STORE_DATA.identifiers.add(("ServerStore", "data"))
+    try:  # and its storage_type with dcc.Store's template
+        from dash.mcp.primitives.tools.input_schemas.input_descriptions import description_component_props as props
+    except ImportError:
+        return
+    templates = getattr(props, "_PROP_TEMPLATES", None)
+    if isinstance(templates, dict) and ("Store", "storage_type") in templates:
+        templates.setdefault(("ServerStore", "storage_type"), templates[("Store", "storage_type")])
 
 
 def is_mcp_request(app: Any) -> bool:

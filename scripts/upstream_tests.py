@@ -1,6 +1,6 @@
 """Run Dash's own test files, unchanged, with every ``dcc.Store`` replaced by ``ServerStore``.
 
-    .venv/bin/python scripts/upstream_tests.py DASH_CHECKOUT [pytest -k expression]
+    .venv/bin/python scripts/upstream_tests.py DASH_CHECKOUT [-k EXPRESSION] [TEST_FILE ...]
 
 DASH_CHECKOUT is a clone of plotly/dash (ideally at the installed Dash's tag). The test files listed
 in FILES (and the conftest.py and helper modules above each) are copied, untouched, into a temporary folder under a
@@ -40,10 +40,16 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
-    checkout = Path(argv[0])
+    checkout, rest = Path(argv[0]), list(argv[1:])
+    keyword = None
+    if "-k" in rest:
+        at = rest.index("-k")
+        keyword = rest[at + 1]
+        del rest[at:at + 2]
+    files = rest or FILES  # paths inside the checkout
     with tempfile.TemporaryDirectory(prefix="dash-upstream-") as tmp:
         copied = []
-        for name in FILES:
+        for name in files:
             source = checkout / name
             if not source.exists():
                 print(f"not in this checkout: {name}")
@@ -61,8 +67,8 @@ def main(argv: list[str]) -> int:
             copied.append(str(target))
         Path(tmp, "conftest.py").write_text(CONFTEST)
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--headless", "-q", *copied]
-        if len(argv) > 1:
-            command += ["-k", argv[1]]
+        if keyword:
+            command += ["-k", keyword]
         return subprocess.call(command, cwd=tmp)
 
 

@@ -127,3 +127,12 @@ def test_a_tool_called_without_the_endpoint_returns_data(name):
     assert answer["result"]["structuredContent"]["response"]["dest"]["data"] == {"written": 3}
     answer = _direct_mcp(app, "tools/call", {"name": "show", "arguments": {"n": 2, "data": {"n": 1}}})
     assert answer["result"]["structuredContent"]["response"]["out"]["children"] == '2: {"n": 1}'
+
+
+def test_a_server_store_s_storage_type_is_described_as_dcc_store_s():
+    from dash.mcp.primitives.tools.input_schemas.input_descriptions import description_component_props as props
+
+    from dash_state import ServerStore
+
+    mcp_app(ServerStore)
+    assert props._PROP_TEMPLATES[("ServerStore", "storage_type")] == props._PROP_TEMPLATES[("Store", "storage_type")]
