@@ -93,7 +93,9 @@ def _describe_for_mcp() -> None:
         return
     prop_roles.STORE_DATA.identifiers.add(("ServerStore", "data"))
     try:  # and its storage_type with dcc.Store's template
-        from dash.mcp.primitives.tools.input_schemas.input_descriptions import description_component_props as props
+        from dash.mcp.primitives.tools.input_schemas.input_descriptions import (
+            description_component_props as props,
+        )
     except ImportError:
         return
     templates = getattr(props, "_PROP_TEMPLATES", None)

@@ -130,7 +130,9 @@ def test_a_tool_called_without_the_endpoint_returns_data(name):
 
 
 def test_a_server_store_s_storage_type_is_described_as_dcc_store_s():
-    from dash.mcp.primitives.tools.input_schemas.input_descriptions import description_component_props as props
+    from dash.mcp.primitives.tools.input_schemas.input_descriptions import (
+        description_component_props as props,
+    )
 
     from dash_state import ServerStore
 
