@@ -23,9 +23,13 @@ var pending = [].concat.apply([], Object.values(cb)).length;
 return pending === 0 && !s.isLoading;
 """
 
-# Every Store / ServerStore in the renderer's layout with its data as JSON, and both web storages
+# Every Store / ServerStore in the renderer's layout with its data as JSON, both web storages, and the
+# ServerStores the server says the browser holds
 AUDIT_JS = """
-var out = {stores: [], storage: []};
+var out = {stores: [], storage: [], held: {}};
+try {  // the stores dash-state keeps in the browser (client backend, mirrored): see dash_state/mirror.py
+  out.held = JSON.parse(document.getElementById('_dash-config').textContent).dash_state || {};
+} catch (e) { out.held = {}; }
 var s = window.store && window.store.getState();
 function walk(node) {
   if (!node || typeof node !== 'object') return;

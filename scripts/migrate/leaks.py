@@ -57,15 +57,42 @@ def store_values_in_bodies(bodies: list, store_types: dict) -> list:
     return found
 
 
+def _held(snapshots: dict) -> set[str]:
+    """Ids of ServerStores that dash-state keeps in the browser on purpose: mirrored because clientside
+    callbacks use them (or rolled back to the client backend), as the index page's Dash config lists
+    them. Pattern-matching wildcards are matched against the ids seen."""
+    ids, patterns = set(), []
+    for snap in snapshots.values():
+        held = snap["audit"].get("held") or {}
+        ids.update(held.get("ids") or [])
+        patterns.extend(held.get("patterns") or [])
+        if held.get("all"):
+            ids.update(_id_key(json.loads(s["id"])) for s in snap["audit"]["stores"])
+    for snap in snapshots.values():
+        for s in snap["audit"]["stores"]:
+            cid = json.loads(s["id"])
+            if isinstance(cid, dict) and any(set(p) == set(cid) and all(isinstance(v, list) or cid.get(k) == v
+                                                                         for k, v in p.items()) for p in patterns):
+                ids.add(_id_key(cid))
+    return ids
+
+
 def leak_check(snapshots: dict, markers: list[str], migrated: bool) -> dict:
-    """Problems (``migrated``: a ServerStore holding raw data, a dcc.Store left), notes and marker counts."""
+    """Problems (``migrated``: a ServerStore holding raw data, a dcc.Store left), notes and marker counts.
+    A ServerStore the server keeps in the browser on purpose (mirrored) is a note, not a leak."""
     store_types: dict = {}
     for snap in snapshots.values():
         for s in snap["audit"]["stores"]:
             store_types[_id_key(json.loads(s["id"]))] = s["type"]
+    held = _held(snapshots) if migrated else set()
+    if held:
+        notes_held = [f"ServerStore {cid!r} is held in the browser on purpose (mirrored for clientside callbacks, "
+                      "or the client backend): its data there is no leak" for cid in sorted(held)]
+    else:
+        notes_held = []
     for snap in snapshots.values():  # first pass: learn the ids from every tree the server sent
         store_values_in_bodies(snap["stats"]["bodies"], store_types)
-    problems, notes = [], []
+    problems, notes = [], list(notes_held)
     marker_hits = {m: {"store_values": 0, "raw_bodies": 0, "browser_storage": 0} for m in markers}
     server_values = 0
     for name, snap in snapshots.items():
@@ -73,18 +100,18 @@ def leak_check(snapshots: dict, markers: list[str], migrated: bool) -> dict:
         server_values += len(values)
         for kind, cid, value in values:
             text = json.dumps(value, default=str)
-            if cid not in DASH_INTERNAL_STORES:
+            if cid not in DASH_INTERNAL_STORES and cid not in held:
                 for m in markers:
                     marker_hits[m]["store_values"] += text.count(m)
-            if migrated and kind == "ServerStore" and not is_reference(value):
+            if migrated and kind == "ServerStore" and not is_reference(value) and cid not in held:
                 problems.append(f"{name}: the server sent raw data to ServerStore {cid!r}: {text[:160]}")
         for s in snap["audit"]["stores"]:
             cid = _id_key(json.loads(s["id"]))
-            if cid not in DASH_INTERNAL_STORES:
+            if cid not in DASH_INTERNAL_STORES and cid not in held:
                 for m in markers:
                     marker_hits[m]["store_values"] += s["json"].count(m)
             value = None if s["json"] in ("undefined", "null") else json.loads(s["json"])
-            if migrated and s["type"] == "ServerStore" and not is_reference(value):
+            if migrated and s["type"] == "ServerStore" and not is_reference(value) and cid not in held:
                 problems.append(f"{name}: ServerStore {cid!r} holds raw data in the browser: {s['json'][:160]}")
             if migrated and s["type"] == "Store":
                 if cid in DASH_INTERNAL_STORES:
@@ -92,6 +119,8 @@ def leak_check(snapshots: dict, markers: list[str], migrated: bool) -> dict:
                 else:
                     problems.append(f"{name}: dcc.Store {cid!r} was not migrated (not written as `dcc.Store(`)")
         for item in snap["audit"]["storage"]:
+            if item["key"] in held or item["key"].removesuffix("-timestamp") in held:
+                continue
             for m in markers:
                 marker_hits[m]["browser_storage"] += (item["value"] or "").count(m)
             if migrated and store_types.get(item["key"]) == "ServerStore":
