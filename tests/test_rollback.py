@@ -680,3 +680,40 @@ def test_a_frame_written_by_one_callback_is_read_with_its_types_by_another(dash_
     held = dash_duo.driver.execute_script("return window.sessionStorage.getItem('frame')")
     assert json.loads(held)[MARKER] == "DataFrame"  # the browser holds the typed form itself
     assert set(app.statuses) == {200} and severe(dash_duo) == []
+
+
+@pytest.mark.browser
+def test_a_series_and_an_array_come_back_and_a_mirrored_frame_is_read_clientside(dash_duo):
+    """A Series and a 2-d array on client stores keep their types; a frame in a store that a clientside
+    callback reads (mirrored, no setting) reaches JavaScript as columns and Python as a DataFrame."""
+    app = new_app(STATE_STORES={"series": CLIENT, "array": CLIENT})
+    app.layout = html.Div([html.Button("write", id="write"), ServerStore(id="series"), ServerStore(id="array"),
+                           ServerStore(id="mirrored"), html.Pre(id="report"), html.Div(id="js")])
+    record_status(app)
+
+    @app.callback(Output("series", "data"), Output("array", "data"), Output("mirrored", "data"),
+                  Input("write", "n_clicks"), prevent_initial_call=True)
+    def write(n):
+        return (pd.Series([1.5, None, 3.0], index=["a", "b", "c"], name="price"),
+                np.arange(6, dtype="int16").reshape(2, 3),
+                pd.DataFrame({"city": ["Oslo", "Lima"], "n": [3, 4]}))
+
+    @app.callback(Output("report", "children"), Input("series", "data"), Input("array", "data"),
+                  Input("mirrored", "data"), prevent_initial_call=True)
+    def report(series, array, frame):
+        return json.dumps({"series": [type(series).__name__, series.name, str(series.dtype), series.index.tolist(),
+                                      [None if math.isnan(v) else v for v in series]],
+                           "array": [type(array).__name__, str(array.dtype), list(array.shape), array.tolist()],
+                           "frame": [type(frame).__name__, frame["n"].tolist()]})
+
+    app.clientside_callback("function(d) { return d ? d.columns.data.join(',') + ':' + d.data[1].join(',') : ''; }",
+                            Output("js", "children"), Input("mirrored", "data"))
+    dash_duo.start_server(app)
+    dash_duo.find_element("#write").click()
+    dash_duo.wait_for_contains_text("#report", "Series")
+    assert json.loads(dash_duo.find_element("#report").text) == {
+        "series": ["Series", "price", "float64", ["a", "b", "c"], [1.5, None, 3.0]],
+        "array": ["ndarray", "int16", [2, 3], [[0, 1, 2], [3, 4, 5]]],
+        "frame": ["DataFrame", [3, 4]]}
+    dash_duo.wait_for_text_to_equal("#js", "city,n:3,4")
+    assert set(app.statuses) == {200} and severe(dash_duo) == []
