@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import identity, references
-from .backends import POINTER_PREFIX, Backend, Item, Pointer, create_backend, near
+from .backends import Backend, Item, Pointer, create_backend, near, pointer_name
 from .cache import ReadCache
 from .codecs import JSON, Snapshot, check_encodable
 from .config import Config, StoreSettings
@@ -56,10 +56,6 @@ class Pending:
     store_id: str
     settings: StoreSettings
     snapshot: Snapshot
-
-
-def pointer_name(store_id: str) -> str:
-    return POINTER_PREFIX + references.digest_key(store_id.encode("utf-8", "surrogatepass"))
 
 
 class StateManager(StoreAPI):

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import flask
 
 from . import browser_form, identity
+from .backends import pointer_name
 from .calls import current_call
 from .errors import QuotaExceeded, StoreValueError
 from .values import freeze
@@ -111,8 +112,6 @@ class StoreAPI:
         if who is None:
             return False
         backend = self.backend(self.settings(sid).backend)
-        from .manager import pointer_name
-
         name = pointer_name(sid)
         key = backend.pointer(who.namespace, name)
         if call is not None:
@@ -132,8 +131,6 @@ class StoreAPI:
         if who is None:
             return []
         self._scan()
-        from .manager import pointer_name
-
         found, usage = [], {}
         for sid in sorted(self.store_ids.strings()):
             settings = self.settings(sid)

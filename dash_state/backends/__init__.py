@@ -7,7 +7,7 @@ from typing import Callable
 from ..config import Config
 from ..errors import ConfigError
 from ..seal import Seal
-from .base import POINTER_PREFIX, Backend, BytesBackend, Item, Pointer
+from .base import POINTER_PREFIX, Backend, BytesBackend, Item, Pointer, pointer_name
 from .client import ClientBackend
 from .memory import MemoryBackend
 
@@ -33,4 +33,5 @@ def create_backend(name: str, config: Config, seal: Seal) -> Backend:
     return factory(config, seal)
 
 
-__all__ = ["POINTER_PREFIX", "Backend", "BytesBackend", "ClientBackend", "Item", "MemoryBackend", "Pointer", "create_backend"]
+__all__ = ["POINTER_PREFIX", "Backend", "BytesBackend", "ClientBackend", "Item", "MemoryBackend", "Pointer", "create_backend",
+           "pointer_name"]

@@ -34,12 +34,17 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
 from ..codecs import Snapshot
+from ..references import digest_key
 from ..seal import Seal
 from ..tokens import random_id
 
-
 #: Names of pointers start with this; every other key names a value.
 POINTER_PREFIX = "latest."
+
+
+def pointer_name(store_id: str) -> str:
+    """The name of the pointer to a user's latest value of a store (in that user's namespace)."""
+    return POINTER_PREFIX + digest_key(store_id.encode("utf-8", "surrogatepass"))
 _KEY = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
