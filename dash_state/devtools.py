@@ -64,7 +64,7 @@ def _row(manager: Any, entry: dict) -> dict:
            "server_bytes": None, "browser_bytes": browser_bytes(reference), "ttl_left": None,
            "hits": counts.get("hits", 0), "misses": counts.get("misses", 0)}
     found = manager.locate(sid, reference)
-    if not isinstance(found, str):
+    if found:
         snapshot, ref, owner = found
         row.update(backend=ref.backend, server_bytes=snapshot.nbytes)
         for key, _, expires in manager.backend(ref.backend).usage(owner):

@@ -112,7 +112,7 @@ def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None
     who = manager.identity(create=False)
     base = clientside.patched_reference(value)
     found = None
-    if who is not None and (base is None or not isinstance(manager.owned(sid, base), str)):
+    if who is not None and (base is None or manager.owned(sid, base)):
         backend = manager.backend(settings.backend)
         key = clientside.patched_key(who.namespace, value)
         # the result, or PatchUploadMissing (a 422 naming the store): never the previous value in its place
@@ -213,7 +213,7 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
     if getattr(user, "kind", None) == "job" and not manager.backend(backend).shared:
         return  # a job's value the web process stores (memory backend)
     if references.looks_like_reference(value):
-        if not isinstance(manager.owned(sid, value, user), str):
+        if manager.owned(sid, value, user):
             return  # already stored for this store (by a background job): the browser gets it as it is
         value = _copy_of(state, value, user)  # server code passing another store's reference along
     if isinstance(value, Patch) or (isinstance(value, dict) and "__dash_patch_update" in value):
@@ -252,8 +252,8 @@ def _copy_of(state: "AppState", token: str, user: Any) -> Any:
     for sid in state.store_ids.strings():
         if ref is not None and references.store_tag(sid) == ref.tag:
             found = state.manager.locate(sid, token, user)
-            if not isinstance(found, str):
-                return found[0].thaw()
+            if found:
+                return found.snapshot.thaw()
     return None
 
 

@@ -71,8 +71,8 @@ def _shared(state: "AppState", sid: str, data: Any) -> str:
     if known is not None and known[1] is data:
         token, _, fresh_until = known
         owned = manager.owned(sid, token)
-        if now < fresh_until and not isinstance(owned, str) and \
-                manager.backend(owned[0].backend).alive(references.APP_OWNER, owned[0].key):
+        if now < fresh_until and owned and \
+                manager.backend(owned.ref.backend).alive(references.APP_OWNER, owned.ref.key):
             return token
     pending = manager.prepare(sid, data)
     token = manager.commit([pending], scope=APP, stable=True)[0]

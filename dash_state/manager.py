@@ -29,6 +29,7 @@ from .logs import MissLog, Throttle, short_id
 from .metrics import Metrics, StoreLabels
 from .metrics.audit import SECURITY_MISSES, AuditLog
 from .mirror import Mirrors
+from .missing import REASONS, Found, Missing, Owned
 from .references import APP, APP_OWNER, CLIENT, SERVER
 from .seal import Seal
 from .store_api import StoreAPI
@@ -37,16 +38,7 @@ from .values import freeze, json_size_estimate
 log = logging.getLogger("dash_state")
 SEALED_BACKENDS = ("redis", "database", "local")  # backends that keep bytes, sealed with the app's keys
 
-MISS_REASONS = {
-    "malformed": "not a valid dash-state reference",
-    "foreign": "signed for another user or another store",
-    "expired": "expired or deleted",
-    "unknown": "names a backend this app does not use",
-    "tampered": "failed its integrity check",
-    "refused": "written from the browser, which this store does not accept",
-    "superseded": "not this store's latest value (latest_only)",
-    "elsewhere": "written by another process (the memory backend keeps values per process)",
-}
+MISS_REASONS = REASONS  # kept under this name for the layers above
 
 
 @dataclass
@@ -250,58 +242,56 @@ class StateManager(StoreAPI):
         self._counts["reads"] += 1
         started = time.perf_counter()
         found = self.locate(store_id, token, who)
-        if isinstance(found, str):
-            self.miss(store_id, found, misses, who)
+        if not found:
+            self.miss(store_id, found.reason, misses, who)
             return missing
         try:
-            value = found[0].thaw()
+            value = found.snapshot.thaw()
         except Exception:  # a corrupt entry is missing data, never a crash
             self.miss(store_id, "tampered", misses, who)
             return missing
         self._counts["hits"] += 1
         if self.metrics.enabled:
-            backend = found[1].backend
+            backend = found.ref.backend
             self.metrics.count(store_id, backend, "reads")
             self.metrics.count(store_id, backend, "hits")
             self.metrics.observe(store_id, backend, "read", time.perf_counter() - started)
         return value
 
-    def locate(self, store_id: str, token: Any, who: Identity | str | None = None
-               ) -> tuple[Snapshot, references.Reference, str] | str:
-        """``(snapshot, reference, owner)`` or the reason it cannot be served."""
+    def locate(self, store_id: str, token: Any, who: Identity | str | None = None) -> Found | Missing:
+        """What ``token`` stands for, or why it cannot be served."""
         owned = self.owned(store_id, token, who)
-        if isinstance(owned, str):
+        if not owned:
             return owned
         ref, owner = owned
         settings = self.settings(store_id)
         if ref.scope == CLIENT and not settings.client_write:
-            return "refused"
+            return Missing("refused")
         backend = self.backend(ref.backend)
         if settings.latest_only and ref.scope != APP and backend.pointer(owner, pointer_name(store_id)) != ref.key:
-            return "superseded"
+            return Missing("superseded")
         snapshot = self._read(backend, owner, ref.key)
-        return snapshot if isinstance(snapshot, str) else (snapshot, ref, owner)
+        return snapshot if isinstance(snapshot, Missing) else Found(snapshot, ref, owner)
 
-    def owned(self, store_id: str, token: Any, who: Identity | str | None = None
-              ) -> tuple[references.Reference, str] | str:
+    def owned(self, store_id: str, token: Any, who: Identity | str | None = None) -> Owned | Missing:
         """The parsed reference and the namespace it lives in, if ``token`` was signed for this user (or
-        for everyone, scope APP) and this store; else the reason why not. No backend call."""
+        for everyone, scope APP) and this store; else why not. No backend call."""
         ref = references.parse(token)
         if ref is None:
-            return "malformed"
+            return Missing("malformed")
         if ref.backend not in BACKEND_NAMES or ref.backend == "client":
-            return "unknown"
+            return Missing("unknown")
         if ref.scope == APP:
             ok = references.verify(self._ref_keys, APP_OWNER, store_id, ref)
-            return (ref, APP_OWNER) if ok else "foreign"
+            return Owned(ref, APP_OWNER) if ok else Missing("foreign")
         ident = self._who(who)
         if ident is None:
-            return "foreign"
+            return Missing("foreign")
         if any(references.verify(self._ref_keys, owner, store_id, ref) for owner in ident.owners):
-            return ref, ident.namespace  # carried-over values were moved into the user's namespace
-        return "foreign"
+            return Owned(ref, ident.namespace)  # carried-over values were moved into the user's namespace
+        return Missing("foreign")
 
-    def _read(self, backend: Backend, owner: str, key: str) -> Snapshot | str:
+    def _read(self, backend: Backend, owner: str, key: str) -> Snapshot | Missing:
         cache = self._cache if backend.remote else None
         if cache is not None:
             cached = cache.get(backend.name, owner, key)
@@ -309,15 +299,15 @@ class StateManager(StoreAPI):
                 if backend.alive(owner, key):  # keys are never rewritten: alive means current
                     return cached
                 cache.drop(backend.name, owner, key)
-                return "expired"
+                return Missing("expired")
         try:
             snapshot = backend.get(owner, key)
         except CorruptValue as exc:
             self.throttle(logging.ERROR, "corrupt", "dash-state: a stored value failed its check (%s); treated as missing",
                           exc)
-            return "tampered"
+            return Missing("tampered")
         if snapshot is None:
-            return "elsewhere" if backend.minted_elsewhere(key) else "expired"
+            return Missing("elsewhere" if backend.minted_elsewhere(key) else "expired")
         if cache is not None:
             snapshot = snapshot.for_cache()
             cache.put(backend.name, owner, key, snapshot)
@@ -331,8 +321,8 @@ class StateManager(StoreAPI):
             return missing
         backend = self.backend(settings.backend)
         key = backend.pointer(ident.namespace, pointer_name(store_id))
-        found = self._read(backend, ident.namespace, key) if key is not None else "expired"
-        return missing if isinstance(found, str) else found.thaw()
+        found = self._read(backend, ident.namespace, key) if key is not None else Missing("expired")
+        return missing if isinstance(found, Missing) else found.thaw()
 
     # -- references the browser lets go of ---------------------------------------------------------
     def release(self, store_id: str, token: Any, who: Identity | str | None = None) -> bool:
@@ -340,7 +330,7 @@ class StateManager(StoreAPI):
         now instead of at its TTL. Initial layout data is kept; so is the store's latest value, until
         the next write to the store evicts it (``Backend.release``, one atomic step)."""
         owned = self.owned(store_id, token, who)
-        if isinstance(owned, str) or owned[0].scope == APP:
+        if not owned or owned.ref.scope == APP:
             return False
         ref, owner = owned
         backend = self.backend(ref.backend)
@@ -353,7 +343,7 @@ class StateManager(StoreAPI):
     def delete(self, store_id: str, token: Any, who: Identity | str | None = None) -> bool:
         """``clear_data``: delete the value behind the reference (never shared initial data)."""
         owned = self.owned(store_id, token, who)
-        if isinstance(owned, str) or owned[0].scope == APP:
+        if not owned or owned.ref.scope == APP:
             return False
         ref, owner = owned
         return self._drop(store_id, self.backend(ref.backend), owner, ref.key, "deleted")
@@ -373,7 +363,7 @@ class StateManager(StoreAPI):
         """Restart the TTL of a live value without reading it; the TTL is the store the reference is
         bound to, so a reference cannot borrow a longer-lived store's TTL."""
         owned = self.owned(store_id, token, who)
-        if isinstance(owned, str):
+        if not owned:
             return False
         ref, owner = owned
         backend = self.backend(ref.backend)
@@ -406,8 +396,8 @@ class StateManager(StoreAPI):
     def describe(self, store_id: str, token: Any, who: Identity | str | None = None) -> dict:
         """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
         found = self.locate(store_id, token, who)
-        return {"backend": None if isinstance(found, str) else found[1].backend,
-                "server_bytes": 0 if isinstance(found, str) else found[0].nbytes,
+        return {"backend": found.ref.backend if found else None,
+                "server_bytes": found.snapshot.nbytes if found else 0,
                 "browser_bytes": len(token.encode()) if isinstance(token, str) else 0}
 
     def stats(self) -> dict:

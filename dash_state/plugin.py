@@ -24,8 +24,8 @@ from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValu
 from .identity import resolvers
 from .initial import serve_tree, strip_tree
 from .layout import in_use
-from .manager import MISS_REASONS
 from .mirror import held_in_browser
+from .missing import REASONS as MISS_REASONS
 from .runtime import AppState, app_state, current_state
 
 log = logging.getLogger("dash_state")

@@ -264,19 +264,19 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     if refused is not None:
         return refused
     found = manager.locate(sid, base)
-    if isinstance(found, str):
+    if not found:
         return _reply({"error": "missing"}, 404)
     who = manager.identity()  # the result belongs to this user, even when the base is shared layout data
     try:
         key = clientside.patched_key(who.namespace, body["patched"])
     except orjson.JSONEncodeError:  # deeper than 254 levels: nothing the renderer makes of a reference
         raise BadRequest("'patched' is nested too deeply") from None
-    if found[0].kind != JSON:
+    if found.snapshot.kind != JSON:
         raise Refused(f"ServerStore {sid!r}: Patch() cannot update a DataFrame, Series or array; write the new "
                       "value instead", 422)
     limit = manager.config["STATE_MAX_VALUE_BYTES"]
     try:
-        value = patches.apply(found[0].thaw(), operations, limit, found[0].nbytes)
+        value = patches.apply(found.snapshot.thaw(), operations, limit, found.snapshot.nbytes)
     except patches.PatchError as exc:
         status = 413 if isinstance(exc, patches.PatchTooLarge) else 422
         raise Refused(f"Patch() does not apply to ServerStore {sid!r}: {exc}", status) from None
@@ -291,13 +291,13 @@ def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
         return _reply({"error": f"ServerStore {sid!r} does not allow clientside reads: set client_read = true in "
                                 f"[STATE_STORES.{sid}]"}, 403)
     found = manager.locate(sid, body.get("reference"))
-    if isinstance(found, str):
-        manager.miss(sid, found)
+    if not found:
+        manager.miss(sid, found.reason)
         return _reply({"error": "missing"}, 404)
     limit = manager.config["STATE_MAX_VALUE_BYTES"]
-    if found[0].nbytes > limit:
+    if found.snapshot.nbytes > limit:
         return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit})"}, 413)
-    response = _reply({"data": found[0].thaw()})
+    response = _reply({"data": found.snapshot.thaw()})
     if len(response.get_data()) > limit:
         return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit}) as JSON"}, 413)
     return response

@@ -211,7 +211,7 @@ class JobRun:
         return sources
 
     def flush_misses(self) -> None:
-        from ..manager import MISS_REASONS
+        from ..missing import REASONS as MISS_REASONS
 
         self.misses.flush(MISS_REASONS)
 
