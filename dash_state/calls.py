@@ -8,9 +8,11 @@ that page's store in the same response.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import flask
+from dash._utils import stringify_id
 
 from . import references
 from .logs import MissLog
@@ -48,6 +50,22 @@ def begin_call(mcp: bool = False) -> Call:
     if flask.has_request_context():
         flask.g._dash_state_call = call
     return call
+
+
+def carried(ctx: Any, store_id: Any) -> tuple[bool, Any]:
+    """Whether the callback request carries ``store_id``'s ``data`` as an Input or State (a dict id
+    matches its stringified form too), and the raw value it carries (a reference, or browser data)."""
+    for item in chain(getattr(ctx, "inputs_list", None) or (), getattr(ctx, "states_list", None) or ()):
+        for entry in item if isinstance(item, list) else (item,):
+            if isinstance(entry, dict) and entry.get("property") == "data" and _same_id(entry.get("id"), store_id):
+                return True, entry.get("value")
+    return False, None
+
+
+def _same_id(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    return isinstance(a, (str, dict)) and isinstance(b, (str, dict)) and stringify_id(a) == stringify_id(b)
 
 
 def current_call() -> Call | None:

@@ -23,7 +23,7 @@ from dash._grouping import flatten_grouping, make_grouping_by_index
 from dash._utils import stringify_id
 
 from . import browser_form, clientside, patches, references
-from .calls import Call, begin_call, current_call, request_misses
+from .calls import Call, begin_call, carried, current_call, request_misses
 from .errors import StoreValueError
 from .initial import serve_tree
 from .layout import contains_component
@@ -268,7 +268,7 @@ def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, u
     a script), it is this user's latest value, then the store's initial layout data.
     """
     manager = state.manager
-    raw, key = _request_reference(ctx, store_id), js_key(sid)
+    raw, key = carried(ctx, store_id)[1], js_key(sid)
     if raw is None and call is not None and key in call.prev:
         raw = call.prev[key]  # what the tab holds: a reference, null, or a value written in the browser
         if raw is None:
@@ -293,20 +293,6 @@ def _patched(state: "AppState", sid: str, store_id: Any, patch: Any, ctx: Any, u
         what = exc if base is not None else f"there is no stored value: {exc}"
         raise StoreValueError(f"ServerStore {sid!r}: Patch() does not apply to the stored value ({what}); "
                               "the store keeps its value") from None
-
-
-def _request_reference(ctx: Any, store_id: Any) -> Any:
-    for entry in _entries(getattr(ctx, "inputs_list", None)) + _entries(getattr(ctx, "states_list", None)):
-        if entry.get("property") == "data" and entry.get("id") == store_id:
-            return entry.get("value")
-    return None
-
-
-def _entries(items: Any) -> list:
-    flat = []
-    for item in items or []:
-        flat.extend(x for x in (item if isinstance(item, list) else [item]) if isinstance(x, dict))
-    return flat
 
 
 def _for_json(value: Any) -> Any:

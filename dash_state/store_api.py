@@ -36,7 +36,7 @@ import flask
 
 from . import browser_form, identity
 from .backends import pointer_name
-from .calls import current_call
+from .calls import carried, current_call
 from .errors import QuotaExceeded, StoreValueError
 from .values import freeze
 
@@ -180,11 +180,12 @@ class StoreAPI:
         if snapshot.nbytes > limit:
             raise QuotaExceeded(f"ServerStore {sid!r}: a value of {snapshot.nbytes:,} bytes is larger than "
                                 f"STATE_MAX_VALUE_BYTES = {limit:,}; nothing was sent")
-        browser_form.to_browser(value, sid)  # raises now, naming the column, if it cannot travel exactly
+        if browser_form.is_typeable(value) and not call.mcp:  # raises now, naming the column, if it cannot
+            value = browser_form.to_browser(value, sid)  # travel exactly; the hook passes the typed form on
         import dash
 
         call.values[sid] = snapshot.thaw()  # what get_store returns later in this call
-        dash.set_props(store_id, {"data": value})  # the hook sends it in the typed form
+        dash.set_props(store_id, {"data": value})
 
     def _client_call(self: "StateManager", sid: str, what: str) -> Any:
         call = current_call()
@@ -199,10 +200,9 @@ class StoreAPI:
         self._client_call(sid, what)
         import dash
 
-        for item in _entries(getattr(dash.callback_context, "inputs_list", None)) + \
-                _entries(getattr(dash.callback_context, "states_list", None)):
-            if item.get("property") == "data" and _same_id(item.get("id"), store_id):
-                return browser_form.from_browser(item.get("value"), sid, self.config["STATE_MAX_VALUE_BYTES"])
+        found, value = carried(dash.callback_context, store_id)
+        if found:
+            return browser_form.from_browser(value, sid, self.config["STATE_MAX_VALUE_BYTES"])
         if not required:
             return None
         raise StoreValueError(f"ServerStore {sid!r} is on the client backend: its data lives in the browser; in a "
@@ -215,19 +215,3 @@ class StoreAPI:
             raise StoreValueError(f"{what}no user to act for: outside a request, call set_user_context(user_id) "
                                   "or use `with user_context(user_id):` first (or turn STATE_ENABLE_USER_ISOLATION off)")
         return who
-
-
-
-def _entries(items: Any) -> list:
-    flat = []
-    for item in items or []:
-        flat.extend(x for x in (item if isinstance(item, list) else [item]) if isinstance(x, dict))
-    return flat
-
-
-def _same_id(a: Any, b: Any) -> bool:
-    if a == b:
-        return True
-    from dash._utils import stringify_id
-
-    return isinstance(a, (str, dict)) and isinstance(b, (str, dict)) and stringify_id(a) == stringify_id(b)
