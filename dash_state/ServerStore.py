@@ -42,7 +42,9 @@ page that goes away releases the values it held only in memory.
 clear_data also deletes the server value. A value written in the
 browser (a clientside callback, running=, a clientside Patch) is sent
 to the server and replaced by its reference, without firing the
-store's callbacks again. It renders nothing.
+store's callbacks again. With scope='user' or 'app', one value is
+shared by all of a user's pages or by everybody, and live=True brings
+its changes made elsewhere to this page. It renders nothing.
 
 Keyword arguments:
 
@@ -67,9 +69,23 @@ Keyword arguments:
     clientside callback uses is mirrored: the browser holds its data,
     as with dcc.Store.
 
+- live (boolean; default False):
+    On a 'user' or 'app' store: when the value changes anywhere
+    (another tab, worker or host), this page gets the new value and
+    the store's callbacks fire, as if a callback on this page had
+    written it.
+
 - modified_timestamp (number; default -1):
     When the stored value last changed, in milliseconds since the
     epoch (-1 if never).
+
+- scope (a value equal to: 'page', 'user', 'app'; default 'page'):
+    Whose value this store holds: 'page': one value per page, as
+    dcc.Store (the default). 'user': one value per user, shared by all
+    their tabs, browsers and devices. 'app': one value for everyone,
+    held once on the server (callbacks may write it only with
+    writable=True). The server's config can override it per store
+    ([STATE_STORES.<id>] scope = ...).
 
 - storage_type (a value equal to: 'local', 'session', 'memory'; default 'memory'):
     Where the browser keeps `data`: 'memory': in this component only,
@@ -77,7 +93,10 @@ Keyword arguments:
     after the browser is closed and shared by the tabs of the same
     origin. 'session': window.sessionStorage, kept for the browser
     tab's session. If the browser refuses the storage (quota, private
-    mode), this store falls back to 'memory' and logs a warning."""
+    mode), this store falls back to 'memory' and logs a warning.
+
+- writable (boolean; default False):
+    On an 'app' store: callbacks may write it."""
     _children_props: typing.List[str] = []
     _base_nodes = ['children']
     _namespace = 'dash_state'
@@ -91,11 +110,14 @@ Keyword arguments:
         data: typing.Optional[typing.Union[dict, typing.Sequence, NumberType, str, bool, FrameType]] = None,
         clear_data: typing.Optional[bool] = None,
         modified_timestamp: typing.Optional[NumberType] = None,
+        scope: typing.Optional[Literal["page", "user", "app"]] = None,
+        live: typing.Optional[bool] = None,
+        writable: typing.Optional[bool] = None,
         **kwargs
     ):
-        self._prop_names = ['id', 'clear_data', 'data', 'modified_timestamp', 'storage_type']
+        self._prop_names = ['id', 'clear_data', 'data', 'live', 'modified_timestamp', 'scope', 'storage_type', 'writable']
         self._valid_wildcard_attributes =            []
-        self.available_properties = ['id', 'clear_data', 'data', 'modified_timestamp', 'storage_type']
+        self.available_properties = ['id', 'clear_data', 'data', 'live', 'modified_timestamp', 'scope', 'storage_type', 'writable']
         self.available_wildcard_properties =            []
         _explicit_args = kwargs.pop('_explicit_args')
         _locals = locals()

@@ -7,10 +7,10 @@
  */
 
 const REFERENCE_PREFIX = 'dsr2.';
-export const REFERENCE_SHAPE = /^dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
+export const REFERENCE_SHAPE = /^dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
 /* A whole reference anywhere in a text, and one after its "dsr2." prefix. */
-export const REFERENCE_ANYWHERE = /dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
-export const REFERENCE_CORE = /[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
+export const REFERENCE_ANYWHERE = /dsr2\.[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
+export const REFERENCE_CORE = /[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\.[A-Za-z0-9_-]{22}/;
 
 /** True if `value` is a dash-state reference string ("dsr2....", or an old "dsr1...."). */
 export const isReference = value =>
@@ -19,12 +19,33 @@ export const isReference = value =>
 
 /*
  * A reference's scope: "s" written by a server callback, "c" written in the
- * browser, "a" initial layout data shared by every visitor.
+ * browser, "a" initial layout data shared by every visitor, "u" the value of
+ * a user-scoped store (shared by all the user's tabs), "g" the value of an
+ * app-scoped store (shared by everybody).
  */
 export const referenceScope = reference => {
     const parts = reference.split('.');
     return parts.length === 5 ? parts[3].charAt(0) : '';
 };
+
+/* True for a reference the page shares with others ("a", "u", "g"): the page never releases it. */
+export const isShared = reference => ['a', 'u', 'g'].includes(referenceScope(reference));
+
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/*
+ * The version of a user- or app-scoped value ("u"/"g" reference): the first
+ * six characters of its key, base64url, big-endian (36 bits, see
+ * dash_state/versions.py). 0 for any other reference or value.
+ */
+export const versionOf = reference =>
+    isVersioned(reference)
+        ? [...reference.split('.')[2].slice(0, 6)].reduce((version, char) => version * 64 + BASE64URL.indexOf(char), 0)
+        : 0;
+
+/** True for a well-formed reference of a user- or app-scoped value ("u", "g"), which carries a version. */
+export const isVersioned = reference =>
+    isWellFormed(reference) && ['u', 'g'].includes(referenceScope(reference));
 
 /*
  * FNV-1a (32 bit) of a store id key, in base 36, seven digits: the tag in

@@ -2,7 +2,7 @@ import {Component} from 'react';
 import PropTypes from 'prop-types';
 import {error, warn} from '../http';
 import {heldInBrowser} from '../held';
-import {belongsTo, idKey, isReference, isWellFormed, referenceScope} from '../references';
+import {belongsTo, idKey, isReference, isShared, isWellFormed, referenceScope} from '../references';
 import {
     currentData,
     looksPatched,
@@ -12,83 +12,10 @@ import {
     takeAppliedPatch,
     unregisterStore,
 } from '../renderer';
+import {liveChannel} from '../live';
+import {MemoryBackstore, WebBackstore, webStorage} from '../storage';
 import {touchScheduler} from '../touch';
 import {deleteReference, patchValue, putValue, releaseScheduler} from '../values';
-
-/*
- * Storage back ends. Each one stores values under a string key and keeps a
- * modification time; they mirror the browser-side behaviour of dcc.Store.
- */
-
-/** Per-instance store: lives as long as the component instance. */
-class MemoryBackstore {
-    constructor() {
-        this.isWeb = false;
-        this._data = {};
-        this._modified = -1;
-    }
-
-    getItem(key) {
-        return this._data[key];
-    }
-
-    setItem(key, value) {
-        this._data[key] = value;
-        this._modified = Date.now();
-    }
-
-    removeItem(key) {
-        delete this._data[key];
-        this._modified = Date.now();
-    }
-
-    getModified() {
-        return this._modified;
-    }
-}
-
-/**
- * window.localStorage / window.sessionStorage: the value is kept as JSON
- * under `key`, the write time under `${key}-timestamp`. Any of these calls
- * may throw (quota exceeded, storage disabled); the component catches that.
- */
-class WebBackstore {
-    constructor(storage) {
-        this.isWeb = true;
-        this.storage = storage;
-    }
-
-    getItem(key) {
-        const raw = this.storage.getItem(key);
-        if (raw === null) {
-            return null;
-        }
-        try {
-            return JSON.parse(raw);
-        } catch (e) {
-            // Not JSON (written by something else): treat it as absent.
-            return null;
-        }
-    }
-
-    setItem(key, value) {
-        this.storage.setItem(key, JSON.stringify(value));
-        this.storage.setItem(`${key}-timestamp`, String(Date.now()));
-    }
-
-    removeItem(key) {
-        this.storage.removeItem(key);
-        this.storage.removeItem(`${key}-timestamp`);
-    }
-
-    getModified(key) {
-        const ts = Number.parseInt(
-            this.storage.getItem(`${key}-timestamp`),
-            10
-        );
-        return Number.isNaN(ts) ? -1 : ts;
-    }
-}
 
 const isNil = value => value === null || value === undefined;
 
@@ -121,17 +48,6 @@ const sameJson = (a, b) => {
     }
 };
 
-const webStorage = storageType => {
-    // Reading window.localStorage itself throws when storage is disabled.
-    if (storageType === 'local') {
-        return window.localStorage;
-    }
-    if (storageType === 'session') {
-        return window.sessionStorage;
-    }
-    return null;
-};
-
 /**
  * ServerStore keeps JSON data in the browser, exactly like dcc.Store
  * (same props, same storage keys and timestamps, same update rules).
@@ -144,7 +60,9 @@ const webStorage = storageType => {
  * clear_data also deletes the server value. A value written in the
  * browser (a clientside callback, running=, a clientside Patch) is sent
  * to the server and replaced by its reference, without firing the
- * store's callbacks again. It renders nothing.
+ * store's callbacks again. With scope='user' or 'app', one value is
+ * shared by all of a user's pages or by everybody, and live=True brings
+ * its changes made elsewhere to this page. It renders nothing.
  */
 export default class ServerStore extends Component {
     /* The renderer's context (componentPath), for silent updates. */
@@ -303,6 +221,12 @@ export default class ServerStore extends Component {
         }
     }
 
+    /* Live updates (../live.js) for a live user or app store whose value is on the server. */
+    _followLive() {
+        const {live, scope} = this.props;
+        liveChannel.follow(this, Boolean(live) && (scope === 'user' || scope === 'app') && !this._clientBackend);
+    }
+
     /* clear_data: delete the server values of the references being cleared. */
     _deleteOnServer(key) {
         const references = new Set(
@@ -315,6 +239,7 @@ export default class ServerStore extends Component {
         this._registeredKey = this._key();
         registerStore(this, this._registeredKey);
         this._trackReference();
+        this._followLive();
         const {storage_type} = this.props;
         if (
             storage_type !== 'memory' &&
@@ -329,6 +254,7 @@ export default class ServerStore extends Component {
     componentWillUnmount() {
         this._stopListening();
         touchScheduler.unregister(this);
+        liveChannel.follow(this, false);
         unregisterStore(this, this._registeredKey);
     }
 
@@ -338,6 +264,7 @@ export default class ServerStore extends Component {
         if (data !== prevProps.data || clear_data !== prevProps.clear_data) {
             touchScheduler.noteActivity();
         }
+        this._followLive();
         if (clear_data) {
             touchScheduler.unregister(this);
             this._deleteOnServer(key);
@@ -383,14 +310,14 @@ export default class ServerStore extends Component {
      * What to release when the page goes away ({id, reference}, or null):
      * the reference this store holds, unless it outlives the page (kept in
      * localStorage or sessionStorage, read again after a reload or by other
-     * tabs) or is initial layout data shared by every visitor.
+     * tabs) or is shared (initial layout data, a user or app store's value).
      */
     leavingRelease() {
         const data = currentData(this);
         if (
             this._backstore.isWeb ||
             !isReference(data) ||
-            referenceScope(data) === 'a' ||
+            isShared(data) ||
             !belongsTo(data, this._key())
         ) {
             return null;
@@ -400,7 +327,7 @@ export default class ServerStore extends Component {
 
     /* A reference this store no longer holds: its server value can go. */
     _release(old, now) {
-        if (isReference(old) && old !== now && referenceScope(old) !== 'a' && belongsTo(old, this._key())) {
+        if (isReference(old) && old !== now && !isShared(old) && belongsTo(old, this._key())) {
             releaseScheduler.add(this.props.id, old);
         }
     }
@@ -542,6 +469,9 @@ export default class ServerStore extends Component {
 
 ServerStore.defaultProps = {
     storage_type: 'memory',
+    scope: 'page',
+    live: false,
+    writable: false,
     clear_data: false,
     modified_timestamp: -1,
 };
@@ -595,6 +525,30 @@ ServerStore.propTypes = {
      * (-1 if never).
      */
     modified_timestamp: PropTypes.number,
+
+    /**
+     * Whose value this store holds:
+     * 'page': one value per page, as dcc.Store (the default).
+     * 'user': one value per user, shared by all their tabs, browsers and
+     * devices.
+     * 'app': one value for everyone, held once on the server (callbacks
+     * may write it only with writable=True).
+     * The server's config can override it per store
+     * ([STATE_STORES.<id>] scope = ...).
+     */
+    scope: PropTypes.oneOf(['page', 'user', 'app']),
+
+    /**
+     * On a 'user' or 'app' store: when the value changes anywhere (another
+     * tab, worker or host), this page gets the new value and the store's
+     * callbacks fire, as if a callback on this page had written it.
+     */
+    live: PropTypes.bool,
+
+    /**
+     * On an 'app' store: callbacks may write it.
+     */
+    writable: PropTypes.bool,
 
     /**
      * Dash-assigned callback that reports prop changes to the renderer.
