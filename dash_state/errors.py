@@ -30,3 +30,25 @@ class PatchUploadMissing(StoreValueError):
     """A callback received a ServerStore value patched in the browser (a clientside ``Patch``), and the
     component's upload of the patch did not arrive in time, or the server had no room to wait for it:
     the callback fails with this (HTTP 422, naming the store) instead of running with a stale value."""
+
+
+class PointerConflict(DashStateError):
+    """A backend refused a conditional write: a pointer did not name what the writer expected (another
+    worker wrote first). Nothing was written. Internal: the manager retries or raises VersionConflict."""
+
+    def __init__(self, name: str, found: str | None = None):
+        super().__init__(f"pointer {name!r} changed (it names {found!r})")
+        self.name = name
+        self.found = found
+
+
+class VersionConflict(DashStateError):
+    """``set_store(..., if_version=v)`` found another version: someone wrote the store since ``v`` was
+    read. Nothing was written; read the store again (``get_store_version``) and retry."""
+
+    def __init__(self, store_id: str, expected: int, current: int):
+        super().__init__(f"ServerStore {store_id!r}: version {current} is current, not {expected} (written since "
+                         "it was read); nothing was stored: read it again and retry")
+        self.store_id = store_id
+        self.expected = expected
+        self.current = current

@@ -12,12 +12,17 @@ Contract every backend keeps (``tests/test_backend_contract.py`` checks it for e
 * ``set_many`` stores all of a callback's values and pointers or none of them, and refuses (raising
   :class:`~dash_state.errors.QuotaExceeded`) a write that would take the user past ``quota`` bytes
   of live values, checked atomically with the write, so concurrent writers cannot overshoot;
+* ``set_many(..., expect={pointer name: target or None})`` writes only if each named pointer's live
+  target is the one expected (None: no live pointer), checked atomically with the write; otherwise it
+  raises :class:`~dash_state.errors.PointerConflict` and writes nothing (compare-and-set, used by user-
+  and app-scoped stores, see :mod:`dash_state.shared`);
 * ``set_many`` keeps at most ``values_per_store`` values per user and store (the keys its pointers
   named, see :mod:`.history`), evicting the oldest, never the newest, atomically with the write; the
   evicted bytes are free for the same write's quota check;
 * ``release`` deletes a value the browser let go of, unless the store's pointer names it: then it is
   marked, and the next write to that store evicts it;
-* ``touch`` extends the life of a live value without transferring it;
+* ``touch`` extends the life of a live value without transferring it; given a pointer name, it
+  extends the pointer (and its history) instead;
 * ``delete_user`` removes everything of one user in one call; ``move_user`` re-homes a namespace;
 * a write never evicts another user's values (the memory backend's one exception: when it is full,
   the least recently used values of *new* anonymous visitors, see :meth:`Backend.mark_new`);
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
 from ..codecs import Snapshot
@@ -86,8 +92,10 @@ class Backend(ABC):
         """The live value, or None if it is unknown or expired."""
 
     @abstractmethod
-    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
-        """Store a callback's values and pointers of one user, all or nothing, within ``quota`` bytes."""
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None,
+                 expect: Mapping[str, str | None] | None = None) -> None:
+        """Store a callback's values and pointers of one user, all or nothing, within ``quota`` bytes;
+        with ``expect``, only if each named pointer still names the expected key (else PointerConflict)."""
 
     def set(self, user: str, key: str, value: Snapshot, ttl: float) -> None:
         self.set_many(user, [Item(key, value, ttl)])
@@ -110,7 +118,8 @@ class Backend(ABC):
 
     @abstractmethod
     def touch(self, user: str, key: str, ttl: float) -> bool:
-        """Restart the TTL of a live value; False if there is none."""
+        """Restart the TTL of a live value (or of a live pointer and its history, given a pointer's
+        name); False if there is none."""
 
     def alive(self, user: str, key: str) -> bool:
         """Whether a live value exists, without transferring it (validates the read cache)."""
@@ -162,13 +171,15 @@ class BytesBackend(Backend):
 
     @abstractmethod
     def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
-                   quota: int | None) -> None:
-        """Store sealed ``(key, bytes, ttl)`` items and pointers atomically, within ``quota``."""
+                   quota: int | None, expect: Mapping[str, str | None] | None = None) -> None:
+        """Store sealed ``(key, bytes, ttl)`` items and pointers atomically, within ``quota``, if the
+        pointers named in ``expect`` name what it says (else PointerConflict, nothing written)."""
 
     def get(self, user: str, key: str) -> Snapshot | None:
         data = self.read(user, key)
         return None if data is None else self.seal.load(key, data)
 
-    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None,
+                 expect: Mapping[str, str | None] | None = None) -> None:
         sealed = [(item.key, self.seal.dump(item.key, item.value), item.ttl) for item in items]
-        self.write_many(user, sealed, list(pointers), quota)
+        self.write_many(user, sealed, list(pointers), quota, expect)
