@@ -22,10 +22,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from dash_state.backends import POINTER_PREFIX, Item, Pointer, create_backend
+from dash_state.backends import POINTER_PREFIX, Item, Pointer, create_backend, history
 from dash_state.codecs import Snapshot
 from dash_state.config import build_config
-from dash_state.errors import ConfigError, CorruptValue, QuotaExceeded
+from dash_state.errors import ConfigError, CorruptValue, PointerConflict, QuotaExceeded
 from dash_state.keys import Keys
 from dash_state.references import new_key
 from dash_state.seal import Seal
@@ -637,6 +637,258 @@ def test_login_carry_over_merges_histories_and_the_next_write_trims_them(backend
     assert backend.usage("user") == [] and backend.pointer("user", POINTER) is None
     again = [write_to(backend, "user", value) for _ in range(3)]  # no history left behind
     assert {k for k, _, _ in backend.usage("user")} == set(again)
+
+
+# -- compare-and-set on pointers (expect) and touching a pointer ----------------------------------------
+def stored_history(backend, user: str, pointer: str = POINTER) -> list:
+    """A store's history as the backend keeps it (read behind its back)."""
+    if backend.keeps_objects:
+        return list(backend._histories.get((user, pointer), []))
+    return history.parse(Raw(backend).read(user, history.history_name(pointer)))
+
+
+def snapshot_of(backend, user: str) -> dict:
+    """Everything a refused write must leave as it was: values (keys and sizes), both stores' pointers and
+    histories, the bytes counted against the quota and, for bytes backends, what is physically stored."""
+    found = {"usage": sorted((key, size) for key, size, _ in backend.usage(user)), "total": total(backend, user),
+             "pointers": [backend.pointer(user, name) for name in (POINTER, STORE_B)],
+             "histories": [stored_history(backend, user, name) for name in (POINTER, STORE_B)]}
+    if not backend.keeps_objects:
+        found["rows"] = Raw(backend).value_rows(user)
+    if backend.name == "local":
+        found["files"] = sorted(os.listdir(backend.values_dir))
+    return found
+
+
+def test_a_write_expecting_the_pointers_target_is_stored(backend):
+    first = write_to(backend, "alice", freeze("one"))
+    second = new_key()
+    backend.set_many("alice", [Item(second, freeze("two"), 60)], [Pointer(POINTER, second, 60)], expect={POINTER: first})
+    assert backend.pointer("alice", POINTER) == second and backend.get("alice", second).thaw() == "two"
+    assert [key for key, _ in stored_history(backend, "alice")] == [second, first]
+
+
+def test_a_write_expecting_another_target_is_refused_whole(backend):
+    """Nothing of a refused compare-and-set is stored: no value (not even a large one's file), no
+    pointer, no history entry, no eviction by the per-store bound, no bytes against the quota."""
+    backend.values_per_store = 2  # the refused write would evict the store's oldest value
+    value = freeze("v" * 1000)
+    first, second = write_to(backend, "alice", value), write_to(backend, "alice", value)
+    write_to(backend, "alice", value, STORE_B)
+    before = snapshot_of(backend, "alice")
+    small, large = new_key(), new_key()  # a large value has a file of its own on the local backend
+    items = [Item(small, freeze("new"), 60), Item(large, freeze("L" * (200 << 10)), 60)]
+    with pytest.raises(PointerConflict) as info:
+        backend.set_many("alice", items, [Pointer(POINTER, small, 60), Pointer(STORE_B, large, 60)],
+                         quota=1 << 30, expect={POINTER: first})
+    assert (info.value.name, info.value.found) == (POINTER, second)
+    for key in (small, large):
+        assert backend.get("alice", key) is None and not backend.alive("alice", key)
+    assert backend.get("alice", first).thaw() == "v" * 1000  # not evicted
+    assert snapshot_of(backend, "alice") == before
+    backend.set_many("alice", items, [Pointer(POINTER, small, 60)], quota=1 << 30, expect={POINTER: second})
+    assert backend.pointer("alice", POINTER) == small and backend.get("alice", first) is None
+
+
+def test_expecting_no_pointer(backend):
+    """None: the write goes through only while the store has no live pointer."""
+    first = new_key()
+    backend.set_many("alice", [Item(first, freeze(1), 60)], [Pointer(POINTER, first, 60)], expect={POINTER: None})
+    assert backend.pointer("alice", POINTER) == first
+    before = snapshot_of(backend, "alice")
+    again = new_key()
+    with pytest.raises(PointerConflict) as info:
+        backend.set_many("alice", [Item(again, freeze(2), 60)], [Pointer(POINTER, again, 60)], expect={POINTER: None})
+    assert (info.value.name, info.value.found) == (POINTER, first)
+    assert backend.get("alice", again) is None and snapshot_of(backend, "alice") == before
+    backend.set_many("bob", [Item(again, freeze(2), 60)], [Pointer(POINTER, again, 60)], expect={POINTER: None})
+    assert backend.pointer("bob", POINTER) == again  # another user's namespace has none
+
+
+def test_an_expired_pointer_or_one_naming_no_key_counts_as_none(backend):
+    old = new_key()
+    backend.set_many("alice", [Item(old, freeze("old"), 60)], [Pointer(POINTER, old, 0.3)])
+    backend.set_many("alice", [], [Pointer(STORE_B, "not a key", 60)])
+    time.sleep(0.5)
+    with pytest.raises(PointerConflict) as info:
+        backend.set_many("alice", [], [Pointer(POINTER, old, 60)], expect={POINTER: old})
+    assert info.value.found is None and backend.pointer("alice", POINTER) is None
+    new = new_key()
+    backend.set_many("alice", [Item(new, freeze("new"), 60)], [Pointer(POINTER, new, 60), Pointer(STORE_B, new, 60)],
+                     expect={POINTER: None, STORE_B: None})
+    assert backend.pointer("alice", POINTER) == backend.pointer("alice", STORE_B) == new
+
+
+def test_expecting_one_pointer_while_writing_another(backend):
+    """The pointers a write expects and the ones it writes are independent: a store's write can be
+    conditional on another store's pointer, and every expected pointer must match."""
+    a = write_to(backend, "alice", freeze("a"))
+    b = new_key()
+    backend.set_many("alice", [Item(b, freeze("b"), 60)], [Pointer(STORE_B, b, 60)], expect={POINTER: a})
+    assert backend.pointer("alice", POINTER) == a and backend.pointer("alice", STORE_B) == b
+    before = snapshot_of(backend, "alice")
+    c = new_key()
+    with pytest.raises(PointerConflict) as info:
+        backend.set_many("alice", [Item(c, freeze("c"), 60)], [Pointer(STORE_B, c, 60)], expect={POINTER: a, STORE_B: a})
+    assert (info.value.name, info.value.found) == (STORE_B, b)
+    assert backend.get("alice", c) is None and snapshot_of(backend, "alice") == before
+    backend.set_many("alice", [Item(c, freeze("c"), 60)], [Pointer(STORE_B, c, 60)], expect={POINTER: a, STORE_B: b})
+    assert backend.pointer("alice", STORE_B) == c and backend.pointer("alice", POINTER) == a
+
+
+def test_touching_a_pointer_extends_it_and_its_history(backend):
+    backend.values_per_store = 1  # the next write evicts what the history lists: proof that it survived
+    key, other = new_key(), new_key()
+    backend.set_many("alice", [Item(key, freeze("kept"), 60)], [Pointer(POINTER, key, SHORT_TTL)])
+    backend.set_many("alice", [Item(other, freeze("other"), 60)], [Pointer(STORE_B, other, SHORT_TTL)])
+    time.sleep(SHORT_TTL * 0.6)
+    assert backend.touch("alice", POINTER, 60) is True
+    time.sleep(SHORT_TTL * 0.6)  # past the original TTL
+    assert backend.pointer("alice", POINTER) == key and backend.pointer("alice", STORE_B) is None
+    assert stored_history(backend, "alice") == [(key, False)]
+    assert sorted(k for k, _, _ in backend.usage("alice")) == sorted([key, other])  # a pointer is no value
+    assert backend.touch("alice", STORE_B, 60) is False  # expired: not revived
+    assert backend.pointer("alice", STORE_B) is None
+    assert backend.touch("alice", POINTER_PREFIX + "C" * 22, 60) is False  # never written
+    assert backend.touch("bob", POINTER, 60) is False
+    newer = write_to(backend, "alice", freeze("newer"))
+    assert backend.get("alice", key) is None and backend.get("alice", newer).thaw() == "newer"
+
+
+def test_touching_a_pointer_naming_no_key_is_refused(backend):
+    backend.set_many("alice", [], [Pointer(POINTER, "not a key", 60)])
+    assert backend.touch("alice", POINTER, 600) is False
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_the_near_tier_leaves_compare_and_set_and_pointer_touches_to_the_remote_backend(backends, kind, tmp_path):
+    from dash_state.backends.near import NearBackend, NearStore
+
+    inner = backends(kind)
+    store = NearStore(inner.seal, str(tmp_path / "near"), 16 << 20)
+    tier = NearBackend(inner, store)
+    try:
+        first, refused = new_key(), new_key()
+        tier.set_many("alice", [Item(first, freeze("one"), 60)], [Pointer(POINTER, first, SHORT_TTL)],
+                      expect={POINTER: None})
+        assert store.fetch("alice", first) is not None and inner.pointer("alice", POINTER) == first
+        with pytest.raises(PointerConflict):
+            tier.set_many("alice", [Item(refused, freeze("two"), 60)], [Pointer(POINTER, refused, 60)],
+                          expect={POINTER: None})
+        assert store.fetch("alice", refused) is None and tier.get("alice", refused) is None
+        time.sleep(SHORT_TTL * 0.6)
+        assert tier.touch("alice", POINTER, 60) is True
+        time.sleep(SHORT_TTL * 0.6)
+        assert tier.pointer("alice", POINTER) == first and tier.get("alice", first).thaw() == "one"
+        assert tier.touch("alice", POINTER_PREFIX + "C" * 22, 60) is False
+    finally:
+        store.close()
+
+
+# Two OS processes (or threads, for memory) each add one to a counter 300 times by compare-and-set:
+# read the pointer, read the value it names, write value + 1 under a new key expecting that pointer,
+# and start over on PointerConflict. A lost update would leave the counter below 600.
+INCREMENTS = 300
+COUNTER = POINTER_PREFIX + "counter" + "c" * 15
+
+
+def increment(backend, user: str, times: int) -> int:
+    """Add one ``times`` times; returns how many conflicts it met."""
+    conflicts = done = 0
+    while done < times:
+        current = backend.pointer(user, COUNTER)
+        value = None if current is None else backend.get(user, current)
+        if value is None:  # evicted by the other writer's newer values since the pointer was read
+            conflicts += 1
+            continue
+        key = new_key()
+        try:
+            backend.set_many(user, [Item(key, freeze(value.thaw() + 1), 60)], [Pointer(COUNTER, key, 60)],
+                             expect={COUNTER: current})
+        except PointerConflict:
+            conflicts += 1
+            continue
+        done += 1
+    return conflicts
+
+
+def _increment_elsewhere(name: str, settings: dict, user: str, start, conn) -> None:
+    """A spawned process: the same backend opened afresh, as another worker would."""
+    try:
+        config = build_config((settings, "test"))
+        backend = create_backend(name, config, seal_for(config))
+        try:
+            start.wait(60)
+            conn.send(increment(backend, user, INCREMENTS))
+        finally:
+            backend.close()
+    except BaseException as exc:  # reported by the test
+        conn.send(exc)
+
+
+def settings_of(backend) -> tuple[str, dict]:
+    """What another process needs to open the same store."""
+    if backend.kind == "redis":
+        return "redis", {"STATE_REDIS_URL": redis_url(), "STATE_KEY_PREFIX": backend.prefix}
+    if backend.kind == "local":
+        return "local", {"STATE_LOCAL_PATH": backend.path}
+    return "database", {"STATE_DATABASE_URL": backend.url.render_as_string(hide_password=False),
+                        "STATE_DATABASE_TABLE": backend.table.name}
+
+
+@pytest.mark.parametrize("kind", ["local", "redis", "postgres", "sqlite"])
+def test_two_processes_incrementing_by_compare_and_set_lose_no_update(backends, kind):
+    import multiprocessing
+
+    backend = backends(kind)
+    user, first = f"counter-{uuid.uuid4().hex[:8]}", new_key()
+    backend.set_many(user, [Item(first, freeze(0), 60)], [Pointer(COUNTER, first, 60)], expect={COUNTER: None})
+    name, settings = settings_of(backend)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    pipes, processes = [], []
+    for _ in range(2):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_increment_elsewhere, args=(name, {"STATE_BACKEND": name, **settings}, user,
+                                                                         start, theirs), daemon=True)
+        process.start()
+        pipes.append(mine)
+        processes.append(process)
+    try:
+        answers = []
+        for mine in pipes:
+            assert mine.poll(120), "a process did not finish"
+            answers.append(mine.recv())
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    errors = [a for a in answers if isinstance(a, BaseException)]
+    assert not errors, errors
+    assert backend.get(user, backend.pointer(user, COUNTER)).thaw() == 2 * INCREMENTS
+
+
+def test_two_threads_incrementing_by_compare_and_set_lose_no_update(backends):
+    backend = backends("memory")
+    first = new_key()
+    backend.set_many("u", [Item(first, freeze(0), 60)], [Pointer(COUNTER, first, 60)], expect={COUNTER: None})
+    errors, barrier = [], threading.Barrier(2)
+
+    def worker():
+        try:
+            barrier.wait()
+            increment(backend, "u", INCREMENTS)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert backend.get("u", backend.pointer("u", COUNTER)).thaw() == 2 * INCREMENTS
 
 
 # -- moving a user (login carry-over) ---------------------------------------------------------------

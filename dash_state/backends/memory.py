@@ -26,10 +26,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Callable
 
 from ..codecs import Snapshot
-from ..errors import QuotaExceeded
+from ..errors import PointerConflict, QuotaExceeded
 from ..references import APP_OWNER
 from ..tokens import b64, random_id
 from . import history
@@ -112,9 +113,14 @@ class MemoryBackend(Backend):
             self._entries.move_to_end((user, key))
             return entry[0]
 
-    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None,
+                 expect: Mapping[str, str | None] | None = None) -> None:
         now = self._clock()
         with self._lock:
+            for name, expected in (expect or {}).items():  # compare-and-set: under the lock of the write
+                found = self._live_pointer(user, name, now)
+                if found != expected:
+                    raise PointerConflict(name, found)
             if now >= self._next_sweep:
                 self._sweep(now)
             written = {item.key for item in items}
@@ -187,10 +193,13 @@ class MemoryBackend(Backend):
 
     def pointer(self, user: str, name: str) -> str | None:
         with self._lock:
-            entry = self._pointers.get((user, name))
-            if entry is None or entry[1] <= self._clock() or not is_key(entry[0]):
-                return None
-            return entry[0]
+            return self._live_pointer(user, name, self._clock())
+
+    def _live_pointer(self, user: str, name: str, now: float) -> str | None:
+        entry = self._pointers.get((user, name))
+        if entry is None or entry[1] <= now or not is_key(entry[0]):
+            return None
+        return entry[0]
 
     def delete(self, user: str, key: str) -> bool:
         with self._lock:
@@ -210,6 +219,11 @@ class MemoryBackend(Backend):
     def touch(self, user: str, key: str, ttl: float) -> bool:
         now = self._clock()
         with self._lock:
+            if key.startswith(POINTER_PREFIX):  # its history lives as long as the pointer does
+                target = self._live_pointer(user, key, now)
+                if target is not None:
+                    self._pointers[(user, key)] = (target, now + ttl)
+                return target is not None
             entry = self._entries.get((user, key))
             if entry is None or entry[1] <= now:
                 return False

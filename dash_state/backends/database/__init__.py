@@ -12,7 +12,8 @@ database (default ``sqlite:///state.db``, relative to the working directory when
   takes a per-user lock (PostgreSQL advisory lock, SQLite's write lock, MySQL ``GET_LOCK``), checks the
   user's live bytes against the quota and upserts every row: all or nothing, never over quota. In
   the same transaction each store's history row (:mod:`..history`) is updated and the values past
-  ``STATE_VALUES_PER_STORE`` are deleted; their bytes no longer count for the quota check.
+  ``STATE_VALUES_PER_STORE`` are deleted; their bytes no longer count for the quota check. A write's
+  ``expect`` (compare-and-set) reads the pointers first in it, ``FOR UPDATE`` (:mod:`.pointers`).
 * Connection-level errors are retried ``STATE_RETRIES`` times (after 0.1, 0.2, 0.4 s ...), then raise
   BackendUnavailable naming the URL with its password masked; a circuit breaker then fails fast and
   logs one ERROR per outage.
@@ -23,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import String, bindparam, delete, func, select, text, tuple_, update
@@ -35,7 +37,7 @@ from ...seal import Seal
 from .. import history
 from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
 from ..breaker import Breaker
-from . import engines, histories
+from . import engines, histories, pointers as pointer_rows
 from .engines import BEGIN, DRIVERS, MYSQL, check_url
 from .schema import INSERT, SCHEMA_VERSION, check_version, define_tables
 
@@ -113,7 +115,7 @@ class DatabaseBackend(BytesBackend):
         return None if row is None else row[0]
 
     def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
-                   quota: int | None) -> None:
+                   quota: int | None, expect: Mapping[str, str | None] | None = None) -> None:
         for _, data, _ in items:
             if self._max_value is not None and len(data) > self._max_value:
                 raise StoreValueError(
@@ -128,6 +130,7 @@ class DatabaseBackend(BytesBackend):
         adding = sum(len(data) for _, data, _ in items)
 
         def work(conn: Connection) -> int:
+            pointer_rows.check(conn, self._locking, user, expect, self._clock())  # first: else nothing changes
             plans = histories.plan(conn, self._rows_in, user, pointers, now, self.values_per_store)
             evicting = sorted({key for _, _, evicted in plans for key in evicted} - set(new_keys))
             if quota is not None and adding:  # evicted values free their bytes for this very write
@@ -159,6 +162,9 @@ class DatabaseBackend(BytesBackend):
         return target if is_key(target) else None
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
+        if key.startswith(POINTER_PREFIX):
+            return self._transaction(user, lambda conn: pointer_rows.touch(conn, self._locking, self._touch, user, key,
+                                                                           ttl, self._clock()))
         now = self._clock()
         args = {"u": user, "k": key, "now": now, "until": now + ttl}
         return self._run(lambda conn: conn.execute(self._touch, args).rowcount) == 1
@@ -256,6 +262,7 @@ class DatabaseBackend(BytesBackend):
         self._delete = delete(t).where(user, key)
         in_keys = t.c.key.in_(bindparam("keys", expanding=True))
         self._rows_in = select(t.c.key, t.c.value, t.c.expires_at).where(user, in_keys, t.c.expires_at > now)
+        self._locking = self._rows_in.with_for_update()  # not rendered on SQLite, whose writers take turns
         self._evict = delete(t).where(user, in_keys)
         self._histories_of = select(t.c.key, t.c.value, t.c.expires_at).where(
             user, t.c.key.like(POINTER_PREFIX + "%" + history.SUFFIX), t.c.expires_at > now)

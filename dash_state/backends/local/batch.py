@@ -6,13 +6,19 @@ A dropped value's file is first listed in the ``doomed`` database, in the same t
 the record, and unlinked right after the commit. If the process dies in between, a later sweep finds
 the name in ``doomed`` and unlinks it then: no file is ever left behind unreferenced, and no file is
 unlinked while a committed record still names it.
+
+Pointers are checked (a write's ``expect``) and touched here too, in the caller's write transaction:
+LMDB has one writer at a time across the host, so a check and the write it guards are one step.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Iterator
 
+from ...errors import PointerConflict
 from .. import history
+from ..base import is_key
 from . import files, records
 from .records import Record
 
@@ -87,6 +93,34 @@ class Batch:
             entries, evicted = history.plan(history.parse(live), keys, alive, limit)
             plans[name] = ((entries, expires[name]), evicted)
         return plans
+
+    # -- pointers --------------------------------------------------------------------------------
+    def pointer(self, user: str, name: str, now: float) -> str | None:
+        """The key a live pointer names (as :meth:`LocalBackend.pointer` reads it), in this transaction."""
+        record = self.get(records.record_key(user, name))
+        if record is None or not record.is_pointer or record.expires <= now:
+            return None
+        target = record.body.decode("ascii", "replace")
+        return target if is_key(target) else None
+
+    def expect(self, user: str, expect: Mapping[str, str | None] | None, now: float) -> None:
+        """Raise PointerConflict unless each pointer named in ``expect`` names what it says (None: none)."""
+        for name, expected in (expect or {}).items():
+            found = self.pointer(user, name, now)
+            if found != expected:
+                raise PointerConflict(name, found)
+
+    def touch_pointer(self, user: str, name: str, now: float, ttl: float) -> bool:
+        """Restart a live pointer's TTL, and keep its history at least as long; False if it has none."""
+        rk = records.record_key(user, name)
+        if self.pointer(user, name, now) is None:
+            return False
+        self.put(rk, self.take(rk)._replace(expires=now + ttl))
+        hrk = records.record_key(user, history.history_name(name))
+        kept = self.get(hrk)
+        if kept is not None and kept.expires > now:
+            self.put(hrk, self.take(hrk)._replace(expires=max(kept.expires, now + ttl)))
+        return True
 
     def finish(self) -> None:
         """Write the file accounting back (call last, inside the transaction)."""

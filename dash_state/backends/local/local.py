@@ -7,9 +7,9 @@ directory (``STATE_LOCAL_PATH``, by default a per-app directory under ``/dev/shm
 * **LMDB** (``data.mdb``, :mod:`.env`): every record (user, key -> flags, expiry, size, and the value
   itself when it is small, or the name of its file), the pointers (``latest.*``), an expiry index and
   the bookkeeping (:mod:`.records`). LMDB has one writer at a time across all processes of the host,
-  so a write checks the user's quota and stores all of a callback's values and pointers in one
-  transaction: all or nothing, never over quota. A writer killed with SIGKILL leaves the last
-  committed state intact. Reads are lock-free snapshots of memory-mapped pages.
+  so a write checks the pointers it expects and the user's quota, and stores all of a callback's
+  values and pointers, in one transaction: all or nothing, never over quota. A writer killed with
+  SIGKILL leaves the last committed state intact. Reads are lock-free snapshots of memory-mapped pages.
 * **Value files** (``values/<name>``, :mod:`.files`) for values of at least 64 KiB: written once and
   renamed into place before their record is committed, unlinked when the value is deleted or expires.
   Readers map them privately, so a DataFrame read by four workers takes the memory of one copy, and
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ...codecs import FRAME, SERIES, Snapshot
@@ -98,14 +99,16 @@ class LocalBackend(BytesBackend):
     def alive(self, user: str, key: str) -> bool:
         return self._live(user, key) is not None
 
-    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None,
+                 expect: Mapping[str, str | None] | None = None) -> None:
         self._write(user, [(item.key, self._payload(item.key, item.value), item.ttl) for item in items],
-                    list(pointers), quota)
+                    list(pointers), quota, expect)
 
     def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
-                   quota: int | None) -> None:
+                   quota: int | None, expect: Mapping[str, str | None] | None = None) -> None:
         """Store bytes as they are (sealed bytes on a persistent path, encoded values on tmpfs)."""
-        self._write(user, [(key, _Payload(len(data), data), ttl) for key, data, ttl in items], list(pointers), quota)
+        self._write(user, [(key, _Payload(len(data), data), ttl) for key, data, ttl in items], list(pointers), quota,
+                    expect)
 
     def pointer(self, user: str, name: str) -> str | None:
         record = self._live(user, name)
@@ -135,6 +138,8 @@ class LocalBackend(BytesBackend):
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
         rk, now = records.record_key(user, key), self._clock()
+        if key.startswith(POINTER_PREFIX):
+            return self._change(lambda batch: batch.touch_pointer(user, key, now, ttl))
 
         def work(batch: Batch) -> bool:
             record = batch.get(rk)
@@ -284,7 +289,7 @@ class LocalBackend(BytesBackend):
         return result
 
     def _write(self, user: str, payloads: list[tuple[str, _Payload, float]], pointers: list[Pointer],
-               quota: int | None) -> None:
+               quota: int | None, expect: Mapping[str, str | None] | None = None) -> None:
         now = self._clock()
         keys = [(records.record_key(user, key), payload, ttl) for key, payload, ttl in payloads]
         pointer_keys = [(records.record_key(user, p.name), p) for p in pointers]
@@ -298,6 +303,7 @@ class LocalBackend(BytesBackend):
                 files.write(self.values_dir, name, payload.size, payload.write_to, self.persistent)
 
             def store(batch: Batch) -> None:
+                batch.expect(user, expect, self._clock())  # PointerConflict: the whole transaction is undone
                 if not batch.settle(claimed):
                     raise BackendUnavailable("the local backend's write of a large value was interrupted: its file was "
                                              "reclaimed as abandoned before the write finished")

@@ -9,7 +9,9 @@ read cache, references, quotas) sees one backend of the same name. What it adds:
   longer has is dropped from the near tier and reads as missing. A value it lacks is read from the
   remote backend (plus its expiry) and kept.
 * **Writes** go to the remote backend first; then the values are kept, expiring ``ttl`` after the
-  moment *before* the remote write (never later than the remote backend's own expiry).
+  moment *before* the remote write (never later than the remote backend's own expiry). A write's
+  ``expect`` (compare-and-set on pointers) is the remote backend's to check: a refused write
+  (PointerConflict) keeps nothing here. Pointers are never kept here, nor touched here.
 * **Deletes, releases, a user's delete, a login's move** drop the near copies *before* the remote
   backend is asked, so a value this host deletes is never served by it again, whatever the outcome.
   Deletes by other hosts (or expiry) are seen at the next read's existence check.
@@ -26,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ...codecs import Snapshot
 from ...errors import BackendUnavailable
-from ..base import Backend, Item, Pointer
+from ..base import POINTER_PREFIX, Backend, Item, Pointer
 from .store import NearStore
 
 log = logging.getLogger("dash_state")
@@ -96,9 +99,10 @@ class NearBackend(Backend):
         self._sync(user, key, None, remote_expires)
         return True
 
-    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None) -> None:
+    def set_many(self, user: str, items: list[Item], pointers: list[Pointer] = (), quota: int | None = None,
+                 expect: Mapping[str, str | None] | None = None) -> None:
         before = time.time()
-        self.inner.set_many(user, items, pointers, quota)
+        self.inner.set_many(user, items, pointers, quota, expect)  # raises before anything is kept here
         for item in items:
             self.store.keep(user, item.key, item.value, before + item.ttl - MARGIN)
 
@@ -111,6 +115,8 @@ class NearBackend(Backend):
         return self.inner.release(user, pointer, key)
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
+        if key.startswith(POINTER_PREFIX):  # pointers live on the remote backend only
+            return self.inner.touch(user, key, ttl)
         before = time.time()
         done = self.inner.touch(user, key, ttl)
         if done:

@@ -24,13 +24,14 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import redis
 from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import MasterNotFoundError
 
-from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
+from ...errors import BackendUnavailable, ConfigError, PointerConflict, QuotaExceeded
 from ...tokens import random_id
 from .. import history
 from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
@@ -82,20 +83,25 @@ class RedisBackend(BytesBackend):
         return self._run("read", lambda: self._client.get(self._key(user, key)))
 
     def write_many(self, user: str, items: list[tuple[str, Any, float]], pointers: list[Pointer],
-                   quota: int | None, *, histories: bool = True) -> None:
-        """One round trip (module docstring); ``histories=False`` (a login's carry-over, which merges them
-        itself) leaves the stores' histories as they are."""
+                   quota: int | None, expect: Mapping[str, str | None] | None = None, *,
+                   histories: bool = True) -> None:
+        """One round trip (module docstring); ``expect`` is checked first, in the same script.
+        ``histories=False`` (a login's carry-over, which merges them itself) leaves the stores'
+        histories as they are."""
         now = _now_ms()
         nonce = random_id()
+        expected = list((expect or {}).items())
         staging = [self._key(user, f"~staged.{nonce}.{i}") for i in range(len(items))]
         keys = (self._books(user) + [self._key(user, k) for k, _, _ in items] + [self._key(user, p.name) for p in pointers]
-                + staging + [self._key(user, history.history_name(p.name)) for p in pointers])
+                + staging + [self._key(user, history.history_name(p.name)) for p in pointers]
+                + [self._key(user, name) for name, _ in expected])
         limit = self.values_per_store if histories else 0
         args: list[Any] = [now, -1 if quota is None else quota, len(items), len(pointers), limit, self._key(user, "")]
         for key, data, ttl in items:
             args += [key, len(data), now + _ms(ttl)]
         for name, target, ttl in pointers:
             args += [name, target.encode("ascii", "replace"), _ms(ttl)]  # a valid target is ASCII
+        args += [(target or "").encode("ascii", "replace") for _, target in expected]  # '': no live pointer
 
         def op() -> Any:
             with self._client.pipeline(transaction=True) as pipe:
@@ -110,6 +116,9 @@ class RedisBackend(BytesBackend):
             if staging:
                 self._run("undo a failed write", lambda: self._client.unlink(*staging))
             raise self._failure("write", outcome)
+        if int(outcome[0]) == 2:  # an expected pointer names another key: the script changed nothing
+            found = outcome[2].decode("ascii", "replace") if isinstance(outcome[2], bytes) else None
+            raise PointerConflict(expected[int(outcome[1])][0], found or None)
         kept, total = int(outcome[0]), int(outcome[1])
         self.evicted_per_store += int(outcome[2])
         if not kept:
@@ -142,6 +151,10 @@ class RedisBackend(BytesBackend):
         return self._run("release", lambda: self._client.eval(scripts.RELEASE, 5, *keys, *args)) == 1
 
     def touch(self, user: str, key: str, ttl: float) -> bool:
+        if key.startswith(POINTER_PREFIX):
+            keys = [self._books(user)[0], self._key(user, key), self._key(user, history.history_name(key))]
+            args = (key, history.history_name(key), _ms(ttl), _now_ms())
+            return self._run("touch", lambda: self._client.eval(scripts.TOUCH_POINTER, 3, *keys, *args)) == 1
         keys = self._books(user) + [self._key(user, key)]
         return self._run("touch", lambda: self._client.eval(scripts.TOUCH, 3, *keys, key, _ms(ttl), _now_ms())) == 1
 

@@ -15,11 +15,13 @@ keys it was not given in KEYS, but in the same ``{user}`` hash slot, so this hol
 """
 
 #: KEYS: index, sizes, the n value keys, the m pointer keys, the n staging keys the values were just SET
-#: to, the m pointers' history keys.
+#: to, the m pointers' history keys, then the e pointer keys the write expects (compare-and-set).
 #: ARGV: now_ms, quota (-1: none), n, m, values per store (0: leave histories alone), the user's key prefix, then n x (member, bytes,
-#: expiry_ms), then m x (member, target, ttl_ms).
+#: expiry_ms), then m x (member, target, ttl_ms), then e x the target each expected pointer must name ('': none).
 #: Returns {1, total, evicted} when kept (staging keys renamed to the value keys), {0, total, 0} when
-#: refused (the staging keys are deleted, so a value being replaced keeps its old bytes).
+#: refused (the staging keys are deleted, so a value being replaced keeps its old bytes), {2, j, found}
+#: when the j-th (from 0) expected pointer names something else ('' for none, or not a key): checked
+#: first, nothing is changed but the staging keys' deletion.
 #: Each pointer's store keeps a history (``<pointer>.history``, a string of keys, newest first, ``~``
 #: before a released one, see dash_state/backends/history.py): the keys past the newest ``limit`` live
 #: ones, and released ones, are evicted here, before the quota check, so their bytes are free for it.
@@ -30,6 +32,15 @@ local n, m, limit, prefix = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[
 local function staged(i) return KEYS[3 + n + m + i] end
 local function history(j) return KEYS[3 + 2 * n + m + j] end
 local function is_key(key) return #key == 22 and not string.find(key, '[^A-Za-z0-9_-]') end
+local e, first = #KEYS - 2 - 2 * n - 2 * m, 7 + 3 * n + 3 * m
+for k = 0, e - 1 do
+  local found = redis.call('GET', KEYS[3 + 2 * n + 2 * m + k])
+  if not found or not is_key(found) then found = '' end
+  if found ~= ARGV[first + k] then
+    for i = 0, n - 1 do redis.call('UNLINK', staged(i)) end
+    return {2, k, found}
+  end
+end
 local expired = redis.call('ZRANGEBYSCORE', index, '-inf', now)
 for _, member in ipairs(expired) do
   local size = redis.call('HGET', sizes, member)
@@ -151,6 +162,24 @@ if redis.call('PEXPIRE', KEYS[3], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
 redis.call('PEXPIRE', KEYS[2], ARGV[2], 'GT')
+return 1
+"""
+
+#: KEYS: index, the pointer key, its history key. ARGV: the pointer's member, the history's member, ttl_ms,
+#: now_ms. Restarts the TTL of a live pointer (one naming a key) and keeps its history at least as long;
+#: returns 0 if there is no such pointer.
+TOUCH_POINTER = """
+local target = redis.call('GET', KEYS[2])
+if not target or #target ~= 22 or string.find(target, '[^A-Za-z0-9_-]') then return 0 end
+local ttl, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[1])
+local left = redis.call('PTTL', KEYS[3])
+if left > 0 and left < ttl then
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[2])
+end
+redis.call('PEXPIRE', KEYS[1], ttl, 'GT')
 return 1
 """
 
