@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .decorators import state_managed_callback
-from .errors import BackendUnavailable, ConfigError, DashStateError, QuotaExceeded, StoreValueError
+from .errors import BackendUnavailable, ConfigError, DashStateError, QuotaExceeded, StoreValueError, VersionConflict
 from .identity import set_user_context, user_context
 
 __version__ = "0.2.0"
@@ -62,9 +62,19 @@ def get_store(store_id: Any, default: Any = None) -> Any:
     return get_state_manager().get_store_data(store_id, default)
 
 
-def set_store(store_id: Any, value: Any, ttl: float | None = None) -> None:
-    """Store ``value`` as ``store_id``'s data; in a callback the page's store gets it in the same response."""
-    get_state_manager().set_store_data(store_id, value, ttl)
+def set_store(store_id: Any, value: Any, ttl: float | None = None, *, scope: str | None = None,
+              if_version: int | None = None) -> int | None:
+    """Store ``value`` as ``store_id``'s data; in a callback the page's store gets it in the same response.
+
+    On a user or app store (``scope=`` checks which one you mean) it returns the new version, and with
+    ``if_version=v`` writes only if ``v`` is still the current version (else VersionConflict)."""
+    return get_state_manager().set_store_data(store_id, value, ttl, scope, if_version)
+
+
+def get_store_version(store_id: Any) -> int:
+    """The current version of a user or app store's value (0 if never written): pass it to
+    ``set_store(..., if_version=...)`` to write only if nobody wrote in between."""
+    return get_state_manager().get_store_version(store_id)
 
 
 def delete_store(store_id: Any) -> bool:
@@ -96,6 +106,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dash_state' has no attribute {name!r}")
 
 
-__all__ = ["ServerStore", "init_app", "get_state_manager", "get_store", "set_store", "delete_store",
+__all__ = ["ServerStore", "init_app", "get_state_manager", "get_store", "set_store", "get_store_version", "delete_store",
            "state_managed_callback", "on_login", "on_logout", "set_user_context", "user_context",
-           "BackendUnavailable", "ConfigError", "DashStateError", "QuotaExceeded", "StoreValueError"]
+           "BackendUnavailable", "ConfigError", "DashStateError", "QuotaExceeded", "StoreValueError",
+           "VersionConflict"]

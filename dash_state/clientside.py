@@ -40,7 +40,7 @@ MAX_WAITING = 8  # callbacks of this process waiting at once, all users together
 _POLL = 0.02
 
 
-_LOOSE = re.compile(r"dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.")
+_LOOSE = re.compile(r"dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\.")
 
 
 def _text(value: Any) -> str | None:

@@ -75,14 +75,39 @@ DEFAULTS: dict = {
     "STATE_PROMETHEUS": False,
     # One JSON line per write, delete and security event: "off", "logger" (dash_state.audit), or a file path.
     "STATE_AUDIT_LOG": "off",
-    # Per-store settings, keyed by store id: backend, ttl, latest_only, client_read, client_write, mirror.
+    # How an open page learns that a live store changed: "auto" (a Server-Sent Events stream where the
+    # server can hold connections: threaded servers such as gunicorn's gthread or gevent workers and
+    # Flask's own; else a poll), "sse", or "poll" (a cheap conditional request every STATE_LIVE_POLL_SECONDS).
+    "STATE_LIVE_TRANSPORT": "auto",
+    # Seconds between two polls of a page on the "poll" transport.
+    "STATE_LIVE_POLL_SECONDS": 2.0,
+    # Seconds a live stream stays open before the page reconnects (each open stream holds one server thread).
+    "STATE_LIVE_STREAM_SECONDS": 300,
+    # Most live streams one process holds open; pages past it poll. Keep it below the server's threads per
+    # worker (gunicorn --threads), so streams never take every thread.
+    "STATE_LIVE_MAX_STREAMS": 50,
+    # Per-store settings, keyed by store id: backend, ttl, scope, live, writable, latest_only,
+    # client_read, client_write, mirror.
     "STATE_STORES": {},
 }
 
 BACKEND_NAMES = ("memory", "client", "redis", "database", "local")
 
+#: Per-store settings that take one of a few words, and their defaults (``[STATE_STORES.<id>]``).
+STORE_CHOICES: dict = {
+    # Who shares the value: "page" (each page its own, as dcc.Store), "user" (every tab, browser and
+    # device of one user), "app" (everyone; held once). Wins over the component's scope= prop.
+    "scope": ("page", "user", "app"),
+}
+
 #: Per-store settings and their defaults (``[STATE_STORES.<id>]``).
 STORE_DEFAULTS: dict = {
+    # A user or app store pushes every change to the open pages that hold it, and their callbacks fire
+    # (wins over the component's live= prop).
+    "live": False,
+    # Callbacks may write an app store (wins over the component's writable= prop); by default only
+    # the layout's data, set_store() and the CLI do.
+    "writable": False,
     # Only the newest value this user's server callbacks wrote is accepted (for server-decided facts
     # such as a role): an older reference, or one written from the browser, reads as missing.
     "latest_only": False,

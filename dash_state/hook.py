@@ -22,7 +22,7 @@ from dash import Patch
 from dash._grouping import flatten_grouping, make_grouping_by_index
 from dash._utils import stringify_id
 
-from . import browser_form, clientside, patches, references
+from . import browser_form, clientside, patches, references, shared
 from .calls import Call, begin_call, carried, current_call, request_misses
 from .errors import StoreValueError
 from .initial import serve_tree
@@ -76,8 +76,10 @@ def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
         return entry
     value = entry.get("value")
     store_id = entry.get("id")
-    if value is None or not _is_store_id(store_id):
+    if not _is_store_id(store_id):
         return entry
+    if value is None:
+        return _resolve_empty(state, entry, store_id, call)
     is_reference = references.looks_like_reference(value) and (  # not a reference string patched clientside
         references.parse(value) is not None or not clientside.looks_patched(value))
     sid = _sid(store_id)
@@ -100,6 +102,20 @@ def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
     return {**entry, "value": new}
 
 
+def _resolve_empty(state: "AppState", entry: dict, store_id: Any, call: Call) -> Any:
+    """A store whose page holds nothing: a user or app store still has its shared value."""
+    if store_id not in state.store_ids:
+        return entry
+    sid = _sid(store_id)
+    manager = state.manager
+    settings = manager.settings(sid)
+    if not settings.shared:
+        return entry
+    new = manager.latest(sid)
+    call.values[sid] = new
+    return entry if new is None else {**entry, "value": new}
+
+
 def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None) -> Any:
     """A value the browser wrote into a ServerStore (see :mod:`dash_state.clientside`)."""
     manager = state.manager
@@ -109,6 +125,8 @@ def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None
         return manager.latest(sid)  # the store's own (server-written) value stays what callbacks see
     if not clientside.looks_patched(value):
         return value
+    if settings.shared:  # the route applies a clientside Patch to the shared value; callbacks read that
+        return manager.latest(sid)
     who = manager.identity(create=False)
     base = clientside.patched_reference(value)
     found = None
@@ -214,9 +232,15 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
         return  # a job's value the web process stores (memory backend)
     if references.looks_like_reference(value):
         if manager.owned(sid, value, user):
-            return  # already stored for this store (by a background job): the browser gets it as it is
+            return  # already stored for this store (by a background job, or set_store): sent as it is
         value = _copy_of(state, value, user)  # server code passing another store's reference along
+    settings = manager.settings(sid)
+    if settings.shared:
+        shared.check_writable(settings, sid, "a callback")
     if isinstance(value, Patch) or (isinstance(value, dict) and "__dash_patch_update" in value):
+        if settings.shared and not (call is not None and call.mcp):  # applied to the current value, atomically
+            plan.append((target.put, sid, SharedPatch(value)))
+            return
         value = _patched(state, sid, store_id, value, ctx, user, call)  # raises when it cannot apply
     if call is not None and call.mcp:  # an MCP tool call sees data, as with dcc.Store
         target.put(_for_json(value))
@@ -304,13 +328,24 @@ def _for_json(value: Any) -> Any:
     return value
 
 
+class SharedPatch:
+    """A Patch to a user or app store: applied when written, to whatever value is current then."""
+
+    def __init__(self, patch: Any):
+        self.operations = (patch.to_plotly_json() if isinstance(patch, Patch) else patch).get("operations") or []
+
+
 def _store(state: "AppState", plan: list, user: Any = None) -> None:
     manager = state.manager
+    patched = [(put, sid, value) for put, sid, value in plan if isinstance(value, SharedPatch)]
+    plan = [entry for entry in plan if not isinstance(entry[2], SharedPatch)]
     pending = [manager.prepare(sid, value) for _, sid, value in plan]  # may raise: nothing written yet
     call = current_call()
     for item in pending if call is not None and call.ttl else ():
         if item.store_id in call.ttl:  # set_store(..., ttl=...)
             item.settings = replace(item.settings, ttl=call.ttl[item.store_id])
-    tokens = manager.commit(pending, user)
+    tokens = manager.commit(pending, user) if pending else []
     for (put, _, _), token in zip(plan, tokens):
         put(token)
+    for put, sid, value in patched:
+        put(shared.patch(state.manager, sid, value.operations, user, state.initial_tokens.get(sid)))

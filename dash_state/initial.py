@@ -11,7 +11,12 @@ state per request:
   derived from the value; for a request without a cookie (a crawler, or a browser's first visit,
   whose cookie is minted by this very response) it is stored once per app by content, like static
   data, so cookie-less GETs store nothing per visitor;
-* components returned by a callback belong to that callback's user.
+* components returned by a callback belong to that callback's user;
+* a user- or app-scoped store (:mod:`dash_state.shared`) gets the reference of its current value. Until
+  a user first writes one, it holds the app-wide copy of its initial data. An app store's initial data
+  is a write by the server: when a layout serves data other than what the layout last wrote, it
+  becomes the next version (a static ``data=0`` is written once; a layout function that computes the
+  list of tables writes the new list when it changes).
 
 The validation layout that Dash embeds in the index page gets its stores' data removed instead.
 """
@@ -23,9 +28,13 @@ from typing import TYPE_CHECKING, Any
 from dash._utils import stringify_id
 from dash.development.base_component import Component
 
-from . import browser_form, references
-from .layout import rewrite_stores, with_data
-from .references import APP, SERVER
+from . import browser_form, references, shared
+from .backends import Item
+from .layout import declared, rewrite_stores, with_data
+from .references import APP, APP_OWNER, SERVER
+from .values import freeze
+
+SEED_TTL = 30 * 86400  # how long a marker of what a layout wrote into an app store is remembered
 
 if TYPE_CHECKING:
     from .runtime import AppState
@@ -38,9 +47,12 @@ def serve_tree(state: "AppState", tree: Any, user: Any = None) -> Any:
     """
     def replace(store: Component) -> Component:
         store_id = getattr(store, "id", None)
-        state.store_ids.add(store_id)
+        state.store_ids.add(store_id, declared(store))
         data = getattr(store, "data", None)
         sid = stringify_id(store_id) if store_id is not None else "?"
+        settings = state.manager.settings(sid)
+        if settings.shared:
+            return _scoped(state, store, sid, settings, data, user)
         if data is None or references.looks_like_reference(data):
             return store
         if not state.manager.keeps_on_server(sid):  # the client backend: the data goes to the browser
@@ -48,6 +60,41 @@ def serve_tree(state: "AppState", tree: Any, user: Any = None) -> Any:
         return with_data(store, _store_initial(state, sid, data, user))
 
     return rewrite_stores(tree, replace)
+
+
+def _scoped(state: "AppState", store: Component, sid: str, settings: Any, data: Any, user: Any) -> Component:
+    """A user or app store: its current value's reference, and its effective settings as props."""
+    manager = state.manager
+    if references.looks_like_reference(data):
+        data = None
+    if settings.scope == "app" and data is not None:
+        _seed_app(state, sid, data)
+    who = None if user is True else user
+    if settings.scope == "user" and who is None:
+        ident = manager.identity(create=False)
+        who = ident if ident is not None and not ident.minted else None
+    token = shared.initial_reference(manager, sid, settings, who) if (who is not None or settings.scope == "app") \
+        else None
+    if token is None and data is not None:  # no value yet: the app-wide copy of the initial data
+        token = _shared(state, sid, data) if not callable(getattr(state.app, "_layout", None)) else \
+            manager.commit([manager.prepare(sid, data)], scope=APP, stable=True)[0]
+    clone = with_data(store, token)
+    clone.scope, clone.live, clone.writable = settings.scope, settings.live, settings.writable
+    return clone
+
+
+def _seed_app(state: "AppState", sid: str, data: Any) -> None:
+    """Write an app store's layout data as its next version, unless the layout already wrote this data."""
+    if state.seeded.get(sid, (None,))[0] is data:
+        return  # the same object as last time in this process (a static layout)
+    manager = state.manager
+    pending = manager.prepare(sid, data)
+    marker = references.digest_key(b"seed", sid.encode("utf-8", "surrogatepass"), bytes(pending.snapshot.to_bytes()))
+    at = shared.current(manager, sid, pending.settings)
+    if at.key is None or not at.backend.alive(APP_OWNER, marker):
+        shared.write(manager, sid, lambda _: pending)
+        at.backend.set_many(APP_OWNER, [Item(marker, freeze(1), max(SEED_TTL, pending.settings.ttl))])
+    state.seeded[sid] = (data,)
 
 
 def _store_initial(state: "AppState", sid: str, data: Any, user: Any) -> str:
@@ -85,7 +132,7 @@ def strip_tree(state: "AppState", tree: Any) -> Any:
     """The tree with server-side stores' data removed, for Dash's validation layout in the index page."""
     def strip(store: Component) -> Component:
         store_id = getattr(store, "id", None)
-        state.store_ids.add(store_id)
+        state.store_ids.add(store_id, declared(store))
         if getattr(store, "data", None) is None:
             return store
         sid = stringify_id(store_id) if store_id is not None else "?"

@@ -16,6 +16,7 @@ from dash.development.base_component import Component, ComponentRegistry
 
 NAMESPACE = "dash_state"
 TYPE = "ServerStore"
+DECLARED = ("scope", "live", "writable")  # props that are store settings (the config wins over them)
 
 
 def in_use() -> bool:
@@ -72,6 +73,11 @@ def rewrite_stores(tree: Any, fn: Callable[[Component], Component]) -> Any:
     return tree
 
 
+def declared(store: Component) -> dict[str, Any]:
+    """The store settings a ServerStore sets as props (``scope="user"``, ``live=True``...)."""
+    return {name: value for name in DECLARED if (value := getattr(store, name, None)) is not None}
+
+
 def with_data(store: Component, data: Any) -> Component:
     clone = copy.copy(store)
     clone.data = data
@@ -101,8 +107,13 @@ class StoreIds:
         self._families: set[tuple] = set()
         self._dicts: dict[str, dict] = {}
         self._values: dict[frozenset, dict[str, set[str]]] = {}  # key set -> key -> the string values seen
+        self._declared: dict[Any, dict[str, Any]] = {}  # id string or dict family -> scope/live/writable props
 
-    def add(self, store_id: Any) -> None:
+    def add(self, store_id: Any, options: dict[str, Any] | None = None) -> None:
+        if options:
+            self._declared[stringify_id(store_id) if isinstance(store_id, dict) else store_id] = options
+            if isinstance(store_id, dict):
+                self._declared[_family(store_id)] = options
         if isinstance(store_id, dict):
             key = stringify_id(store_id)
             if key not in self._ids:
@@ -115,6 +126,19 @@ class StoreIds:
                         values[k].add(v)
         elif isinstance(store_id, str):
             self._ids.add(store_id)
+
+    def declared(self, sid: str) -> dict[str, Any] | None:
+        """The settings the component declared as props (``scope``, ``live``, ``writable``), by the
+        id's string; a dict id also by its family (another index of the same pattern)."""
+        found = self._declared.get(sid)
+        if found is None and self._declared and sid.startswith("{"):
+            try:
+                parsed = json.loads(sid)
+            except ValueError:
+                return None
+            if isinstance(parsed, dict):
+                found = self._declared.get(_family(parsed))
+        return found
 
     def strings(self) -> list[str]:
         """Every known id, stringified as Dash does."""
@@ -141,7 +165,7 @@ class StoreIds:
 
     def add_tree(self, tree: Any) -> None:
         for store in find_stores(tree):
-            self.add(getattr(store, "id", None))
+            self.add(getattr(store, "id", None), declared(store))
 
     def __contains__(self, store_id: Any) -> bool:
         if isinstance(store_id, dict):

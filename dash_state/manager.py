@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import identity, references
+from . import identity, references, shared
 from .backends import Backend, Item, Pointer, create_backend, near, pointer_name
 from .cache import ReadCache
 from .codecs import JSON, Snapshot, check_encodable
@@ -25,12 +25,13 @@ from .errors import CorruptValue, QuotaExceeded, StoreValueError
 from .identity import Identity, Transition
 from .keys import Keys
 from .layout import StoreIds
-from .logs import MissLog, Throttle, short_id
+from .logs import MissLog, Throttle
 from .metrics import Metrics, StoreLabels
-from .metrics.audit import SECURITY_MISSES, AuditLog
+from .metrics.audit import AuditLog
 from .mirror import Mirrors
 from .missing import REASONS, Found, Missing, Owned
-from .references import APP, APP_OWNER, CLIENT, SERVER
+from .monitoring import Monitoring
+from .references import APP, APP_OWNER, APP_SCOPED, CLIENT, SERVER, SHARED_SCOPES
 from .seal import Seal
 from .store_api import StoreAPI
 from .values import freeze, json_size_estimate
@@ -50,7 +51,7 @@ class Pending:
     snapshot: Snapshot
 
 
-class StateManager(StoreAPI):
+class StateManager(StoreAPI, Monitoring):
     """One app's ServerStore state; also the Python API of :class:`~dash_state.store_api.StoreAPI`."""
 
     def __init__(self, config: Config, keys: Keys, identity_settings: identity.Settings | None = None,
@@ -76,11 +77,26 @@ class StateManager(StoreAPI):
         self._cache = ReadCache(cache_bytes) if cache_bytes else None
         self.throttle = Throttle()
         self._told_elsewhere = False
+        self._live = None
+
+    @property
+    def live(self) -> Any:
+        """This process's :class:`~dash_state.live.hub.Hub`: who watches which scoped store."""
+        if self._live is None:
+            from .live.hub import Hub
+
+            with self._lock:
+                if self._live is None:
+                    self._live = Hub(self)
+        return self._live
 
     # -- configuration -----------------------------------------------------------------------------
     def settings(self, store_id: str) -> StoreSettings:
         """The store's settings; a mirrored store (see :mod:`dash_state.mirror`) is on the client backend."""
-        own = self.config.store(store_id)
+        own = self.config.store(store_id, self.store_ids.declared(store_id))
+        if own.shared:
+            # a user/app value lives on the server: rolled back to the browser it is one page's again
+            return replace(own, scope="page", live=False) if own.backend == "client" else own
         if own.backend == "client" or not own.mirror or own.client_read or self.mirrors is None:
             return own
         callback = self.mirrors.user(store_id)
@@ -163,6 +179,8 @@ class StateManager(StoreAPI):
         once for every visitor; ``stable`` derives keys from the values, so serving the same layout
         again reuses one entry; ``keys`` names the keys instead.
         """
+        if scope != APP and any(item.settings.shared for item in pending):
+            return shared.commit_each(self, pending, who, scope, stable, keys)
         writer = None if scope == APP else self._writer(who)
         owner = APP_OWNER if writer is None else writer.namespace
         quota = None if owner == APP_OWNER else self.config["STATE_MAX_USER_BYTES"]
@@ -202,6 +220,17 @@ class StateManager(StoreAPI):
                 self._counts["bytes_written"] += item.value.nbytes
                 self._wrote(source.store_id, name, item, seconds, owner, scope)
         return tokens
+
+    def wrote_shared(self, store_id: str, at: "shared.Current", key: str, pending: Pending, seconds: float) -> None:
+        """A user/app value was written (see :func:`shared.write`): count it, cache it, tell live pages."""
+        item = Item(key, pending.snapshot, pending.settings.ttl)
+        if self._cache is not None and at.backend.remote:
+            self._cache.put(at.backend.name, at.owner, key, item.value.for_cache())
+        self._counts["writes"] += 1
+        self._counts["bytes_written"] += item.value.nbytes
+        self._wrote(store_id, at.backend.name, item, seconds, at.owner, shared.letter(pending.settings))
+        if self._live is not None or at.backend.shared:
+            self.live.changed(at.backend, at.owner, at.name, key)
 
     def _wrote(self, store_id: str, backend: str, item: Item, seconds: float, owner: str, scope: str) -> None:
         metrics = self.metrics
@@ -260,11 +289,13 @@ class StateManager(StoreAPI):
 
     def locate(self, store_id: str, token: Any, who: Identity | str | None = None) -> Found | Missing:
         """What ``token`` stands for, or why it cannot be served."""
+        settings = self.settings(store_id)
+        if settings.shared:
+            return shared.locate(self, store_id, settings, token, who)
         owned = self.owned(store_id, token, who)
         if not owned:
             return owned
         ref, owner = owned
-        settings = self.settings(store_id)
         if ref.scope == CLIENT and not settings.client_write:
             return Missing("refused")
         backend = self.backend(ref.backend)
@@ -281,7 +312,7 @@ class StateManager(StoreAPI):
             return Missing("malformed")
         if ref.backend not in BACKEND_NAMES or ref.backend == "client":
             return Missing("unknown")
-        if ref.scope == APP:
+        if ref.scope in (APP, APP_SCOPED):
             ok = references.verify(self._ref_keys, APP_OWNER, store_id, ref)
             return Owned(ref, APP_OWNER) if ok else Missing("foreign")
         ident = self._who(who)
@@ -317,6 +348,9 @@ class StateManager(StoreAPI):
         """The value this user last wrote to ``store_id``, from any tab, worker or script."""
         ident = self._who(who)
         settings = self.settings(store_id)
+        if settings.shared:
+            found = shared.locate(self, store_id, settings, None, who)
+            return found.snapshot.thaw() if found else missing
         if ident is None or settings.backend == "client":
             return missing
         backend = self.backend(settings.backend)
@@ -330,7 +364,7 @@ class StateManager(StoreAPI):
         now instead of at its TTL. Initial layout data is kept; so is the store's latest value, until
         the next write to the store evicts it (``Backend.release``, one atomic step)."""
         owned = self.owned(store_id, token, who)
-        if not owned or owned.ref.scope == APP:
+        if not owned or owned.ref.scope == APP or owned.ref.scope in SHARED_SCOPES:  # shared by other pages
             return False
         ref, owner = owned
         backend = self.backend(ref.backend)
@@ -342,6 +376,9 @@ class StateManager(StoreAPI):
 
     def delete(self, store_id: str, token: Any, who: Identity | str | None = None) -> bool:
         """``clear_data``: delete the value behind the reference (never shared initial data)."""
+        settings = self.settings(store_id)
+        if settings.shared:  # a new version holding None: every page sees the store emptied
+            return shared.empty(self, store_id, who)
         owned = self.owned(store_id, token, who)
         if not owned or owned.ref.scope == APP:
             return False
@@ -366,53 +403,20 @@ class StateManager(StoreAPI):
         if not owned:
             return False
         ref, owner = owned
+        settings = self.settings(store_id)
+        if settings.shared:  # keep the current value and its pointer alive, whichever version the page holds
+            at = shared.current(self, store_id, settings, who)
+            return at is not None and at.key is not None and at.backend.touch(at.owner, at.name, settings.ttl) \
+                and at.backend.touch(at.owner, at.key, settings.ttl)
         backend = self.backend(ref.backend)
         ident = self._who(who)
         if ident is not None and owner == ident.namespace:  # a browser that came back
             backend.mark_new(owner, ident.new)
         return backend.touch(owner, ref.key, self.settings(store_id).ttl)
 
-    # -- monitoring --------------------------------------------------------------------------------
-    def miss(self, store_id: str, reason: str, misses: MissLog | None = None,
-             who: Identity | str | None = None) -> None:
-        self._counts[f"miss.{reason}"] += 1
-        if reason == "elsewhere" and not self._told_elsewhere:  # one ERROR per process, naming the fix
-            self._told_elsewhere = True
-            log.error("dash-state: ServerStore %s received a reference that another process wrote (another worker, "
-                      "or this app before a restart): the memory backend keeps values per process; with several "
-                      'workers use STATE_BACKEND = "local" (one host), "redis" or "database"', short_id(store_id))
-        backend = self.settings(store_id).backend
-        self.metrics.count(store_id, backend, "reads")
-        self.metrics.count(store_id, backend, f"miss.{reason}")
-        if reason in SECURITY_MISSES and self.audit.enabled:  # aggregated per request, as the warning is
-            ident = self._who(who)  # the reader: the request's user, a job's, or the Python API's `who`
-            self.audit.miss(ident.namespace if ident else None, store_id, reason, misses)
-        if misses is not None:
-            misses.add(store_id, reason)
-        else:
-            self.throttle(logging.WARNING, f"miss.{reason}", "ServerStore %s: reference %s; treated as missing (None)",
-                          short_id(store_id), MISS_REASONS.get(reason, reason))
-
-    def describe(self, store_id: str, token: Any, who: Identity | str | None = None) -> dict:
-        """Sizes for monitoring: what the server holds vs what the browser holds for one store."""
-        found = self.locate(store_id, token, who)
-        return {"backend": found.ref.backend if found else None,
-                "server_bytes": found.snapshot.nbytes if found else 0,
-                "browser_bytes": len(token.encode()) if isinstance(token, str) else 0}
-
-    def stats(self) -> dict:
-        counts = dict(self._counts)
-        return {
-            "reads": counts.get("reads", 0), "hits": counts.get("hits", 0), "writes": counts.get("writes", 0),
-            "bytes_written": counts.get("bytes_written", 0), "released": counts.get("released", 0),
-            "deleted": counts.get("deleted", 0), "refused_writes": counts.get("refused_writes", 0),
-            "misses": {reason: counts.get(f"miss.{reason}", 0) for reason in MISS_REASONS},
-            "backends": {name: backend.stats() for name, backend in self._backends.items()},
-            "read_cache": self._cache.stats() if self._cache is not None else None,
-            "stores": self.metrics.snapshot(),
-        }
-
     def close(self) -> None:
+        if self._live is not None:
+            self._live.close()
         for backend in self._backends.values():
             backend.close()
 

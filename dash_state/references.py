@@ -4,7 +4,9 @@
 
 * ``key``: 128 random bits (or a digest, for a layout's initial data), base64url;
 * ``scope``: ``s`` written by a server callback, ``c`` written from the browser (a clientside callback,
-  ``running=``, an upload), ``a`` initial layout data shared by every visitor of the app;
+  ``running=``, an upload), ``a`` initial layout data shared by every visitor of the app, ``u`` a
+  user-scoped store's value and ``g`` an app-scoped store's value (:mod:`dash_state.shared`; their key
+  carries the version, :mod:`dash_state.versions`);
 * ``tag``: seven base-36 digits of the FNV-1a hash of the store id, so the component can tell a
   reference of another store (copied by clientside code) without asking the server. Not a secret;
 * ``signature``: 128 bits of HMAC-SHA256 over (owner, store id, backend, key, scope) with a secret
@@ -33,9 +35,11 @@ MAX_LENGTH = 256
 MAX_STORE_ID = 1024  # characters of a stringified store id that may carry data
 APP_OWNER = "@app"
 SERVER, CLIENT, APP = "s", "c", "a"
+USER_SCOPED, APP_SCOPED = "u", "g"  # values of scope="user" / scope="app" stores
+SHARED_SCOPES = (USER_SCOPED, APP_SCOPED)
 _SIG_BYTES = 16
-PATTERN = re.compile(r"dsr2\.([a-z]{1,16})\.([A-Za-z0-9_-]{22})\.([sca])([0-9a-z]{7})\.([A-Za-z0-9_-]{22})")
-CORE = re.compile(r"[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\.[A-Za-z0-9_-]{22}")  # after "dsr2."
+PATTERN = re.compile(r"dsr2\.([a-z]{1,16})\.([A-Za-z0-9_-]{22})\.([scaug])([0-9a-z]{7})\.([A-Za-z0-9_-]{22})")
+CORE = re.compile(r"[a-z]{1,16}\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\.[A-Za-z0-9_-]{22}")  # after "dsr2."
 
 
 class Reference(NamedTuple):

@@ -33,7 +33,7 @@ import orjson
 from dash import hooks
 from werkzeug.exceptions import HTTPException
 
-from . import clientside, patches, references
+from . import clientside, patches, references, shared
 from .codecs import JSON
 from .errors import BackendUnavailable, QuotaExceeded, StoreValueError
 from .manager import StateManager
@@ -203,8 +203,10 @@ def _refuse_browser_write(manager: StateManager, sid: str) -> flask.Response | N
     """403 unless this store accepts values written in the browser *and* the browser holds an identity
     cookie from an earlier response: a request without one (curl, a crawler) mints a new identity
     each time, and would store a value nobody can ever read, outside any per-user quota."""
-    if not manager.settings(sid).client_write:
-        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"}, 403)
+    settings = manager.settings(sid)
+    if not settings.client_write or (settings.scope == "app" and not settings.writable):
+        return _reply({"error": f"ServerStore {sid!r} does not accept values written in the browser"
+                                + (" (an app store that is not writable)" if settings.client_write else "")}, 403)
     who = manager.identity()
     if who is not None and who.minted:
         return _reply({"error": "this request carries no dash-state identity cookie: load the app's page first "
@@ -232,9 +234,10 @@ def release(state: AppState, manager: StateManager, body: dict) -> flask.Respons
 def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     sid = _store_id(body.get("id"))
     settings = manager.settings(sid)
-    if settings.latest_only or not settings.client_write:  # the server decides what such a store holds
-        raise Refused(f"ServerStore {sid!r} holds server-decided values (latest_only or client_write = false): "
-                      "the browser cannot delete them", 403)
+    if settings.latest_only or not settings.client_write or (settings.scope == "app" and not settings.writable):
+        # the server decides what such a store holds
+        raise Refused(f"ServerStore {sid!r} holds server-decided values (latest_only, client_write = false, or an app "
+                      "store that is not writable): the browser cannot delete them", 403)
     return _reply({"deleted": manager.delete(sid, body.get("reference"))})
 
 
@@ -263,6 +266,11 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     refused = _refuse_browser_write(manager, sid)
     if refused is not None:
         return refused
+    if manager.settings(sid).shared:  # applied to the current value, atomically
+        try:
+            return _reply({"reference": shared.patch(manager, sid, operations, None, state.initial_tokens.get(sid))})
+        except StoreValueError as exc:
+            raise Refused(str(exc), 422) from None
     found = manager.locate(sid, base)
     if not found:
         return _reply({"error": "missing"}, 404)

@@ -47,6 +47,7 @@ class AppState:
         self._lock = threading.Lock()
         # static layouts' initial data, stored once per app: (store id, id(data)) -> (token, data, fresh until)
         self.initial: dict[tuple[str, int], tuple[str, Any, float]] = {}
+        self.seeded: dict[str, tuple] = {}  # app store id -> (the layout data this process last wrote,)
         self.initial_tokens: dict[str, str] = {}  # store id -> its initial data's reference (a Patch's last base)
         self._warned: set[str] = set()  # start-up warnings already logged (once per app and process)
         self._stores_checked = False

@@ -13,6 +13,14 @@ The rule (the README says it too, and ``tests/test_store_api.py`` checks each se
   request without a user context (with user isolation on) raises an exception that says which and
   what is wrong; nothing is stored partially.
 
+A user- or app-scoped store (``scope="user"`` / ``"app"``, see :mod:`dash_state.shared`) has one value
+for the user, or for everyone, in every tab: ``set_store`` writes the next version at once (in a
+callback too; the page gets the new reference in the same response, live pages theirs) and returns
+the version; ``set_store(..., if_version=v)`` writes only if ``v`` is still current, else raises
+VersionConflict; ``get_store_version(id)`` is the current version (0: never written). An app store
+needs no user: the calls work outside a request without a user context. ``delete_store`` writes a
+new version holding None.
+
 A store on the ``client`` backend (rolled back, or held in the browser for clientside callbacks) keeps
 its data in the browser, as a ``dcc.Store`` does, so the server has no copy to read or write:
 
@@ -34,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import flask
 
-from . import browser_form, identity
+from . import browser_form, identity, shared
 from .backends import pointer_name
 from .calls import carried, current_call
 from .errors import QuotaExceeded, StoreValueError
@@ -60,11 +68,16 @@ class StoreAPI:
         return identity.user_context(user_id)
 
     # -- stores ----------------------------------------------------------------------------------------
-    def set_store_data(self: "StateManager", store_id: Any, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` as ``store_id``'s data (see the module docstring for which user and page)."""
+    def set_store_data(self: "StateManager", store_id: Any, value: Any, ttl: float | None = None,
+                       scope: str | None = None, if_version: int | None = None) -> int | None:
+        """Store ``value`` as ``store_id``'s data (see the module docstring for which user and page).
+        Returns the new version of a user or app store (None for a page store)."""
         sid = self._known_store(store_id)
         if ttl is not None and not (isinstance(ttl, (int, float)) and ttl > 0):
             raise StoreValueError(f"ServerStore {sid!r}: ttl must be a positive number of seconds, got {ttl!r}")
+        settings = self._scoped(sid, scope, if_version)
+        if settings.shared:
+            return self._set_shared(store_id, sid, value, ttl, if_version)
         if not self.keeps_on_server(sid):
             return self._set_in_browser(store_id, sid, value)
         pending = self.prepare(sid, value)  # checks the value (and its size) before anything happens
@@ -81,6 +94,14 @@ class StoreAPI:
             return
         self.commit([pending], self._acting_user(sid))
 
+    def get_store_version(self: "StateManager", store_id: Any) -> int:
+        """The current version of a user or app store's value (0 if it was never written)."""
+        sid = self._known_store(store_id)
+        settings = self._scoped(sid, None, 0)
+        who = None if settings.scope == "app" or current_call() is not None else self._acting_user(sid)
+        at = shared.current(self, sid, settings, who)
+        return 0 if at is None else at.version
+
     def get_store_data(self: "StateManager", store_id: Any, default: Any = None) -> Any:
         """``store_id``'s data: the calling page's value in a callback that has it as Input or State,
         else this user's latest value; ``default`` when there is none."""
@@ -92,6 +113,8 @@ class StoreAPI:
         if not self.keeps_on_server(sid):
             value = self._carried(store_id, sid, "get_store")
             return default if value is None else value
+        if self.settings(sid).scope == "app":
+            return self.latest(sid, missing=default)
         who = self._acting_user(sid) if call is None else None
         return self.latest(sid, who, missing=default)
 
@@ -100,6 +123,15 @@ class StoreAPI:
         the same response). True if there was a value."""
         sid = self._known_store(store_id)
         call = current_call()
+        if self.settings(sid).shared:
+            had = shared.empty(self, sid, None if call is not None or self.settings(sid).scope == "app"
+                               else self._acting_user(sid))
+            if call is not None:
+                import dash
+
+                call.values[sid] = None
+                dash.set_props(store_id, {"data": None})
+            return had
         if not self.keeps_on_server(sid):
             had = call.values[sid] if call is not None and sid in call.values else \
                 self._carried(store_id, sid, "delete_store", required=False)
@@ -171,6 +203,35 @@ class StoreAPI:
             raise StoreValueError(f"ServerStore {sid!r}: there is no ServerStore with this id in the app's layouts "
                                   "(dcc.Store ids and other components do not count)")
         return sid
+
+    # -- user and app stores: one value, versions ----------------------------------------------------
+    def _scoped(self: "StateManager", sid: str, scope: str | None, if_version: int | None) -> Any:
+        settings = self.settings(sid)
+        if scope is not None and scope != settings.scope:
+            raise StoreValueError(f"ServerStore {sid!r} is scope={settings.scope!r}, not {scope!r} (set its scope on the "
+                                  "component or in [STATE_STORES])")
+        if if_version is not None and not settings.shared:
+            raise StoreValueError(f"ServerStore {sid!r}: versions are kept for scope='user' and scope='app' stores; "
+                                  f"this one is scope={settings.scope!r}")
+        if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 0):
+            raise StoreValueError(f"ServerStore {sid!r}: if_version must be a version number (an int >= 0), "
+                                  f"got {if_version!r}")
+        return settings
+
+    def _set_shared(self: "StateManager", store_id: Any, sid: str, value: Any, ttl: float | None,
+                    if_version: int | None) -> int:
+        pending = self.prepare(sid, value)
+        if ttl is not None:
+            pending.settings = replace(pending.settings, ttl=float(ttl))
+        call = current_call()
+        who = None if call is not None or pending.settings.scope == "app" else self._acting_user(sid)
+        token, version = shared.write(self, sid, lambda _: pending, who, if_version)
+        if call is not None:  # the calling page gets the new reference in this response
+            import dash
+
+            call.values[sid] = pending.snapshot.thaw()
+            dash.set_props(store_id, {"data": token})
+        return version
 
     # -- client-backend stores: the data is in the browser ----------------------------------------------
     def _set_in_browser(self: "StateManager", store_id: Any, sid: str, value: Any) -> None:

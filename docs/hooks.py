@@ -98,7 +98,7 @@ def parse_settings(source: str, filename: str = "dash_state/defaults.py") -> Set
         if target.id == "BACKEND_NAMES":
             settings.backends = tuple(ast.literal_eval(statement.value))
             continue
-        if target.id not in ("DEFAULTS", "STORE_DEFAULTS") or not isinstance(statement.value, ast.Dict):
+        if target.id not in ("DEFAULTS", "STORE_DEFAULTS", "STORE_CHOICES") or not isinstance(statement.value, ast.Dict):
             continue
         rows: list[Setting] = []
         for key_node, value_node in zip(statement.value.keys, statement.value.values):
@@ -184,6 +184,10 @@ def config_reference(path: Path | str = DEFAULTS_FILE) -> tuple[str, list[str]]:
             "| key | default | description |", "|---|---|---|"]
     for key, (inherits, text) in STORE_INHERITED.items():
         out.append(f"| `{key}` | `{inherits}` | {_cell(text.format(backends=backends))} |")
+    for s in settings.tables.get("STORE_CHOICES", []):  # the first word is the default
+        words = ", ".join(f'`"{w}"`' for w in s.value or ())
+        first = f'`"{s.value[0]}"`' if s.value else "?"
+        out.append(f"| `{s.key}` | {first} | {_cell(s.comment)} One of {words}. |")
     for s in settings.tables.get("STORE_DEFAULTS", []):
         out.append(f"| `{s.key}` | {_default(s)} | {_cell(s.comment)} |")
     out += ["", f"Backends: {backends}.", ""]

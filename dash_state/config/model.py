@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..defaults import STORE_DEFAULTS
+from ..defaults import STORE_CHOICES, STORE_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,14 @@ class StoreSettings:
     client_write: bool = True
     mirror: bool = True  # the setting: clientside users make it held in the browser too
     mirrored: bool = False  # the outcome (set by the manager): held in the browser because of them
+    scope: str = "page"  # "page", "user" or "app" (see dash_state/shared.py)
+    live: bool = False
+    writable: bool = False
+
+    @property
+    def shared(self) -> bool:
+        """A user- or app-scoped store: one value read through the store's pointer, with versions."""
+        return self.scope != "page"
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,14 @@ class Config:
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
 
-    def store(self, store_id: str) -> StoreSettings:
-        """Backend and TTL for one store id (stringified as Dash does for dict ids)."""
+    def store(self, store_id: str, declared: Mapping[str, Any] | None = None) -> StoreSettings:
+        """Backend and TTL for one store id (stringified as Dash does for dict ids). ``declared`` are the
+        component's own props (``scope``, ``live``, ``writable``): the config wins over them."""
         own = self.values["STATE_STORES"].get(store_id, {})
+        if declared:
+            own = {**declared, **own}
         flags = {name: own.get(name, default) for name, default in STORE_DEFAULTS.items()}
+        flags.update((name, own.get(name, choices[0])) for name, choices in STORE_CHOICES.items())
         if flags["latest_only"]:
             flags["client_write"] = False  # server-decided facts are never taken from the browser
         return StoreSettings(backend=own.get("backend", self.values["STATE_BACKEND"]),

@@ -9,20 +9,22 @@ from typing import Any
 
 from dash._utils import stringify_id
 
-from ..defaults import BACKEND_NAMES, STORE_DEFAULTS
+from ..defaults import BACKEND_NAMES, STORE_CHOICES, STORE_DEFAULTS
 from ..errors import ConfigError
 from ..references import dict_id
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_STORE_KEYS = {"backend", "ttl", *STORE_DEFAULTS}
+_STORE_KEYS = {"backend", "ttl", *STORE_DEFAULTS, *STORE_CHOICES}
 _WHOLE_NUMBERS = {"STATE_MEMORY_MAX_BYTES": 1, "STATE_COMPRESSION_MIN_BYTES": 0, "STATE_RETRIES": 0,
                   "STATE_READ_CACHE_BYTES": 0, "STATE_MAX_VALUE_BYTES": 1, "STATE_MAX_USER_BYTES": 1,
                   "STATE_COOKIE_MAX_AGE": 60, "STATE_NEW_VISITOR_SECONDS": 0, "STATE_LOCAL_MAX_BYTES": 1 << 20,
-                  "STATE_VALUES_PER_STORE": 1, "STATE_NEAR_TIER_BYTES": 0}
+                  "STATE_VALUES_PER_STORE": 1, "STATE_NEAR_TIER_BYTES": 0,
+                  "STATE_LIVE_MAX_STREAMS": 0}
 _BOOLEANS = {"STATE_ENABLE_USER_ISOLATION", "STATE_LOGIN_CARRY_OVER", "STATE_LOGOUT_DELETE",
              "STATE_COOKIE_HOST_PREFIX", "STATE_METRICS", "STATE_PROMETHEUS"}
-_CHOICES = {"STATE_COMPRESSION": ("off", "zstd"), "STATE_ENCRYPTION": ("aes-gcm", "hmac")}
+_CHOICES = {"STATE_COMPRESSION": ("off", "zstd"), "STATE_ENCRYPTION": ("aes-gcm", "hmac"),
+            "STATE_LIVE_TRANSPORT": ("auto", "sse", "poll")}
 
 
 def _did_you_mean(word: str, choices: Iterable[str], quote: bool = False) -> str:
@@ -55,6 +57,12 @@ def _validate(key: str, value: Any, label: str) -> Any:
         number = _number(value, where)
         if not 0 < number < 1:
             raise ConfigError(f"{where} must be between 0 and 1 (a fraction of the TTL), got {value!r}")
+        return number
+    if key in ("STATE_LIVE_POLL_SECONDS", "STATE_LIVE_STREAM_SECONDS"):
+        number = _number(value, where)
+        least, most = (0.2, 3600) if key == "STATE_LIVE_POLL_SECONDS" else (5, 86400)
+        if not least <= number <= most:
+            raise ConfigError(f"{where} must be a number of seconds between {least} and {most}, got {value!r}")
         return number
     if key == "STATE_BACKEND_TIMEOUT":
         number = _number(value, where)
@@ -114,6 +122,9 @@ def _merge_stores(stores: dict[str, dict], value: Any, label: str, sources: dict
         for flag in STORE_DEFAULTS:
             if flag in settings:
                 merged[flag] = _boolean(settings[flag], f"{name}.{flag} (in {label})")
+        for key, choices in STORE_CHOICES.items():
+            if key in settings:
+                merged[key] = store_choice(key, settings[key], f"{name}.{key} (in {label})")
         for key in settings:
             sources[f"STATE_STORES.{store_id}.{key}"] = label
         sources[f"STATE_STORES.{store_id}"] = label
@@ -125,6 +136,16 @@ def canonical_store_id(store_id: str) -> str:
     any other id as it is."""
     parsed = dict_id(store_id)
     return store_id if parsed is None else stringify_id(parsed)
+
+
+def store_choice(key: str, value: Any, where: str) -> str:
+    """A per-store word setting (``scope``), checked against :data:`STORE_CHOICES`."""
+    choices = STORE_CHOICES[key]
+    word = value.strip().lower() if isinstance(value, str) else value
+    if word not in choices:
+        hint = _did_you_mean(word, choices, quote=True) if isinstance(word, str) else ""
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
+    return word
 
 
 def _boolean(value: Any, where: str) -> bool:
