@@ -22,6 +22,7 @@ from dash._utils import stringify_id
 from . import background, devtools, hook, identity, logs, references, routes  # noqa: F401  (importing registers the routes)
 from .errors import BackendUnavailable, DashStateError, QuotaExceeded, StoreValueError
 from .identity import resolvers
+from .live import route as _live_route  # noqa: F401  (importing registers the route)
 from .initial import serve_tree, strip_tree
 from .layout import in_use
 from .mirror import held_in_browser
