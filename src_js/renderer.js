@@ -298,7 +298,7 @@ const asText = value => {
     return null;
 };
 
-const LOOSE = /dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[sca][0-9a-z]{7}\./;
+const LOOSE = /dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\./;
 
 /*
  * Whether the server recognises `value` as a patched reference (the same
