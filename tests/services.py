@@ -63,9 +63,10 @@ def database_url() -> str:
 
 
 @contextmanager
-def gunicorn(app: str, folder: Path, workers: int, env: dict) -> Iterator[str]:
+def gunicorn(app: str, folder: Path, workers: int, env: dict, threads: int = 0) -> Iterator[str]:
     """``gunicorn --workers N app`` on a free port of 127.0.0.1 (``app`` importable from tests/), with
-    ``env`` added to this environment; yields its URL once it answers, stops it afterwards."""
+    ``env`` added to this environment (``threads``: gthread workers with that many threads each); yields
+    its URL once it answers, stops it afterwards."""
     import requests
 
     binary = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
@@ -74,7 +75,9 @@ def gunicorn(app: str, folder: Path, workers: int, env: dict) -> Iterator[str]:
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [binary, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(folder),
-             "--pythonpath", str(Path(__file__).parent), "--timeout", "60", app],
+             "--pythonpath", str(Path(__file__).parent), "--timeout", "60"]
+            + (["--worker-class", "gthread", "--threads", str(threads), "--graceful-timeout", "3"] if threads else [])
+            + [app],
             env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:

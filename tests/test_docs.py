@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from dash_state.defaults import BACKEND_NAMES, DEFAULTS, STORE_DEFAULTS
+from dash_state.defaults import BACKEND_NAMES, DEFAULTS, STORE_CHOICES, STORE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +29,12 @@ def test_the_configuration_reference_covers_every_setting_with_its_comment():
     table, problems = _hooks().config_reference()
     assert problems == []
     rows = _rows(table)
-    for key in [*DEFAULTS, *STORE_DEFAULTS]:
+    for key in [*DEFAULTS, *STORE_DEFAULTS, *STORE_CHOICES]:
         assert rows.count(key) == 1, f"{key} is not (once) in the configuration reference"
-    assert set(rows) - set(DEFAULTS) - set(STORE_DEFAULTS) == {"backend", "ttl"}
+    assert set(rows) - set(DEFAULTS) - set(STORE_DEFAULTS) - set(STORE_CHOICES) == {"backend", "ttl"}
+    for key, words in STORE_CHOICES.items():  # a word setting's row names its default (the first) and each word
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{key}` |"))
+        assert row.split("|")[2].strip() == f'`"{words[0]}"`' and all(f'`"{w}"`' in row for w in words)
     for name in BACKEND_NAMES:
         assert f"`{name}`" in table
     settings = _hooks().parse_settings((ROOT / "dash_state" / "defaults.py").read_text(encoding="utf-8"))

@@ -1,0 +1,181 @@
+"""User and app stores under ``gunicorn -w 2 -k gthread`` on every shared backend: two workers patching
+one list 1,000 times each lose no element, and a write that lands on one worker reaches a live page
+whose stream another worker serves. Real HTTP, requests spread over the workers by the kernel."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from services import database_url, gunicorn, redis_url
+
+pytestmark = pytest.mark.service
+PATCHES = 1000
+
+
+def backend_env(kind: str) -> dict:
+    run = uuid.uuid4().hex[:8]
+    if kind == "local":
+        return {}
+    if kind == "redis":
+        return {"STATE_BACKEND": "redis", "STATE_REDIS_URL": redis_url(), "STATE_KEY_PREFIX": f"live-{run}:",
+                "LIVE_SECRET": "shared-secret"}
+    return {"STATE_BACKEND": "database", "STATE_DATABASE_URL": database_url(), "STATE_DATABASE_TABLE": f"live_{run}",
+            "LIVE_SECRET": "shared-secret"}
+
+
+@pytest.fixture(params=["local", "redis", "postgres"])
+def served(request, tmp_path):
+    env = {**backend_env(request.param), "STATE_LIVE_TRANSPORT": "sse", "STATE_LIVE_STREAM_SECONDS": "30"}
+    try:
+        with gunicorn("live_app:server", tmp_path, 2, env, threads=8) as url:
+            yield url
+    finally:
+        if request.param == "postgres":
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(env["STATE_DATABASE_URL"])
+            with engine.begin() as conn:
+                for table in (env["STATE_DATABASE_TABLE"], env["STATE_DATABASE_TABLE"] + "_meta"):
+                    conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}"'))
+            engine.dispose()
+
+
+def call(session: requests.Session, url: str, output: str, inputs: list[tuple[str, str, object]]) -> tuple[dict, str]:
+    store, prop = output.split(".")
+    body = {"output": output, "outputs": {"id": store, "property": prop},
+            "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs], "state": [],
+            "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"]}
+    response = session.post(f"{url}/_dash-update-component", json=body, headers={"Connection": "close"}, timeout=30)
+    assert response.status_code == 200, response.text[:500]
+    return response.json()["response"][store][prop], response.headers["X-Worker-Pid"]
+
+
+def browser(url: str) -> requests.Session:
+    session = requests.Session()
+    layout = session.get(f"{url}/_dash-layout", timeout=30)
+    assert layout.status_code == 200
+    return session
+
+
+def tab_of(session: requests.Session) -> requests.Session:
+    tab = requests.Session()
+    tab.cookies.update(session.cookies)
+    return tab
+
+
+def count(session, url):
+    return call(session, url, "count.children", [("cart", "data", None), ("board", "data", None)])[0]
+
+
+def test_two_workers_patching_one_list_lose_nothing(served):
+    user = browser(served)
+    pids: set[str] = set()
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        tab = tab_of(user)
+        try:
+            for n in range(PATCHES):
+                _, pid = call(tab, served, "cart.data", [("item", "children", f"{name}-{n}")])
+                pids.add(pid)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:3]
+    assert len(pids) == 2, f"every patch landed on one worker ({pids}): the test proves nothing"
+    assert count(tab_of(user), served) == f"{2 * PATCHES}:0:{2 * PATCHES}"  # every element, each once
+    assert count(browser(served), served) == "0:0:0"  # another user's cart is their own
+
+
+class EventStream:
+    """A live page's stream (``requests`` with stream=True), read in a thread."""
+
+    def __init__(self, session: requests.Session, url: str, stores: list[dict]):
+        self.response = session.post(f"{url}/_dash-state/v1/live", json={"stores": stores, "wait": True},
+                                     stream=True, timeout=60)
+        assert self.response.headers["Content-Type"].startswith("text/event-stream"), self.response.text[:300]
+        self.pid = self.response.headers["X-Worker-Pid"]
+        self.changes: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in self.response.iter_lines(decode_unicode=True):
+                if line and line.startswith("data: "):
+                    self.changes.extend(json.loads(line[6:])["changes"])
+        except (requests.RequestException, AttributeError, ValueError):
+            pass
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(change) for change in self.changes):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        """Shut the socket first: the reading thread holds the response's file, and a plain close()
+        would wait for the next byte (a ping, up to 15 s away)."""
+        connection = getattr(self.response.raw, "_connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.response.close()
+
+
+def test_a_write_on_one_worker_reaches_a_live_page_served_by_the_other(served):
+    user = browser(served)
+    stream = EventStream(tab_of(user), served, [{"id": "cart", "reference": None}, {"id": "board", "reference": None}])
+    try:
+        other_tab, other_user = tab_of(user), browser(served)
+        for n in range(40):  # until a write lands on the worker that does not hold the stream
+            reference, pid = call(other_tab, served, "cart.data", [("item", "children", f"x{n}")])
+            if pid != stream.pid:
+                break
+        else:
+            pytest.fail("40 writes all landed on the stream's worker")
+        assert stream.wait_for(lambda c: c["id"] == "cart" and c["reference"] == reference), stream.changes
+        note, pid = call(other_user, served, "board.data", [("note", "children", "hello")])
+        assert stream.wait_for(lambda c: c["id"] == "board" and c["reference"] == note), stream.changes
+        assert all(c["reference"] is None or ".u" in c["reference"] or ".g" in c["reference"] for c in stream.changes)
+    finally:
+        stream.close()
+
+
+def test_live_pages_resubscribe_by_themselves_after_a_redis_restart(tmp_path):
+    from redis_servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always").start()
+    env = {"STATE_BACKEND": "redis", "STATE_REDIS_URL": f"redis://127.0.0.1:{server.port}/0", "LIVE_SECRET": "s",
+           "STATE_LIVE_TRANSPORT": "sse", "STATE_LIVE_STREAM_SECONDS": "60"}
+    try:
+        with gunicorn("live_app:server", tmp_path, 2, env, threads=8) as url:
+            user = browser(url)
+            stream = EventStream(tab_of(user), url, [{"id": "cart", "reference": None}])
+            try:
+                before, _ = call(tab_of(user), url, "cart.data", [("item", "children", "before")])
+                assert stream.wait_for(lambda c: c["reference"] == before), stream.changes
+                server.kill()  # a crash: every subscription drops
+                server.start()
+                after, _ = call(tab_of(user), url, "cart.data", [("item", "children", "after")])
+                assert stream.wait_for(lambda c: c["reference"] == after, timeout=20), stream.changes
+                assert count(tab_of(user), url) == "2:0:2"
+            finally:
+                stream.close()
+    finally:
+        server.kill()
