@@ -47,3 +47,19 @@ def test_quick_run_writes_every_scenario_and_the_targets(tmp_path):
     for section in ("clicks", "rss", "big", "backend_vs_raw"):
         assert section in result, section
     assert (tmp_path / "quick.md").read_text().startswith("# dash-state benchmark")
+
+
+def test_live_fanout_smoke_reaches_every_page(tmp_path):
+    """benchmarks/live_fanout.py at a tiny size (20 pages, 3 writes): it runs end to end, every page gets
+    every write, and the report keeps its shape. Latencies are not checked: the machine decides them."""
+    out = tmp_path / "live.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/live_fanout.py", "--pages", "20", "--writes", "3", "--idle-seconds", "1",
+         "--budget", "120", "--redis-url", redis_url(), "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["transports"] == {"sse": 20, "poll": 0}
+    assert (result["delivered"], result["expected"], result["missing"]) == (60, 60, 0)
+    assert result["fanout_ms"]["p50"] > 0 and result["fanout_ms"]["p95"] >= result["fanout_ms"]["p50"]
+    assert result["idle_server_cpu_percent"] >= 0 and result["page_errors"] == []
