@@ -9,6 +9,9 @@ What it demonstrates:
 * The "Where the data lives" panel, built with ``get_state_manager(app).describe()`` and ``.stats()``,
   shows for each store how many bytes the server holds and how many the browser holds.
 * ``config.toml`` next to this file sets a per-store TTL and shows the per-store rollback switch.
+* Live, shared stores: ``team-notes`` is one list for everyone (``scope="app"``), ``bookmarks`` one
+  list per user for all their tabs (``scope="user"``); both ``live=True``. Open the page in two
+  windows: a note pinned or a view bookmarked in one appears in the other at once.
 
 Run: ``python usage.py`` (then open http://127.0.0.1:8050), or ``gunicorn usage:server``.
 """
@@ -18,7 +21,7 @@ import dash
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, Patch, State, dash_table, dcc, html
 
 import dash_state
 from dash_state import ServerStore
@@ -111,6 +114,21 @@ app.layout = html.Div(style={"fontFamily": "system-ui, sans-serif", "background"
                     html.Code("data"), " in the browser (the reference)."],
                    style={"color": "#888", "fontSize": "12px", "marginBottom": 0})]),
     ]),
+    # Shared and live: one list for everyone, one per user (every tab); changes appear in every open page.
+    ServerStore(id="team-notes", scope="app", live=True, writable=True, data=[]),
+    ServerStore(id="bookmarks", scope="user", live=True, data=[]),
+    html.Div(style={"display": "flex", "gap": "16px", "marginTop": "16px"}, children=[
+        html.Div(style={**CARD, "flex": "1"}, children=[
+            html.H4("Team notes: everyone, live", style={"margin": "0 0 8px"}),
+            html.Div(style={"display": "flex", "gap": "8px"}, children=[
+                dcc.Input(id="note-text", placeholder="a note for everyone", style={"flex": "1"}),
+                html.Button("Pin note", id="pin-note")]),
+            html.Ul(id="notes-list", style={"margin": "8px 0 0", "paddingLeft": "20px"})]),
+        html.Div(style={**CARD, "flex": "1"}, children=[
+            html.H4("My bookmarks: all my tabs, live", style={"margin": "0 0 8px"}),
+            html.Button("Bookmark these filters", id="bookmark"),
+            html.Ul(id="bookmarks-list", style={"margin": "8px 0 0", "paddingLeft": "20px"})]),
+    ]),
     html.Div(style={**CARD, "marginTop": "16px"}, children=[
         html.Div(id="row-count", style={"fontWeight": 600, "marginBottom": "8px"}),
         dash_table.DataTable(id="table", page_size=20, style_table={"overflowX": "auto"},
@@ -149,6 +167,39 @@ def show(merged):
     columns = [{"name": c, "id": c} for c in head.columns]
     return (figure, head.to_dict("records"), columns,
             f"{len(merged):,} rows after filtering and merging (first 20 shown)")
+
+
+# Live, shared stores: a Patch appends to the current list on the server (no update is lost when two
+# windows write at once), and every open page gets the new list and re-renders.
+@app.callback(Output("team-notes", "data"), Output("note-text", "value"), Input("pin-note", "n_clicks"),
+              State("note-text", "value"), prevent_initial_call=True)
+def pin_note(_, text):
+    if not text:
+        return dash.no_update, dash.no_update
+    notes = Patch()
+    notes.append(text[:200])
+    return notes, ""
+
+
+@app.callback(Output("bookmarks", "data"), Input("bookmark", "n_clicks"), State("filters-store", "data"),
+              prevent_initial_call=True)
+def bookmark(_, filters):
+    filters = filters or {}
+    low, high = filters.get("quantity") or [1, 50]
+    marks = Patch()
+    marks.append(f"{len(filters.get('regions') or [])} regions, {len(filters.get('categories') or [])} "
+                 f"categories, quantity {low}-{high}")
+    return marks
+
+
+@app.callback(Output("notes-list", "children"), Input("team-notes", "data"))
+def show_notes(notes):
+    return [html.Li(note) for note in notes or []] or [html.Li("no notes yet", style={"color": "#888"})]
+
+
+@app.callback(Output("bookmarks-list", "children"), Input("bookmarks", "data"))
+def show_bookmarks(marks):
+    return [html.Li(mark) for mark in marks or []] or [html.Li("no bookmarks yet", style={"color": "#888"})]
 
 
 # The only dash-state specific code: monitoring. The arguments hold the real values; dash.ctx still
