@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="dash-state-live-"))
     (folder / "live_bench_app.py").write_text(APP)
     port, prefix = free_port(), f"live-bench-{uuid.uuid4().hex[:8]}:"
-    threads = max(32, args.pages // args.workers * 2 + 16)  # streams are spread unevenly over the workers
+    threads = max(32, args.pages // args.workers * 3 + 16)  # half may stream; pages spread unevenly over workers
     env = {**os.environ, "STATE_BACKEND": "redis", "STATE_REDIS_URL": args.redis_url, "STATE_KEY_PREFIX": prefix,
            "LIVE_SECRET": uuid.uuid4().hex, "STATE_LIVE_MAX_STREAMS": str(threads - 8),
            "STATE_LIVE_STREAM_SECONDS": str(int(args.budget) + 60), "STATE_CONFIG_FILE": str(folder / "none.toml")}

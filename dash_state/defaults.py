@@ -83,8 +83,8 @@ DEFAULTS: dict = {
     "STATE_LIVE_POLL_SECONDS": 2.0,
     # Seconds a live stream stays open before the page reconnects (each open stream holds one server thread).
     "STATE_LIVE_STREAM_SECONDS": 300,
-    # Most live streams one process holds open; pages past it poll. Keep it below the server's threads per
-    # worker (gunicorn --threads), so streams never take every thread.
+    # Most live streams one process holds open (on gunicorn's gthread workers also at most half of
+    # --threads, so streams never take every thread); pages past it poll.
     "STATE_LIVE_MAX_STREAMS": 50,
     # Per-store settings, keyed by store id: backend, ttl, scope, live, writable, latest_only,
     # client_read, client_write, mirror.

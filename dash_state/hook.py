@@ -25,7 +25,7 @@ from dash._utils import stringify_id
 from . import browser_form, clientside, patches, references, shared
 from .calls import Call, begin_call, carried, current_call, request_misses
 from .errors import StoreValueError
-from .initial import serve_tree
+from .initial import initial_token, serve_tree
 from .layout import contains_component
 from .logs import MissLog
 from .references import js_key
@@ -239,7 +239,10 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
         shared.check_writable(settings, sid, "a callback")
     if isinstance(value, Patch) or (isinstance(value, dict) and "__dash_patch_update" in value):
         if settings.shared and not (call is not None and call.mcp):  # applied to the current value, atomically
-            plan.append((target.put, sid, SharedPatch(value)))
+            held = carried(ctx, store_id)[1]
+            if held is None and call is not None:
+                held = call.prev.get(js_key(sid))  # what the tab holds: its initial data until a first write
+            plan.append((target.put, sid, SharedPatch(value, held if isinstance(held, str) else None)))
             return
         value = _patched(state, sid, store_id, value, ctx, user, call)  # raises when it cannot apply
     if call is not None and call.mcp:  # an MCP tool call sees data, as with dcc.Store
@@ -331,8 +334,9 @@ def _for_json(value: Any) -> Any:
 class SharedPatch:
     """A Patch to a user or app store: applied when written, to whatever value is current then."""
 
-    def __init__(self, patch: Any):
+    def __init__(self, patch: Any, held: str | None = None):
         self.operations = (patch.to_plotly_json() if isinstance(patch, Patch) else patch).get("operations") or []
+        self.held = held  # the page's reference: the layout's initial data while the store has no value
 
 
 def _store(state: "AppState", plan: list, user: Any = None) -> None:
@@ -348,4 +352,6 @@ def _store(state: "AppState", plan: list, user: Any = None) -> None:
     for (put, _, _), token in zip(plan, tokens):
         put(token)
     for put, sid, value in patched:
-        put(shared.patch(state.manager, sid, value.operations, user, state.initial_tokens.get(sid)))
+        held = references.parse(value.held)
+        initial = value.held if held is not None and held.scope == references.APP else initial_token(state, sid)
+        put(shared.patch(state.manager, sid, value.operations, user, initial))

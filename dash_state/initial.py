@@ -30,7 +30,7 @@ from dash.development.base_component import Component
 
 from . import browser_form, references, shared
 from .backends import Item
-from .layout import declared, rewrite_stores, with_data
+from .layout import declared, find_stores, rewrite_stores, with_data
 from .references import APP, APP_OWNER, SERVER
 from .values import freeze
 
@@ -126,6 +126,29 @@ def _shared(state: "AppState", sid: str, data: Any) -> str:
     state.initial[(sid, id(data))] = (token, data, now + pending.settings.ttl / 2)
     state.initial_tokens[sid] = token
     return token
+
+
+def initial_token(state: "AppState", sid: str) -> str | None:
+    """The reference of a store's initial layout data, in any process: the one this process served, else
+    the static layouts' (app, validation and page layouts) ``data=`` stored once per app. None for a
+    store without initial data, or one only a layout function makes."""
+    token = state.initial_tokens.get(sid)
+    if token is not None:
+        return token
+    import dash
+
+    trees = [getattr(state.app, "_layout", None), getattr(state.app, "validation_layout", None)]
+    trees += [page.get("layout") for page in dash.page_registry.values()]
+    for tree in trees:
+        if tree is None or callable(tree):
+            continue
+        for store in find_stores(tree):
+            store_id = getattr(store, "id", None)
+            data = getattr(store, "data", None)
+            if store_id is not None and stringify_id(store_id) == sid and data is not None \
+                    and not references.looks_like_reference(data):
+                return _shared(state, sid, data)
+    return None
 
 
 def strip_tree(state: "AppState", tree: Any) -> Any:

@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import clientside, patches, references, shared
 from .codecs import JSON
+from .initial import initial_token
 from .errors import BackendUnavailable, QuotaExceeded, StoreValueError
 from .manager import StateManager
 from .references import CLIENT
@@ -268,7 +269,8 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
         return refused
     if manager.settings(sid).shared:  # applied to the current value, atomically
         try:
-            return _reply({"reference": shared.patch(manager, sid, operations, None, state.initial_tokens.get(sid))})
+            held = base if isinstance(base, str) else initial_token(state, sid)
+            return _reply({"reference": shared.patch(manager, sid, operations, None, held)})
         except StoreValueError as exc:
             raise Refused(str(exc), 422) from None
     found = manager.locate(sid, base)

@@ -148,14 +148,14 @@ def write(manager: "StateManager", sid: str, make: Callable[[Current], "Pending"
                              "nothing was stored (too much contention on one value)")
 
 
-def value_at(manager: "StateManager", at: Current, initial: str | None = None) -> Any:
+def value_at(manager: "StateManager", sid: str, at: Current, initial: str | None = None) -> Any:
     """The value ``at`` names (a copy), else the layout's initial data (``initial``: its reference), else
     None. Raises PointerConflict when the value went away meanwhile: ``write`` then tries again."""
     if at.key is None:
-        ref = references.parse(initial) if initial is not None else None
-        if ref is None or ref.scope != APP:
+        owned = manager.owned(sid, initial) if initial is not None else None
+        if not owned or owned.ref.scope != APP:  # only the layout's initial data of this very store
             return None
-        snapshot = manager._read(manager.backend(ref.backend), APP_OWNER, ref.key)
+        snapshot = manager._read(manager.backend(owned.ref.backend), APP_OWNER, owned.ref.key)
         return None if isinstance(snapshot, Missing) else snapshot.thaw()
     snapshot = manager._read(at.backend, at.owner, at.key)
     if isinstance(snapshot, Missing):
@@ -171,7 +171,7 @@ def patch(manager: "StateManager", sid: str, operations: list, who: Any = None, 
     limit = manager.config["STATE_MAX_VALUE_BYTES"]
 
     def apply(at: Current) -> "Pending":
-        base = value_at(manager, at, initial)
+        base = value_at(manager, sid, at, initial)
         if hasattr(base, "iloc") or (hasattr(base, "dtype") and hasattr(base, "shape")):
             raise StoreValueError(f"ServerStore {sid!r}: Patch() cannot update a {type(base).__name__}; "
                                   "return the new value instead")

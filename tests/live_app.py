@@ -5,6 +5,7 @@ everyone; both live. Each callback appends with ``Patch()``, which dash-state ap
 import os
 
 from dash import Dash, Input, Output, Patch, html
+from flask import request
 
 from dash_state import ServerStore
 
@@ -42,4 +43,7 @@ def count(cart, board):
 @server.after_request
 def tell_worker(response):
     response.headers["X-Worker-Pid"] = str(os.getpid())
+    if os.environ.get("LIVE_PID_FILE") and request.path.endswith("/_dash-state/v1/live"):
+        with open(os.environ["LIVE_PID_FILE"], "a") as record:  # which worker holds a browser's stream
+            record.write(f"{os.getpid()}\n")
     return response

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -29,14 +30,15 @@ def backend_env(kind: str) -> dict:
             "LIVE_SECRET": "shared-secret"}
 
 
-@pytest.fixture(params=["local", "redis", "postgres"])
-def served(request, tmp_path):
-    env = {**backend_env(request.param), "STATE_LIVE_TRANSPORT": "sse", "STATE_LIVE_STREAM_SECONDS": "30"}
+@contextmanager
+def serve(kind: str, folder, **extra):
+    """``gunicorn -w 2 -k gthread --threads 8 live_app:server`` on ``kind``; its tables dropped afterwards."""
+    env = {**backend_env(kind), "STATE_LIVE_TRANSPORT": "sse", "STATE_LIVE_STREAM_SECONDS": "30", **extra}
     try:
-        with gunicorn("live_app:server", tmp_path, 2, env, threads=8) as url:
+        with gunicorn("live_app:server", folder, 2, env, threads=8) as url:
             yield url
     finally:
-        if request.param == "postgres":
+        if kind == "postgres":
             import sqlalchemy
 
             engine = sqlalchemy.create_engine(env["STATE_DATABASE_URL"])
@@ -44,6 +46,12 @@ def served(request, tmp_path):
                 for table in (env["STATE_DATABASE_TABLE"], env["STATE_DATABASE_TABLE"] + "_meta"):
                     conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}"'))
             engine.dispose()
+
+
+@pytest.fixture(params=["local", "redis", "postgres"])
+def served(request, tmp_path):
+    with serve(request.param, tmp_path) as url:
+        yield url
 
 
 def call(session: requests.Session, url: str, output: str, inputs: list[tuple[str, str, object]]) -> tuple[dict, str]:
@@ -179,3 +187,40 @@ def test_live_pages_resubscribe_by_themselves_after_a_redis_restart(tmp_path):
                 stream.close()
     finally:
         server.kill()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_chromium_follows_a_write_made_on_the_worker_that_does_not_hold_its_stream(dash_duo, kind, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pids = tmp_path / "stream-pids"
+    with serve(kind, tmp_path, LIVE_PID_FILE=str(pids), STATE_LIVE_TRANSPORT="auto") as url:
+        warmed = set()  # Dash registers its script paths when a worker renders the index page: a worker
+        for _ in range(40):  # that never did answers them with 500 (Dash's own multi-worker gap, not ours)
+            warmed.add(requests.get(f"{url}/", headers={"Connection": "close"}, timeout=30).headers["X-Worker-Pid"])
+            if len(warmed) == 2:
+                break
+        driver = dash_duo.driver
+        driver.get(url)
+        try:
+            WebDriverWait(driver, 30).until(lambda d: d.find_element("id", "count").text == "0:0:0")
+        except Exception:
+            pytest.fail(f"the page never showed '0:0:0': {driver.page_source[:1500]!r}; console: "
+                        f"{[e['message'][:300] for e in driver.get_log('browser')]}")
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+            "const s = window.dash_state.liveStatus(); return s.connected && s.transport === 'sse'"))
+        stream_pid = pids.read_text().split()[-1]
+        same_user = requests.Session()
+        for cookie in driver.get_cookies():
+            same_user.cookies.set(cookie["name"], cookie["value"])
+        for n in range(1, 41):  # until a write lands on the other worker
+            _, pid = call(same_user, url, "cart.data", [("item", "children", f"item {n}")])
+            if pid != stream_pid:
+                break
+        else:
+            pytest.fail("40 writes all landed on the stream's worker")
+        WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "count").text == f"{n}:0:{n}",
+                                        f"the page never showed {n} items")
+        _, _ = call(browser(url), url, "board.data", [("note", "children", "from another user")])
+        WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "count").text == f"{n}:1:{n}")

@@ -18,6 +18,7 @@ anything the body says) and app values.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any, Iterator, NamedTuple
 
@@ -78,7 +79,7 @@ def live(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     held = Held(manager, namespace, entries, refs)
     chosen = transport(manager)
     if body.get("wait") is not True or chosen == "poll" or not entries or \
-            not manager.live.open_stream(manager.config["STATE_LIVE_MAX_STREAMS"]):
+            not manager.live.open_stream(stream_limit(manager)):
         return _reply({"changes": held.changes(), "transport": "poll",
                        "interval": manager.config["STATE_LIVE_POLL_SECONDS"]})
     subscription = manager.live.subscribe([entry.watch for entry in entries])  # before the catch-up read
@@ -124,6 +125,27 @@ def transport(manager: StateManager) -> str:
         if patched is not None and patched("socket"):
             return "sse"
     return "poll"
+
+
+def stream_limit(manager: StateManager) -> int:
+    """STATE_LIVE_MAX_STREAMS, and at most half of this worker's thread pool when the server runs
+    requests in one (gunicorn's gthread: ``--threads``), so streams never take every thread."""
+    limit = manager.config["STATE_LIVE_MAX_STREAMS"]
+    pool = _pool_size()
+    return limit if pool is None else min(limit, pool // 2)
+
+
+def _pool_size() -> int | None:
+    """The size of the thread pool running this request, if it is a concurrent.futures pool."""
+    args = getattr(threading.current_thread(), "_args", None)  # a pool thread runs _worker(executor_ref, ...)
+    if not args or not callable(args[0]):
+        return None
+    try:
+        executor = args[0]()
+    except TypeError:
+        return None
+    size = getattr(executor, "_max_workers", None)
+    return size if isinstance(size, int) else None
 
 
 def _event(payload: dict, name: str | None = None) -> bytes:
