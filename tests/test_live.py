@@ -181,3 +181,22 @@ def test_auto_picks_a_poll_on_a_server_that_cannot_hold_connections():
         assert threaded.mimetype == "text/event-stream"
     finally:
         threaded.close()
+
+
+def test_a_page_that_was_away_catches_up_with_the_latest_version_only_never_an_older_one(app):
+    page = DashClient(app)
+    held = store_props(page.layout(), "prefs")["data"]
+    tab = same_browser(page)
+    tokens = [write_prefs(tab, n) for n in (1, 2, 3)]  # three writes while the page was away
+    assert poll(page, [{"id": "prefs", "reference": held}])["changes"] == [
+        {"id": "prefs", "reference": tokens[-1], "version": 3}]  # one change: the latest
+    manager = dash_state.get_state_manager(app)
+    from dash_state.backends import pointer_name
+
+    backend = manager.backend("memory")
+    namespace = page.namespace()
+    key = backend.pointer(namespace, pointer_name("prefs"))
+    older = tokens[0].split(".")[2]  # the pointer goes back to version 1 (a restored backup, say)
+    backend.set_many(namespace, [], [dash_state.backends.Pointer(pointer_name("prefs"), older, 60)], expect={
+        pointer_name("prefs"): key})
+    assert poll(page, [{"id": "prefs", "reference": tokens[-1]}])["changes"] == []  # never back to version 1

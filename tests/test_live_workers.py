@@ -196,11 +196,7 @@ def test_chromium_follows_a_write_made_on_the_worker_that_does_not_hold_its_stre
 
     pids = tmp_path / "stream-pids"
     with serve(kind, tmp_path, LIVE_PID_FILE=str(pids), STATE_LIVE_TRANSPORT="auto") as url:
-        warmed = set()  # Dash registers its script paths when a worker renders the index page: a worker
-        for _ in range(40):  # that never did answers them with 500 (Dash's own multi-worker gap, not ours)
-            warmed.add(requests.get(f"{url}/", headers={"Connection": "close"}, timeout=30).headers["X-Worker-Pid"])
-            if len(warmed) == 2:
-                break
+        warm_up(url)
         driver = dash_duo.driver
         driver.get(url)
         try:
@@ -224,3 +220,60 @@ def test_chromium_follows_a_write_made_on_the_worker_that_does_not_hold_its_stre
                                         f"the page never showed {n} items")
         _, _ = call(browser(url), url, "board.data", [("note", "children", "from another user")])
         WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "count").text == f"{n}:1:{n}")
+
+
+def warm_up(url: str) -> None:
+    """Dash registers its script paths when a worker renders the index page: a worker that never did
+    answers them with 500 (Dash's own multi-worker gap, not dash-state's). Make both render it."""
+    seen = set()
+    for _ in range(40):
+        seen.add(requests.get(f"{url}/", headers={"Connection": "close"}, timeout=30).headers["X-Worker-Pid"])
+        if len(seen) == 2:
+            return
+
+
+def write_elsewhere(session: requests.Session, url: str, item: str, stream_pid: str) -> None:
+    """Append ``item`` to the cart through a worker other than the stream's (retrying the write's
+    connection until the kernel hands it to the other worker; each attempt appends once)."""
+    for attempt in range(40):
+        _, pid = call(session, url, "cart.data", [("item", "children", f"{item}-{attempt}")])
+        if pid != stream_pid:
+            return
+    pytest.fail("40 writes all landed on the stream's worker")
+
+
+@pytest.mark.browser
+def test_chromium_keeps_following_after_a_redis_restart(dash_duo, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from redis_servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always").start()
+    pids = tmp_path / "stream-pids"
+    env = {"STATE_BACKEND": "redis", "STATE_REDIS_URL": f"redis://127.0.0.1:{server.port}/0", "LIVE_SECRET": "s",
+           "LIVE_PID_FILE": str(pids)}
+    try:
+        with gunicorn("live_app:server", tmp_path, 2, env, threads=8) as url:
+            warm_up(url)
+            driver = dash_duo.driver
+            driver.get(url)
+            WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+                "const s = window.dash_state.liveStatus(); return s.connected && s.transport === 'sse'"))
+            stream_pid = pids.read_text().split()[-1]
+            same_user = requests.Session()
+            for cookie in driver.get_cookies():
+                same_user.cookies.set(cookie["name"], cookie["value"])
+
+            def shows(count):
+                text = driver.find_element("id", "count").text.split(":")
+                return text[0] == text[2] and int(text[0]) >= count
+
+            write_elsewhere(same_user, url, "before", stream_pid)
+            WebDriverWait(driver, 10).until(lambda d: shows(1))
+            written = int(driver.find_element("id", "count").text.split(":")[0])
+            server.kill()  # a crash while the page is subscribed: the stream's worker must resubscribe
+            server.start()
+            write_elsewhere(same_user, url, "after", stream_pid)
+            WebDriverWait(driver, 20).until(lambda d: shows(written + 1), "the page stopped following after the restart")
+    finally:
+        server.kill()
