@@ -71,7 +71,7 @@ class Hub:
             for watch in watches:
                 self._subscriptions.setdefault(watch, set()).add(subscription)
         for name in {watch.backend for watch in watches}:
-            self.source(self.manager.backend(name))
+            self.source(self.manager.backend(name)).listen()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -104,6 +104,7 @@ class Hub:
             return [watch for watch in self._subscriptions if watch.backend == backend_name]
 
     def source(self, backend: "Backend") -> Any:
+        """The backend's source (made on first use; its thread starts with the first watcher)."""
         source = self._sources.get(backend.name)
         if source is None:
             from .sources import for_backend

@@ -49,6 +49,9 @@ class InProcess:
     def publish(self, owner: str, name: str, key: str | None) -> None:
         pass
 
+    def listen(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -61,8 +64,16 @@ class _Thread:
     def __init__(self, hub: "Hub", backend: "Backend"):
         self.hub, self.backend = hub, backend
         self.closed = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"dash-state live ({backend.name})", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def listen(self) -> None:
+        """Start the thread (with the first page that watches; a process that only writes needs none)."""
+        with self._lock:
+            if self.thread is None and not self.closed.is_set():
+                self.thread = threading.Thread(target=self._run, name=f"dash-state live ({self.backend.name})",
+                                               daemon=True)
+                self.thread.start()
 
     def _run(self) -> None:
         delay, told = 0.5, False
