@@ -53,6 +53,9 @@ def serve_tree(state: "AppState", tree: Any, user: Any = None) -> Any:
         settings = state.manager.settings(sid)
         if settings.shared:
             return _scoped(state, store, sid, settings, data, user)
+        if getattr(store, "scope", None) not in (None, "page"):  # rolled back: one page's store, not live
+            store = with_data(store, data)
+            store.scope, store.live = "page", False
         if data is None or references.looks_like_reference(data):
             return store
         if not state.manager.keeps_on_server(sid):  # the client backend: the data goes to the browser

@@ -229,7 +229,7 @@ def test_clientside_get(dash_duo):
     driver.execute_script(
         "window.__warnings = []; const warn = console.warn;"
         "console.warn = (...args) => { window.__warnings.push(args.join(' ')); warn(...args); };")
-    assert driver.execute_script("return Object.keys(window.dash_state).sort();") == ["ServerStore", "StatePanel", "get"]
+    assert driver.execute_script("return Object.keys(window.dash_state).sort();") == ["ServerStore", "StatePanel", "get", "liveStatus"]
 
     write_once(dash_duo, app)
     dash_duo.wait_for_text_to_equal("#cs", f"{SECRET}-1")

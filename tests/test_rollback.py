@@ -553,6 +553,7 @@ def test_state_managed_callback_reads_a_client_store_the_callback_takes(order):
 
 # -- usage.py with each store rolled back -------------------------------------------------------------
 USAGE_STORES = ["filters-store", "merged-store"]
+LIVE_STORES = ["team-notes", "bookmarks"]  # usage.py's shared, live stores (scope app / user)
 
 
 def load_usage(rolled_back):
@@ -575,7 +576,21 @@ def usage_module():
 def test_usage_lists_the_stores_this_file_rolls_back(usage_module):
     usage = usage_module(())
     ids = sorted(s.id for s in dash_state.layout.find_stores(usage.app.layout))
-    assert ids == sorted(USAGE_STORES)
+    assert ids == sorted(USAGE_STORES + LIVE_STORES)
+
+
+def test_usage_live_stores_rolled_back_are_page_stores_in_the_browser(usage_module):
+    usage = usage_module(tuple(LIVE_STORES))
+    client = DashClient(usage.app)
+    layout = json.dumps(client.layout())
+    manager = dash_state.get_state_manager(usage.app)
+    assert all(manager.settings(sid).backend == "client" and manager.settings(sid).scope == "page"
+               for sid in LIVE_STORES)
+    assert '"live": false' in layout.replace('"live":false', '"live": false')  # the page does not listen
+    pinned = client.call([("team-notes", "data"), ("note-text", "value")], [("pin-note", "n_clicks", 1)],
+                         [("note-text", "value", "hello")])
+    assert pinned["team-notes"]["data"]["__dash_patch_update"] == "__dash_patch_update"  # the renderer applies it
+    assert pinned["team-notes"]["data"]["operations"][0]["params"]["value"] == "hello"
 
 
 @pytest.mark.parametrize("rolled_back", [(sid,) for sid in USAGE_STORES] + [tuple(USAGE_STORES)], ids=str)

@@ -243,6 +243,7 @@ def test_a_scope_rolled_back_to_the_browser_is_a_page_store_again():
     app.layout = html.Div([ServerStore(id="prefs", scope="user", live=True, data={"a": 1})])
     props = store_props(DashClient(app).layout(), "prefs")
     assert props["data"] == {"a": 1}  # the data itself, as dcc.Store holds it
+    assert (props["scope"], props["live"]) == ("page", False)  # the page neither shares nor listens
     assert dash_state.get_state_manager(app).settings("prefs").scope == "page"
 
 
