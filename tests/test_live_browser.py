@@ -71,8 +71,9 @@ def second_browser():
     return webdriver.Chrome(options=options)
 
 
-def test_two_tabs_of_one_browser_share_a_live_user_store(dash_duo):
-    app = app_with()
+@pytest.mark.parametrize("transport", ["sse", "poll"])
+def test_two_tabs_of_one_browser_share_a_live_user_store(dash_duo, transport):
+    app = app_with(STATE_LIVE_TRANSPORT=transport, STATE_LIVE_POLL_SECONDS=0.5)
     dash_duo.start_server(app)
     driver = dash_duo.driver
     first = driver.current_window_handle
@@ -91,7 +92,7 @@ def test_two_tabs_of_one_browser_share_a_live_user_store(dash_duo):
     driver.find_element(By.ID, "note").click()  # its next callback reads the user's current value
     wait_text(driver, "quiet-out", "quiet 1")
     status = driver.execute_script("return window.dash_state.liveStatus()")
-    assert status["transport"] == "sse" and status["messages"] >= 2, status
+    assert status["transport"] == transport and status["messages"] >= 2, status
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
