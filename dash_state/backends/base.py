@@ -24,6 +24,8 @@ Contract every backend keeps (``tests/test_backend_contract.py`` checks it for e
 * ``touch`` extends the life of a live value without transferring it; given a pointer name, it
   extends the pointer (and its history) instead;
 * ``delete_user`` removes everything of one user in one call; ``move_user`` re-homes a namespace;
+* ``inventory``, ``users`` and ``gc`` (the ``dash-state`` command line) stream what the backend holds
+  in batches, never all of it at once, and never see another app's data;
 * a write never evicts another user's values (the memory backend's one exception: when it is full,
   the least recently used values of *new* anonymous visitors, see :meth:`Backend.mark_new`);
 * methods are safe to call from many threads at once; a server that cannot be reached raises
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 from ..codecs import Snapshot
@@ -70,6 +72,21 @@ class Pointer(NamedTuple):
     name: str
     target: str
     ttl: float
+
+
+class Entry(NamedTuple):
+    """One live thing a backend holds, as :meth:`Backend.inventory` lists it."""
+    user: str
+    key: str
+    #: "value", "pointer" (``latest.X``) or "history" (``latest.X.history``, see :mod:`.history`)
+    kind: str
+    #: a value's stored size, what quotas count (as in ``usage``); 0 for pointers and histories
+    bytes: int
+    #: when it expires, epoch seconds
+    expires_at: float | None
+    #: the key a pointer names (always a key: a pointer naming anything else reads as none and is not
+    #: listed); None for values and histories
+    target: str | None
 
 
 class Backend(ABC):
@@ -137,6 +154,38 @@ class Backend(ABC):
     @abstractmethod
     def usage(self, user: str) -> list[tuple[str, int, float]]:
         """``(key, bytes, expires_at epoch seconds)`` of each live value of ``user``."""
+
+    # -- what the backend holds (the ``dash-state`` command line) ---------------------------------------
+    def inventory(self, user: str | None = None) -> Iterator[Entry]:
+        """Every live entry of ``user`` (of every user when None): values, pointers and histories, one
+        :class:`Entry` each; expired ones are left out. Streams in batches (Redis ``SCAN``, SQL keyset
+        pages, LMDB a read transaction per chunk), so a backend of any size can be listed. Each user's
+        entries come together; which user comes first is the backend's business."""
+        if not self.server_side:
+            return iter(())
+        raise NotImplementedError(f"the {self.name} backend cannot list what it holds")
+
+    def users(self) -> Iterator[str]:
+        """Each namespace with at least one live entry, streamed as ``inventory`` is."""
+        last = None
+        for entry in self.inventory():
+            if entry.user != last:
+                last = entry.user
+                yield last
+
+    def gc(self, dry_run: bool = False, batch: int = 1000,
+           progress: Callable[[int], None] | None = None) -> dict:
+        """Remove, in batches of about ``batch``, the expired entries (values, pointers, histories) and
+        the values past each store's bound: per store history, the live values past its newest
+        ``values_per_store`` and those marked released, but never the value the store's live pointer
+        names (as a write would, see :mod:`.history`). ``progress(n)`` is called after each batch with
+        the entries it removed. Returns ``{"expired": n, "over_bound": n, "bytes_freed": n, "users": n}``:
+        entries removed of each sort, the bytes of the values among them (what quotas counted) and the
+        namespaces they were removed from. ``dry_run`` counts the same and deletes nothing. Every step
+        is atomic with the writes (quotas stay exact); only this app's data is ever looked at."""
+        if not self.server_side:
+            return {"expired": 0, "over_bound": 0, "bytes_freed": 0, "users": 0}
+        raise NotImplementedError(f"the {self.name} backend cannot clean what it holds")
 
     def new_key(self) -> str:
         """A fresh random key for a value (22 base64url characters)."""

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Callable
 
 from ..codecs import Snapshot
@@ -34,7 +34,8 @@ from ..errors import PointerConflict, QuotaExceeded
 from ..references import APP_OWNER
 from ..tokens import b64, random_id
 from . import history
-from .base import POINTER_PREFIX, Backend, Item, Pointer, is_key
+from .base import POINTER_PREFIX, Backend, Entry, Item, Pointer, is_key
+from .inventory import Tally, chunks, trim
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -274,6 +275,79 @@ class MemoryBackend(Backend):
         with self._lock:
             return [(key, value.nbytes, wall + expires - now) for (owner, key), (value, expires)
                     in self._entries.items() if owner == user and expires > now]
+
+    def inventory(self, user: str | None = None) -> Iterator[Entry]:
+        """A copy taken under the lock (all of this process's entries are in its memory anyway)."""
+        now, wall = self._clock(), time.time()
+        found = []
+        with self._lock:
+            for (owner, key), (value, expires) in self._entries.items():
+                if (user is None or owner == user) and expires > now:
+                    found.append(Entry(owner, key, "value", value.nbytes, wall + expires - now, None))
+            for (owner, name), (target, expires) in self._pointers.items():
+                if (user is None or owner == user) and expires > now:
+                    if is_key(target):
+                        found.append(Entry(owner, name, "pointer", 0, wall + expires - now, target))
+                    if (owner, name) in self._histories:  # a history lives as long as its pointer
+                        found.append(Entry(owner, history.history_name(name), "history", 0, wall + expires - now, None))
+        found.sort(key=lambda entry: (entry.user, entry.key))
+        return iter(found)
+
+    def users(self) -> Iterator[str]:
+        now = self._clock()
+        with self._lock:
+            owners = {owner for (owner, _), (_, expires) in self._entries.items() if expires > now}
+            owners |= {owner for (owner, _), (_, expires) in self._pointers.items() if expires > now}
+        return iter(sorted(owners))
+
+    def gc(self, dry_run: bool = False, batch: int = 1000, progress: Callable[[int], None] | None = None) -> dict:
+        tally, now = Tally(progress), self._clock()
+        with self._lock:
+            doomed = [("value", k) for k, (_, expires) in self._entries.items() if expires <= now]
+            doomed += [("pointer", k) for k, (_, expires) in self._pointers.items() if expires <= now]
+        for chunk in chunks(doomed, max(batch, 1)):
+            removed = 0
+            with self._lock:
+                for sort, (user, key) in chunk:
+                    found = (self._entries if sort == "value" else self._pointers).get((user, key))
+                    if found is None or found[1] > now:
+                        continue
+                    size = found[0].nbytes if sort == "value" else 0
+                    gone = 1 + (sort == "pointer" and (user, key) in self._histories)  # and its history
+                    if not dry_run:
+                        if sort == "value":
+                            self._remove((user, key))
+                        else:
+                            del self._pointers[(user, key)]
+                            self._histories.pop((user, key), None)
+                    tally.add(user, expired=gone, freed=size)
+                    removed += gone
+            tally.step(removed)
+        with self._lock:
+            stores = list(self._histories)
+        for chunk in chunks(stores, max(batch, 1)):
+            removed = 0
+            with self._lock:
+                for user, name in chunk:
+                    entries, pointer = self._histories.get((user, name)), self._pointers.get((user, name))
+                    if entries is None or pointer is None or pointer[1] <= now:  # expired: gone with its pointer
+                        continue
+                    target = self._live_pointer(user, name, now)
+
+                    def alive(key: str, user: str = user) -> bool:
+                        entry = self._entries.get((user, key))
+                        return entry is not None and entry[1] > now
+
+                    kept, evicted = trim(entries, target, alive, self.values_per_store)
+                    tally.add(user, over_bound=len(evicted),
+                              freed=sum(self._entries[(user, key)][0].nbytes for key in evicted))
+                    removed += len(evicted)
+                    if not dry_run:
+                        for key in evicted:
+                            self._remove((user, key))
+                        self._histories[(user, name)] = kept
+            tally.step(removed)
+        return tally.result()
 
     def stats(self) -> dict:
         with self._lock:

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import String, bindparam, delete, func, select, text, tuple_, update
@@ -35,9 +35,9 @@ from ...config import Config
 from ...errors import BackendUnavailable, ConfigError, QuotaExceeded, StoreValueError
 from ...seal import Seal
 from .. import history
-from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
+from ..base import POINTER_PREFIX, BytesBackend, Entry, Pointer, is_key
 from ..breaker import Breaker
-from . import engines, histories, pointers as pointer_rows
+from . import engines, histories, inventory as _inventory, pointers as pointer_rows
 from .engines import BEGIN, DRIVERS, MYSQL, check_url
 from .schema import INSERT, SCHEMA_VERSION, check_version, define_tables
 
@@ -209,6 +209,15 @@ class DatabaseBackend(BytesBackend):
         query = select(t.c.key, t.c.size, t.c.expires_at).where(t.c.user_id == user, t.c.expires_at > self._clock(),
                                                                  t.c.key.not_like(POINTER_PREFIX + "%"))
         return [(k, int(s), float(e)) for k, s, e in self._run(lambda conn: conn.execute(query).all())]
+
+    def inventory(self, user: str | None = None) -> Iterator[Entry]:
+        return _inventory.inventory(self, user)  # keyset pages (.inventory)
+
+    def users(self) -> Iterator[str]:
+        return _inventory.users(self)
+
+    def gc(self, dry_run: bool = False, batch: int = 1000, progress: Callable[[int], None] | None = None) -> dict:
+        return _inventory.gc(self, dry_run, batch, progress)  # the sweep's DELETE, then the bound per user
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def stats(self) -> dict:

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ...codecs import FRAME, SERIES, Snapshot
 from ...errors import BackendUnavailable, ConfigError, CorruptValue, QuotaExceeded
 from .. import history
-from ..base import POINTER_PREFIX, BytesBackend, Item, Pointer, is_key
+from ..base import POINTER_PREFIX, BytesBackend, Entry, Item, Pointer, is_key
 from . import env as envs
 from . import files, frames, paths, records
+from . import inventory as _inventory
 from .batch import Batch
 from .records import FILE, POINTER, SEALED, Record
 
@@ -193,6 +194,15 @@ class LocalBackend(BytesBackend):
         found = self._env().read(lambda txn: Batch(txn, self._env().dbs, self.values_dir).of_user(user))
         return [(records.split_key(rk)[1], record.size, record.expires) for rk, record in found
                 if not record.is_pointer and record.expires > now]
+
+    def inventory(self, user: str | None = None) -> Iterator[Entry]:
+        return _inventory.inventory(self, user)  # a read transaction per chunk (.inventory)
+
+    def users(self) -> Iterator[str]:
+        return _inventory.users(self)
+
+    def gc(self, dry_run: bool = False, batch: int = 1000, progress: Callable[[int], None] | None = None) -> dict:
+        return _inventory.gc(self, dry_run, batch, progress)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stats(self) -> dict:

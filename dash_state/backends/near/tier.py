@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ...codecs import Snapshot
 from ...errors import BackendUnavailable
-from ..base import POINTER_PREFIX, Backend, Item, Pointer
+from ..base import POINTER_PREFIX, Backend, Entry, Item, Pointer
 from .store import NearStore
 
 log = logging.getLogger("dash_state")
@@ -149,6 +149,17 @@ class NearBackend(Backend):
 
     def usage(self, user: str) -> list[tuple[str, int, float]]:
         return self.inner.usage(user)
+
+    def inventory(self, user: str | None = None) -> Iterator[Entry]:
+        return self.inner.inventory(user)
+
+    def users(self) -> Iterator[str]:
+        return self.inner.users()
+
+    def gc(self, dry_run: bool = False, batch: int = 1000, progress: Callable[[int], None] | None = None) -> dict:
+        """The remote backend's; a near copy of a value it removes reads as missing at its next read's
+        existence check."""
+        return self.inner.gc(dry_run, batch, progress)
 
     def new_key(self) -> str:
         return self.inner.new_key()

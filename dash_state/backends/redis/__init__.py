@@ -3,7 +3,8 @@
 Keys: ``{prefix}{<user>}:<key>`` for values and pointers, ``{prefix}{<user>}:index`` and
 ``{prefix}{<user>}:sizes`` for the bookkeeping described in :mod:`.scripts`. The braces make the user
 namespace a Cluster hash tag, so one user's keys share a slot and every multi-key transaction below
-also works on a cluster (keep braces out of ``STATE_KEY_PREFIX``). No operation uses KEYS or SCAN.
+also works on a cluster (keep braces out of ``STATE_KEY_PREFIX``). No operation uses KEYS, and only
+the command line's ``inventory``, ``users`` and ``gc`` use SCAN (:mod:`.inventory`).
 
 A write is one round trip: ``MULTI``, the values' ``SET ... PX`` to staging keys, one ``EVAL`` of the
 bookkeeping that renames them into place, ``EXEC``. The server applies all of it or none of it, and a
@@ -24,7 +25,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import redis
@@ -34,9 +35,10 @@ from redis.sentinel import MasterNotFoundError
 from ...errors import BackendUnavailable, ConfigError, PointerConflict, QuotaExceeded
 from ...tokens import random_id
 from .. import history
-from ..base import POINTER_PREFIX, BytesBackend, Pointer, is_key
+from ..base import POINTER_PREFIX, BytesBackend, Entry, Pointer, is_key
 from ..breaker import Breaker
 from . import connection, failures, scripts
+from . import inventory as _inventory
 from .connection import mask_url, parse_url
 
 if TYPE_CHECKING:
@@ -224,6 +226,15 @@ class RedisBackend(BytesBackend):
                     if m in known and score > now]
 
         return self._run("list a user's values", op)
+
+    def inventory(self, user: str | None = None) -> Iterator[Entry]:
+        return _inventory.inventory(self, user, lambda: _now_ms())
+
+    def users(self) -> Iterator[str]:
+        return _inventory.users(self, lambda: _now_ms())
+
+    def gc(self, dry_run: bool = False, batch: int = 1000, progress: Callable[[int], None] | None = None) -> dict:
+        return _inventory.gc(self, dry_run, batch, progress, lambda: _now_ms())
 
     # -- lifecycle ------------------------------------------------------------------------------
     def stats(self) -> dict:

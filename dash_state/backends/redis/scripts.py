@@ -229,3 +229,82 @@ redis.call('PEXPIRE', KEYS[1], ttl, 'NX')
 redis.call('PEXPIRE', KEYS[1], ttl, 'GT')
 return 1
 """
+
+#: KEYS: index, sizes. ARGV: now_ms, values per store, the user's key prefix, dry run ('1' or '0'), batch,
+#: offset (dry runs: the expired members already counted). ``dash-state gc`` of one user: at most
+#: ``batch`` expired members leave the index, their keys and their ``sizes`` entries (as WRITE does for
+#: them, and UNLINK first, as in DELETE); while more remain it returns early. The last call also trims
+#: each live history to its bound (dash_state/backends/inventory.py ``trim``: released values and the
+#: live ones past the newest ``limit`` go, never the one the store's live pointer names) and rewrites
+#: the histories it evicted from (KEEPTTL). With dry run nothing is changed; liveness is read from
+#: the index scores either way. Returns {expired, evicted, bytes freed, more (1: call again)}.
+GC = """
+local index, sizes = KEYS[1], KEYS[2]
+local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local dry, batch, offset = ARGV[4] == '1', tonumber(ARGV[5]), tonumber(ARGV[6])
+local function is_key(key) return #key == 22 and not string.find(key, '[^A-Za-z0-9_-]') end
+local freed = 0
+local function remove(member)
+  local size = redis.call('HGET', sizes, member)
+  if size then freed = freed + tonumber(size) end
+  if not dry then
+    redis.call('UNLINK', prefix .. member)
+    redis.call('ZREM', index, member)
+    if size then
+      redis.call('HDEL', sizes, member)
+      redis.call('HINCRBY', sizes, '__total', -tonumber(size))
+    end
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', dry and offset or 0, batch)
+for _, member in ipairs(expired) do remove(member) end
+if #expired >= batch then return {#expired, 0, freed, 1} end
+local function live(member)
+  local score = redis.call('ZSCORE', index, member)
+  return score and tonumber(score) > now
+end
+local function alive(key) return live(key) and redis.call('HEXISTS', sizes, key) == 1 end
+local keep = math.max(limit, 1)
+local evicted, chosen, rewrites = {}, {}, {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf')) do
+  if string.sub(member, 1, 7) == 'latest.' and string.sub(member, -8) == '.history' then
+    local pointer = string.sub(member, 1, #member - 8)
+    local target = live(pointer) and redis.call('GET', prefix .. pointer) or nil
+    local words, present = {}, false
+    for word in string.gmatch(redis.call('GET', prefix .. member) or '', '%S+') do
+      words[#words + 1] = word
+      if target and (word == target or word == '~' .. target) then present = true end
+    end
+    local count = 0
+    if present and is_key(target) and alive(target) then count = 1 else target = nil end
+    local kept, seen, gone = {}, {}, 0
+    for _, word in ipairs(words) do
+      local released = string.sub(word, 1, 1) == '~'
+      local key = released and string.sub(word, 2) or word
+      if is_key(key) and not seen[key] then
+        seen[key] = true
+        if key == target then kept[#kept + 1] = word
+        elseif alive(key) then
+          if released or count >= keep then
+            gone = gone + 1
+            if not chosen[key] then
+              chosen[key] = true
+              evicted[#evicted + 1] = key
+            end
+          else
+            kept[#kept + 1] = key
+            count = count + 1
+          end
+        end
+      end
+    end
+    if gone > 0 then rewrites[#rewrites + 1] = {prefix .. member, table.concat(kept, ' ')} end
+  end
+end
+for _, key in ipairs(evicted) do remove(key) end
+if not dry then
+  for _, rewrite in ipairs(rewrites) do redis.call('SET', rewrite[1], rewrite[2], 'KEEPTTL') end
+  if redis.call('EXISTS', index) == 0 then redis.call('UNLINK', sizes) end
+end
+return {#expired, #evicted, freed, 0}
+"""
