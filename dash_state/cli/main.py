@@ -13,7 +13,7 @@ import click
 
 from ..errors import DashStateError
 
-HELPERS = {"main", "context"}  # every other module of this package adds one command to the group
+HELPERS = {"main", "context", "dsx", "common"}  # every other module of this package adds one command to the group
 EXAMPLES = """\b
 Examples:
   dash-state --app myapp:app audit          which dcc.Store to move, and why
@@ -35,7 +35,8 @@ class Failure(click.ClickException):
 @click.pass_context
 def cli(ctx: click.Context, app_path: str | None) -> None:
     """Inspect, back up, clean and migrate the ServerStore data of a Dash app."""
-    ctx.obj = {"app_path": app_path}
+    ctx.obj = ctx.obj if isinstance(ctx.obj, dict) else {}  # tests pass {"app": app} through CliRunner(obj=)
+    ctx.obj.setdefault("app_path", app_path)
 
 
 def failures(command: Callable[..., Any]) -> Callable[..., Any]:
