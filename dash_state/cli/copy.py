@@ -1,7 +1,8 @@
 """``dash-state copy --from URL --to URL``: move an app's values between backends while it runs.
 
-Users are copied one at a time (values first, then their pointers, so a pointer never names a value
-that is not there yet), with a progress bar. The users done are written to ``--state`` after each one,
+Users are copied one at a time: the user's entries on the target are replaced by the source's (values
+first, then their pointers, so a pointer never names a value that is not there yet), with a progress
+bar. The users done are written to ``--state`` after each one,
 so an interrupted copy resumes where it stopped. At the end the entries of each copied user are
 counted on both sides; users whose counts differ (the app wrote meanwhile) are listed: run the copy
 again with ``--again`` to bring them over."""
@@ -23,7 +24,7 @@ from .context import manager_for
 from .main import Failure, cli, failures
 
 
-def backend_at(manager: Any, url: str) -> Any:
+def backend_at(manager: Any, url: str, prefix: str | None = None, table: str | None = None) -> Any:
     """A backend for a URL: redis://, rediss://, unix://, redis+sentinel://, redis+cluster:// (redis);
     sqlite:///, postgresql+psycopg://, mysql+pymysql:// (database); local:/path (the host-local store)."""
     lowered = url.lower()
@@ -38,6 +39,10 @@ def backend_at(manager: Any, url: str) -> Any:
     keep = {k: manager.config[k] for k in ("STATE_KEY_PREFIX", "STATE_DATABASE_TABLE", "STATE_ENCRYPTION",
                                             "STATE_COMPRESSION", "STATE_COMPRESSION_MIN_BYTES", "STATE_RETRIES",
                                             "STATE_BACKEND_TIMEOUT", "STATE_VALUES_PER_STORE")}
+    if prefix is not None:
+        keep["STATE_KEY_PREFIX"] = prefix
+    if table is not None:
+        keep["STATE_DATABASE_TABLE"] = table
     config = load_config(None, {**keep, **overrides, "STATE_BACKEND": name, "STATE_NEAR_TIER_BYTES": 0})
     seal = Seal(manager.keys, config["STATE_ENCRYPTION"], config["STATE_COMPRESSION"],
                 config["STATE_COMPRESSION_MIN_BYTES"])
@@ -49,6 +54,7 @@ def backend_at(manager: Any, url: str) -> Any:
 
 def copy_user(source: Any, target: Any, user: str, now: float) -> int:
     entries = [e for e in source.inventory(user) if e.kind != "history"]
+    target.delete_user(user)  # what the source no longer has (evicted, deleted) must not linger there
     copied = 0
     for entry in (e for e in entries if e.kind == "value"):
         ttl = (entry.expires_at or now + 3600) - now
@@ -75,14 +81,17 @@ def _count(backend: Any, user: str) -> int:
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".dash-state-copy.json"),
               show_default=True, help="Where the users already copied are recorded (resume).")
 @click.option("--again", is_flag=True, help="Copy every user again, ignoring --state.")
+@click.option("--to-prefix", help="STATE_KEY_PREFIX on the target (default: the app's).")
+@click.option("--to-table", help="STATE_DATABASE_TABLE on the target (default: the app's).")
 @click.pass_obj
 @failures
-def copy(obj: dict, source_url: str, target_url: str, state_path: Path, again: bool) -> None:
+def copy(obj: dict, source_url: str, target_url: str, state_path: Path, again: bool, to_prefix: str | None,
+         to_table: str | None) -> None:
     """Copy every user's values and pointers from one backend to another (resumable, verified)."""
     from rich.progress import Progress
 
     manager = manager_for(obj)
-    source, target = backend_at(manager, source_url), backend_at(manager, target_url)
+    source, target = backend_at(manager, source_url), backend_at(manager, target_url, to_prefix, to_table)
     job = f"{mask_url(source_url)} -> {mask_url(target_url)}"
     done: list[str] = []
     if state_path.exists() and not again:

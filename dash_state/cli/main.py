@@ -31,10 +31,15 @@ class Failure(click.ClickException):
              epilog=EXAMPLES)
 @click.option("--app", "app_path", metavar="MODULE:APP",
               help="Take settings and store declarations from this Dash app (module:attribute, or a .py path).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print dash-state's log lines (connections, retries).")
 @click.version_option(package_name="dash-state", prog_name="dash-state")
 @click.pass_context
-def cli(ctx: click.Context, app_path: str | None) -> None:
+def cli(ctx: click.Context, app_path: str | None, verbose: bool) -> None:
     """Inspect, back up, clean and migrate the ServerStore data of a Dash app."""
+    import logging
+
+    logging.getLogger("dash_state").setLevel(logging.INFO if verbose else logging.CRITICAL)  # errors: one line
+    logging.getLogger("dash_state.audit").setLevel(logging.INFO)  # STATE_AUDIT_LOG = "logger" still records
     ctx.obj = ctx.obj if isinstance(ctx.obj, dict) else {}  # tests pass {"app": app} through CliRunner(obj=)
     ctx.obj.setdefault("app_path", app_path)
 

@@ -223,11 +223,8 @@ def test_copy_from_redis_to_postgres_resumes_and_verifies(tmp_path):
     try:
         app = make_app(source)
         expected = fill(app)
-        target_url = target["STATE_DATABASE_URL"]
-        app.server.config["STATE_DATABASE_TABLE"] = target["STATE_DATABASE_TABLE"]  # the copy's table name
-        dash_state.init_app(app)
-        done = run(app, "copy", "--from", source["STATE_REDIS_URL"], "--to", target_url, "--state",
-                   str(tmp_path / "copy.json"))
+        done = run(app, "copy", "--from", source["STATE_REDIS_URL"], "--to", target["STATE_DATABASE_URL"],
+                   "--to-table", target["STATE_DATABASE_TABLE"], "--state", str(tmp_path / "copy.json"))
         assert done.exit_code == 0, done.output
         assert "verified" in done.output and "of 2 users" in done.output
         moved = make_app(target)
@@ -242,3 +239,74 @@ def test_the_console_script_exit_codes(tmp_path):
     assert subprocess.run([script, "no-such-command"], capture_output=True).returncode == 2
     failed = subprocess.run([script, "--app", str(tmp_path / "missing.py"), "stats"], capture_output=True, text=True)
     assert failed.returncode == 1 and "no such file" in failed.stderr
+
+
+def test_an_unreachable_backend_fails_with_its_url_masked(tmp_path):
+    app = make_app({"STATE_BACKEND": "redis", "STATE_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "STATE_RETRIES": 0})
+    done = CliRunner().invoke(load_commands(), ["stats"], obj={"app": app})
+    assert done.exit_code == 1
+    assert "redis://:***@127.0.0.1:1/0" in done.output and "hunter2" not in done.output
+
+
+def test_gc_through_the_command_line(tmp_path):
+    import time
+
+    config = backend_config("redis", tmp_path)
+    app = make_app(config)
+    with app.server.app_context(), dash_state.user_context("carol"):
+        dash_state.set_store("filters", {"kept": True})  # the default TTL: stays
+        dash_state.set_store("frame", [1, 2, 3], ttl=1)  # gone in a second
+    time.sleep(1.5)
+    dry = run(app, "gc", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    counted = json.loads(dry.output)["redis"]
+    assert counted["expired"] >= 1 and counted["dry_run"] is True
+    done = run(app, "gc", "--json")
+    removed = json.loads(done.output)["redis"]
+    assert removed["expired"] == counted["expired"] and removed["users"] == 1
+    assert json.loads(run(app, "gc", "--dry-run", "--json").output)["redis"]["expired"] == 0  # nothing left to do
+    with app.server.app_context(), dash_state.user_context("carol"):
+        assert dash_state.get_store("filters") == {"kept": True}
+    assert "removed" in run(app, "gc").output
+
+
+def test_copy_while_the_app_keeps_writing_then_again_brings_the_rest(tmp_path):
+    import threading
+
+    source, target = backend_config("redis", tmp_path), backend_config("postgres", tmp_path)
+    try:
+        app = make_app(source)
+        fill(app)
+        stop, written = threading.Event(), []
+
+        def keep_writing():
+            with app.server.app_context():
+                n = 0
+                while not stop.is_set() and n < 400:
+                    with dash_state.user_context(f"writer{n % 20}"):
+                        dash_state.set_store("filters", {"n": n})
+                    written.append(n)
+                    n += 1
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        state = str(tmp_path / "copy.json")
+        to = ["--from", source["STATE_REDIS_URL"], "--to", target["STATE_DATABASE_URL"], "--to-table",
+              target["STATE_DATABASE_TABLE"], "--state", state]
+        first = run(app, "copy", *to)
+        stop.set()
+        writer.join(timeout=60)
+        assert first.exit_code == 0, first.output
+        again = run(app, "copy", *to, "--again")
+        assert again.exit_code == 0 and "verified" in again.output, again.output
+        moved = make_app(target)
+        with app.server.app_context():
+            latest = {}
+            for n in written:
+                latest[f"writer{n % 20}"] = n
+        with moved.server.app_context():
+            for user, n in latest.items():
+                with dash_state.user_context(user):
+                    assert dash_state.get_store("filters") == {"n": n}, user
+    finally:
+        drop(target)
