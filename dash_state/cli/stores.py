@@ -161,5 +161,5 @@ def erase(obj: dict, user: str, yes: bool) -> None:
     removed = {backend.name: backend.delete_user(ns) for backend in backends(manager)}
     manager.audit.record("cli_erase", user=ns, removed=sum(removed.values()), by=getpass.getuser())
     log.warning("dash-state erase: %s erased %s (%d entries)", getpass.getuser(), ns, sum(removed.values()))
-    console().print(f"erased {sum(removed.values()):,} entries of {ns} (values, pointers and histories; "
+    console().print(f"erased {sum(removed.values()):,} entries of {ns} ("
                     + ", ".join(f"{name}: {count:,}" for name, count in removed.items()) + ")")
