@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
-
-import dash_state
 from dash_client import DashClient
 from test_scopes import same_browser, scoped_app, store_props
+
+import dash_state
 
 ROUTE = "/_dash-state/v1/live"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
+from apps import new_app
 from dash import Input, Output, Patch, html
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from apps import new_app
 from dash_state import ServerStore
 
 pytestmark = pytest.mark.browser

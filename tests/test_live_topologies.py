@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from apps import new_app
 from dash import html
+from services import database_url, redis_url
 
 import dash_state
-from apps import new_app
 from dash_state import ServerStore
 from dash_state.backends import pointer_name
 from dash_state.live.hub import Watch
-from services import database_url, redis_url
 
 pytestmark = pytest.mark.service
 

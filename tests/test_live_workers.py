@@ -12,7 +12,6 @@ from contextlib import contextmanager
 
 import pytest
 import requests
-
 from services import database_url, gunicorn, redis_url
 
 pytestmark = pytest.mark.service
@@ -244,9 +243,8 @@ def write_elsewhere(session: requests.Session, url: str, item: str, stream_pid: 
 
 @pytest.mark.browser
 def test_chromium_keeps_following_after_a_redis_restart(dash_duo, tmp_path):
-    from selenium.webdriver.support.ui import WebDriverWait
-
     from redis_servers import RedisServer
+    from selenium.webdriver.support.ui import WebDriverWait
 
     server = RedisServer(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always").start()
     pids = tmp_path / "stream-pids"

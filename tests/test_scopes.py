@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from apps import new_app
 from dash import Input, Output, Patch, State, html
+from dash_client import DashClient
 
 import dash_state
-from apps import new_app
-from dash_client import DashClient
 from dash_state import ServerStore, VersionConflict
 
 BACKENDS = ["memory", "local"]

@@ -109,8 +109,8 @@ def inspect(obj: dict, user: str, store_id: str | None, show: bool, as_json: boo
                 row["value"] = _describe(snapshot.thaw())
             rows.append(row)
     manager.audit.record("cli_inspect", user=ns, store=store_id, show=show, by=getpass.getuser())
-    if show:
-        log.warning("dash-state inspect --show: %s read the values of %s", getpass.getuser(), ns)
+    if show and not manager.audit.enabled:
+        click.echo("note: STATE_AUDIT_LOG is off, so this reading of a user's values is not recorded", err=True)
     if as_json:
         emit_json(rows)
         return

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from apps import new_app
 from click.testing import CliRunner
 from dash import html
+from services import database_url, redis_url
 
 import dash_state
-from apps import new_app
 from dash_state import ServerStore
 from dash_state.cli import dsx
 from dash_state.cli.main import load_commands
-from services import database_url, redis_url
 
 pytestmark = pytest.mark.service
 SECRET = "cli-test-secret"
@@ -338,3 +338,14 @@ def test_an_interrupted_copy_resumes_after_the_users_it_finished(tmp_path):
             assert dash_state.get_store("filters") == {"region": "south"}
         with dash_state.user_context("alice"):
             assert dash_state.get_store("filters") is None  # done before the interruption: not copied again
+
+
+def test_inspect_show_is_recorded_in_the_audit_log(tmp_path):
+    audit = tmp_path / "audit.log"
+    app = make_app({**backend_config("sqlite", tmp_path), "STATE_AUDIT_LOG": str(audit)})
+    fill(app)
+    done = run(app, "inspect", "--user", "bob", "--show")
+    assert done.exit_code == 0 and "south" in done.output
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    read = [line for line in lines if line["event"] == "cli_inspect"]
+    assert read and read[-1]["show"] is True and read[-1]["user"] == dash_state.identity.user_namespace("bob")
