@@ -23,6 +23,9 @@ from .context import manager_for
 from .main import Failure, cli, failures
 
 
+BATCH = 200  # entries of one user per write (one transaction or MULTI)
+
+
 def _seal(manager, keys: Keys) -> Seal:
     config = manager.config
     return Seal(keys, config["STATE_ENCRYPTION"], config["STATE_COMPRESSION"], config["STATE_COMPRESSION_MIN_BYTES"])
@@ -49,6 +52,7 @@ def export(obj: dict, user: str | None, store_id: str | None, only: str | None, 
         writer = dsx.Writer(stream, manager.keys)
         for backend in backends(manager, only):
             entries = list(backend.inventory(namespace(user)))
+            entries.sort(key=lambda e: (e.user, e.kind != "value"))  # each user's values, then their pointers
             current = _targets(entries, wanted) if wanted else None  # each user's latest value of the store
             for entry in entries:
                 if entry.kind == "history":
@@ -110,22 +114,40 @@ def import_(obj: dict, path: Path, target: str | None, partial: bool, old_secret
     bad = {(user, key) for user, key, _ in skipped}
     written, count, size = [], 0, 0
     now = time.time()
+    pending: dict[str, tuple[list, list]] = {}  # user -> (items, pointers) not yet written
+
+    def flush(user: str, final: bool = True) -> None:
+        """Write the user's values so far (one transaction / MULTI); their pointers once the user is done,
+        so a pointer never names a value that is not there yet."""
+        items, pointers = pending.pop(user)
+        backend.set_many(user, items, pointers if final else [])
+        written.extend((user, item.key) for item in items)
+        if final:
+            written.extend((user, pointer.name) for pointer in pointers)
+        else:
+            pending[user] = ([], pointers)
+
     try:
         with open(path, "rb") as stream:
             for entry in dsx.read(stream, keys, limit):
                 ttl = entry.expires_at - now
                 if ttl <= 0:
                     continue  # expired since the export
+                if isinstance(entry, dsx.Value) and (entry.user, entry.key) in bad:
+                    continue
+                for other in [u for u in pending if u != entry.user]:
+                    flush(other)  # entries come user by user: a new user means the last one is complete
+                items, pointers = pending.setdefault(entry.user, ([], []))
                 if isinstance(entry, dsx.Value):
-                    if (entry.user, entry.key) in bad:
-                        continue
-                    backend.set_many(entry.user, [Item(entry.key, seal.load(entry.key, entry.data), ttl)])
-                    written.append((entry.user, entry.key))
+                    items.append(Item(entry.key, seal.load(entry.key, entry.data), ttl))
                     size += len(entry.data)
                 else:
-                    backend.set_many(entry.user, [], [Pointer(entry.name, entry.target, ttl)])
-                    written.append((entry.user, entry.name))
+                    pointers.append(Pointer(entry.name, entry.target, ttl))
                 count += 1
+                if len(items) >= BATCH:
+                    flush(entry.user, final=False)
+            for user in list(pending):
+                flush(user)
     except Exception as exc:
         for user, key in written:  # all or nothing: take back what this import wrote
             try:

@@ -52,22 +52,23 @@ def backend_at(manager: Any, url: str, prefix: str | None = None, table: str | N
         raise Failure(f"cannot open {mask_url(url)}: {type(exc).__name__}: {exc}") from None
 
 
-def copy_user(source: Any, target: Any, user: str, now: float) -> int:
+def copy_user(source: Any, target: Any, user: str, now: float, batch: int = 500) -> int:
+    """One user's values and pointers, written in few calls (each a transaction / MULTI on the target)."""
     entries = [e for e in source.inventory(user) if e.kind != "history"]
     target.delete_user(user)  # what the source no longer has (evicted, deleted) must not linger there
-    copied = 0
+    items = []
     for entry in (e for e in entries if e.kind == "value"):
         ttl = (entry.expires_at or now + 3600) - now
         snapshot = source.get(user, entry.key)
         if snapshot is not None and ttl > 0:
-            target.set_many(user, [Item(entry.key, snapshot, ttl)])
-            copied += 1
-    for entry in (e for e in entries if e.kind == "pointer"):
-        ttl = (entry.expires_at or now + 3600) - now
-        if ttl > 0:
-            target.set_many(user, [], [Pointer(entry.key, entry.target, ttl)])
-            copied += 1
-    return copied
+            items.append(Item(entry.key, snapshot, ttl))
+    pointers = [Pointer(e.key, e.target, (e.expires_at or now + 3600) - now) for e in entries
+                if e.kind == "pointer" and (e.expires_at or now + 3600) > now]
+    for start in range(0, len(items), batch):  # values first: a pointer never names a missing value
+        target.set_many(user, items[start:start + batch])
+    for start in range(0, len(pointers), batch):
+        target.set_many(user, [], pointers[start:start + batch])
+    return len(items) + len(pointers)
 
 
 def _count(backend: Any, user: str) -> int:
