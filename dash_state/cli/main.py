@@ -38,8 +38,16 @@ def cli(ctx: click.Context, app_path: str | None, verbose: bool) -> None:
     """Inspect, back up, clean and migrate the ServerStore data of a Dash app."""
     import logging
 
-    logging.getLogger("dash_state").setLevel(logging.INFO if verbose else logging.CRITICAL)  # errors: one line
-    logging.getLogger("dash_state.audit").setLevel(logging.INFO)  # STATE_AUDIT_LOG = "logger" still records
+    quiet, audit = logging.getLogger("dash_state"), logging.getLogger("dash_state.audit")
+    levels = quiet.level, audit.level
+    quiet.setLevel(logging.INFO if verbose else logging.CRITICAL)  # errors: the command's one line
+    audit.setLevel(logging.INFO)  # STATE_AUDIT_LOG = "logger" still records
+
+    def restore() -> None:  # run in-process (tests, scripts), the command leaves logging as it found it
+        quiet.setLevel(levels[0])
+        audit.setLevel(levels[1])
+
+    ctx.call_on_close(restore)
     ctx.obj = ctx.obj if isinstance(ctx.obj, dict) else {}  # tests pass {"app": app} through CliRunner(obj=)
     ctx.obj.setdefault("app_path", app_path)
 

@@ -349,3 +349,15 @@ def test_inspect_show_is_recorded_in_the_audit_log(tmp_path):
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
     read = [line for line in lines if line["event"] == "cli_inspect"]
     assert read and read[-1]["show"] is True and read[-1]["user"] == dash_state.identity.user_namespace("bob")
+
+
+def test_the_command_line_leaves_logging_as_it_found_it(tmp_path):
+    """Run in-process (as these tests do), a command must not leave dash_state's loggers quiet: the tests
+    after it read dash-state's log lines."""
+    import logging
+
+    before = logging.getLogger("dash_state").level, logging.getLogger("dash_state.audit").level
+    app = make_app(backend_config("sqlite", tmp_path))
+    fill(app)
+    assert run(app, "stats").exit_code == 0
+    assert (logging.getLogger("dash_state").level, logging.getLogger("dash_state.audit").level) == before
