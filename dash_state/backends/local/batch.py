@@ -144,10 +144,8 @@ class Batch:
         return True
 
     # -- the sweep -------------------------------------------------------------------------------
-    def sweep(self, now: float, limit: int, reclaim: bool) -> tuple[int, int]:
-        """Bounded clean-up: files doomed by earlier commits, then at most ``limit`` expired records,
-        then (when ``reclaim``) abandoned pending files. Returns (expired records, files removed)."""
-        removed = self._unlink_doomed(limit)
+    def expired(self, now: float, limit: int) -> list[tuple[bytes, bytes]]:
+        """At most ``limit`` (expiry index entry, record key) pairs that expired by ``now``, oldest first."""
         expired = []
         with self.txn.cursor(db=self.dbs["expiry"]) as cursor:
             if cursor.first():
@@ -156,6 +154,13 @@ class Batch:
                     if expires > now or len(expired) >= limit:
                         break
                     expired.append((entry, key))
+        return expired
+
+    def sweep(self, now: float, limit: int, reclaim: bool) -> tuple[int, int]:
+        """Bounded clean-up: files doomed by earlier commits, then at most ``limit`` expired records,
+        then (when ``reclaim``) abandoned pending files. Returns (expired records, files removed)."""
+        removed = self._unlink_doomed(limit)
+        expired = self.expired(now, limit)
         for entry, key in expired:
             if self.drop(key) is None:  # an index entry without its record: drop it alone
                 self.txn.delete(entry, db=self.dbs["expiry"])

@@ -139,14 +139,7 @@ def gc(backend: "LocalBackend", dry_run: bool, batch: int, progress: Callable[[i
 def _drop_expired(backend: "LocalBackend", tally: Tally, batch: int, now: float) -> int:
     """One write transaction: at most ``batch`` expired records go; returns how many index entries it read."""
     def work(txn_batch: Batch) -> tuple[list[tuple[bytes, Record]], int]:
-        expired = []
-        with txn_batch.txn.cursor(db=txn_batch.dbs["expiry"]) as cursor:
-            if cursor.first():
-                for entry in cursor.iternext(values=False):
-                    expires, key = records.split_expiry(entry)
-                    if expires > now or len(expired) >= batch:
-                        break
-                    expired.append((entry, key))
+        expired = txn_batch.expired(now, batch)
         dropped = []
         for entry, key in expired:
             record = txn_batch.get(key)
