@@ -27,6 +27,7 @@ import orjson
 from dash import hooks
 
 from .. import references, shared
+from ..backends import pointer_name
 from ..config import StoreSettings
 from ..manager import StateManager
 from ..routes import PREFIX, BadRequest, _entries, _reply, json_route
@@ -105,8 +106,6 @@ def _watched(state: AppState, manager: StateManager, body: dict, namespace: str 
         if owner is None:
             continue  # no identity cookie: no user value to watch
         backend = manager.backend(settings.backend)
-        from ..backends import pointer_name
-
         entries.append(Entry(raw.get("id"), sid, settings, Watch(backend.name, owner, pointer_name(sid))))
         refs.append(reference)
     return entries, refs
