@@ -25,7 +25,7 @@ from dash import Input, Output, Patch, State, dash_table, dcc, html
 
 import dash_state
 from dash_state import ServerStore
-from dash_state.devtools import browser_bytes
+from dash_state.glue.devtools import browser_bytes
 
 # -- data: one big generated sales table and a small product table to merge with -------------------
 N_ROWS = 150_000

@@ -213,7 +213,7 @@ def raw_backend(resources: Resources, app: Any) -> Any:
     """The app's backend as ``create_backend`` makes it: no near tier, no read cache, the app's keys."""
     import dash_state
     from dash_state.backends import create_backend
-    from dash_state.seal import Seal
+    from dash_state.core.seal import Seal
 
     manager = dash_state.get_state_manager(app)
     config = manager.config

@@ -41,8 +41,8 @@ def make(kind: str) -> Any:
     """A backend of ``kind`` under a prefix, table or directory of its own."""
     from dash_state.backends import create_backend
     from dash_state.config import build_config
-    from dash_state.keys import Keys
-    from dash_state.seal import Seal
+    from dash_state.core.keys import Keys
+    from dash_state.core.seal import Seal
 
     run = uuid.uuid4().hex[:8]
     if kind == "redis":
@@ -75,7 +75,7 @@ def dispose(backend: Any) -> None:
 
 def fill(backend: Any, entries: int, users: int = 100, per_write: int = 1000) -> None:
     """``entries`` small values (TTL 600 s) spread over ``users`` namespaces."""
-    from dash_state.values import freeze
+    from dash_state.core.values import freeze
 
     value = freeze({"payload": "x" * 100})
     sealed = backend.seal.dump("k" * 22, value)  # sealed for another key: only their sizes matter here

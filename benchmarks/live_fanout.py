@@ -126,7 +126,7 @@ def write(url: str, session: requests.Session, note: str) -> tuple[int, float, f
     took = time.perf_counter() - sent
     response.raise_for_status()
     reference = response.json()["response"]["board"]["data"]
-    from dash_state.versions import version_of
+    from dash_state.core.versions import version_of
 
     return version_of(reference.split(".")[2]), sent, took
 

@@ -52,8 +52,8 @@ def make_frame(rows: int) -> Any:
 
 def make_backend(kind: str, where: str) -> Any:
     from dash_state.backends import MemoryBackend
-    from dash_state.keys import Keys
-    from dash_state.seal import Seal
+    from dash_state.core.keys import Keys
+    from dash_state.core.seal import Seal
 
     seal = Seal(Keys((SECRET,)))
     if kind == "local":
@@ -77,7 +77,7 @@ def pss_kib(pid: int) -> int:
 
 def worker(kind: str, where: str, rows: int, conn: Any) -> None:
     """Open the backend, wait for "go", read (memory: build and store first), sum, wait for "stop"."""
-    from dash_state.values import freeze
+    from dash_state.core.values import freeze
 
     backend = make_backend(kind, where)
     backend.set("warm-up", KEY, freeze(make_frame(1000)), 600)  # every lazy import and cache, before the baseline
@@ -135,7 +135,7 @@ def write_elsewhere(where: str, rows: int) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
         from local_shared_memory import make_backend, make_frame, KEY
-        from dash_state.values import freeze
+        from dash_state.core.values import freeze
         backend = make_backend("local", {where!r})
         backend.set("u", KEY, freeze(make_frame({rows})), 600)
         backend.close()
@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--runs", type=int, default=7, help="reads per timing (median)")
     args = parser.parse_args()
-    from dash_state.values import freeze
+    from dash_state.core.values import freeze
 
     kinds = ["local", "memory"] + (["redis"] if redis_reachable() else [])
     if "redis" not in kinds:

@@ -52,8 +52,8 @@ def scenarios(tag: str) -> dict[str, dict]:
 
 def manager(settings: dict, **extra: Any) -> Any:
     from dash_state.config import build_config
-    from dash_state.keys import Keys
-    from dash_state.manager import StateManager
+    from dash_state.core.keys import Keys
+    from dash_state.core.manager import StateManager
 
     return StateManager(build_config(({**settings, **extra}, "benchmark")), Keys(SECRET))
 

@@ -40,8 +40,8 @@ POLL = 0.01
 def make_backend(name: str, url: str) -> Any:
     from dash_state.backends import create_backend
     from dash_state.config import build_config
-    from dash_state.keys import Keys
-    from dash_state.seal import Seal
+    from dash_state.core.keys import Keys
+    from dash_state.core.seal import Seal
 
     settings = {"STATE_BACKEND": name, "STATE_RETRIES": 1, "STATE_BACKEND_TIMEOUT": 0.5,
                 "STATE_REDIS_URL" if name == "redis" else "STATE_DATABASE_URL": url}

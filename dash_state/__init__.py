@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .decorators import state_managed_callback
-from .errors import BackendUnavailable, ConfigError, DashStateError, QuotaExceeded, StoreValueError, VersionConflict
-from .identity import set_user_context, user_context
+from dash_state.errors import (
+    BackendUnavailable,
+    ConfigError,
+    DashStateError,
+    QuotaExceeded,
+    StoreValueError,
+    VersionConflict,
+)
+from dash_state.glue.decorators import state_managed_callback
+from dash_state.identity import set_user_context, user_context
 
 __version__ = "0.2.0"
 
@@ -22,16 +29,16 @@ _css_dist: list = []
 if TYPE_CHECKING:
     import dash
 
-    from .ServerStore import ServerStore
-    from .identity import Identity
-    from .manager import StateManager
+    from dash_state.core.manager import StateManager
+    from dash_state.identity import Identity
+    from dash_state.ServerStore import ServerStore
 
 
 def init_app(app: "dash.Dash", **config: Any) -> "StateManager":
     """Set dash-state up for ``app`` with settings that win over config.toml, the environment and
     ``app.server.config`` (``user_resolver=`` sets ``STATE_USER_RESOLVER``); returns the app's
     StateManager. Raises ConfigError on invalid settings."""
-    from .plugin import install
+    from dash_state.glue.plugin import install
 
     if "user_resolver" in config:
         config["STATE_USER_RESOLVER"] = config.pop("user_resolver")
@@ -45,8 +52,8 @@ def get_state_manager(app: "dash.Dash | None" = None) -> "StateManager":
     """The StateManager of ``app`` (default: the app serving this request, else ``dash.get_app()``)."""
     import dash
 
-    from .plugin import install
-    from .runtime import current_state
+    from dash_state.glue.plugin import install
+    from dash_state.glue.runtime import current_state
 
     if app is None:
         state = current_state()

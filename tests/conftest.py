@@ -52,7 +52,7 @@ def _own_local_store(_isolated_dash, monkeypatch):
     (on tmpfs, as in production), shared with the servers and workers it starts. Afterwards the managers
     nothing uses any more are closed and the store removed, so no test reads another's values and LMDB
     files do not pile up; one that a module-scoped fixture still holds is closed at the session's end."""
-    from dash_state import manager as manager_module
+    from dash_state.core import manager as manager_module
 
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     path = tempfile.mkdtemp(prefix="dash-state-test-", dir=shm)

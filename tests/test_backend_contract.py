@@ -23,13 +23,13 @@ import redis
 import sqlalchemy as sa
 
 from dash_state.backends import POINTER_PREFIX, Item, Pointer, create_backend, history
-from dash_state.codecs import Snapshot
+from dash_state.core.codecs import Snapshot
 from dash_state.config import build_config
 from dash_state.errors import ConfigError, CorruptValue, PointerConflict, QuotaExceeded
-from dash_state.keys import Keys
-from dash_state.references import new_key
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.references import new_key
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 from services import database_url, redis_url
 
 BACKENDS = ["memory", "redis", "sqlite", "postgres", "local", "local-shm"]

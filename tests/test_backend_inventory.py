@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from dash_state.backends import Item, Pointer, history
 from dash_state.backends.base import Entry
-from dash_state.references import new_key
-from dash_state.values import freeze
+from dash_state.core.references import new_key
+from dash_state.core.values import freeze
 from services import redis_url
 from test_backend_contract import (POINTER, SHORT_TTL, STORE_B, Raw, backends, stored_history,  # noqa: F401
                                    stored_size, total, write_to)

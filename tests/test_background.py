@@ -26,7 +26,9 @@ from dash import DiskcacheManager, Input, Output, html
 import dash_state
 from background_app import MARKER, SECRET, make_app, make_celery, source_frame
 from dash_client import DashClient
-from dash_state import ConfigError, ServerStore, background, plugin, references
+from dash_state import ConfigError, ServerStore
+from dash_state.glue import background, plugin
+from dash_state.core import references
 from services import redis_url
 
 TESTS = Path(__file__).parent
@@ -346,7 +348,7 @@ def test_functions_registered_before_dash_state_are_rewrapped(monkeypatch, tmp_p
     monkeypatch.setattr(Base, "managers", [])
     monkeypatch.setattr(Base, "functions", [])
     patched = Base.register
-    Base.register = patched.__wrapped__  # as before dash_state.plugin was imported
+    Base.register = patched.__wrapped__  # as before dash_state.glue.plugin was imported
     try:
         disk = DiskcacheManager(diskcache.Cache(str(tmp_path / "c")))
         celery = Celery("early", broker="memory://", backend="cache+memory://")
@@ -365,7 +367,7 @@ def test_functions_registered_before_dash_state_are_rewrapped(monkeypatch, tmp_p
 
 
 def test_worker_refuses_another_secret_or_backend(diskcache_manager, tmp_path):
-    from dash_state.background import worker
+    from dash_state.glue.background import worker
 
     app = make_app(diskcache_manager, STATE_BACKEND="database", STATE_DATABASE_URL=f"sqlite:///{tmp_path}/bg.db")
     state = plugin.install(app)
@@ -453,7 +455,7 @@ def test_celery_worker_with_the_default_memory_backend(celery_worker, tmp_path):
     assert "Traceback" not in (tmp_path / "celery.log").read_text()
 
 
-# -- Dash's polling races (dash_state.background.polling) -------------------------------------------
+# -- Dash's polling races (dash_state.glue.background.polling) -------------------------------------------
 @pytest.fixture
 def memory_celery_manager():
     """A real CeleryManager on an in-memory Celery result backend: the test plays the job's part."""
@@ -484,7 +486,7 @@ def poll(manager, key, job):
 def test_a_poll_reading_set_props_does_not_delete_the_finished_result(memory_celery_manager):
     """Dash's CeleryManager.get_updated_props cleared the result key: a poll that came after the job
     wrote its result but before it finished lost that result for good."""
-    from dash_state.background.polling import make_polls_consistent
+    from dash_state.glue.background.polling import make_polls_consistent
 
     manager, backend = memory_celery_manager, memory_celery_manager.handle.backend
     make_polls_consistent(manager)
@@ -507,7 +509,7 @@ def test_a_poll_reading_set_props_does_not_delete_the_finished_result(memory_cel
 
 
 def test_a_job_that_finishes_between_the_two_reads_of_a_poll_is_not_cancelled(memory_celery_manager):
-    from dash_state.background.polling import make_polls_consistent
+    from dash_state.glue.background.polling import make_polls_consistent
 
     manager, backend = memory_celery_manager, memory_celery_manager.handle.backend
     real_get_result = manager.get_result
@@ -529,7 +531,7 @@ def test_a_job_that_finishes_between_the_two_reads_of_a_poll_is_not_cancelled(me
 
 
 def test_a_cancelled_job_still_reads_as_cancelled(memory_celery_manager):
-    from dash_state.background.polling import make_polls_consistent
+    from dash_state.glue.background.polling import make_polls_consistent
 
     manager = memory_celery_manager
     make_polls_consistent(manager)

@@ -1,6 +1,6 @@
 """Values: JSON-compatible data, frames, series and arrays; safe bytes that never use pickle; sealed
-bytes (dash_state.seal) that fail loudly when tampered with, moved, or made with another secret; and
-real sizes (dash_state.values)."""
+bytes (dash_state.core.seal) that fail loudly when tampered with, moved, or made with another secret; and
+real sizes (dash_state.core.values)."""
 import datetime
 import pickle
 import sys
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dash_state.codecs import ARRAY, FRAME, JSON, SERIES, Snapshot, check_encodable, private_copy
+from dash_state.core.codecs import ARRAY, FRAME, JSON, SERIES, Snapshot, check_encodable, private_copy
 from dash_state.errors import ConfigError, CorruptValue, StoreValueError
-from dash_state.keys import Keys
-from dash_state.seal import MAGIC, Seal
-from dash_state.values import array_nbytes, deep_size, frame_nbytes, freeze, json_size_estimate
+from dash_state.core.keys import Keys
+from dash_state.core.seal import MAGIC, Seal
+from dash_state.core.values import array_nbytes, deep_size, frame_nbytes, freeze, json_size_estimate
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)

@@ -52,7 +52,7 @@ def test_process_that_never_imports_server_store_loads_no_javascript(tmp_path):
         "import dash\nfrom dash import html\n"
         "app = dash.Dash(__name__)\napp.layout = html.Div('hi')\n"
         "html_page = app.server.test_client().get('/').get_data(as_text=True)\n"
-        "import sys\nprint('dash_state' in html_page, 'dash_state.plugin' in sys.modules, "
+        "import sys\nprint('dash_state' in html_page, 'dash_state.glue.plugin' in sys.modules, "
         "'pandas' in sys.modules, 'dash_state.ServerStore' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)

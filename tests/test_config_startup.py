@@ -19,7 +19,7 @@ from dash_state.config import (
     read_environment,
     unknown_store_warnings,
 )
-from dash_state.runtime import app_state
+from dash_state.glue.runtime import app_state
 
 
 def block(monkeypatch, *packages):

@@ -20,10 +20,10 @@ from dash_state.backends import Item, Pointer, create_backend, database
 from dash_state.backends.database import SCHEMA_VERSION, DatabaseBackend, engines, schema
 from dash_state.config import build_config
 from dash_state.errors import BackendUnavailable, ConfigError, QuotaExceeded, StoreValueError
-from dash_state.keys import Keys
-from dash_state.references import new_key
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.references import new_key
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 from services import database_url, missing, reachable
 
 MYSQL_URL = os.environ.get("STATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -222,10 +222,10 @@ import sys
 from dash_state.backends import Item
 from dash_state.backends.database import DatabaseBackend
 from dash_state.errors import QuotaExceeded
-from dash_state.keys import Keys
-from dash_state.references import new_key
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.references import new_key
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 backend = DatabaseBackend(Seal(Keys((b'database tests',))), sys.argv[1], sys.argv[2])
 value, kept = freeze('x' * 4000), 0
 for _ in range(30):
@@ -310,9 +310,9 @@ def test_processes_share_one_sqlite_file(tmp_path):
     script = (
         "import sys\n"
         "from dash_state.backends.database import DatabaseBackend\n"
-        "from dash_state.keys import Keys\n"
-        "from dash_state.seal import Seal\n"
-        "from dash_state.values import freeze\n"
+        "from dash_state.core.keys import Keys\n"
+        "from dash_state.core.seal import Seal\n"
+        "from dash_state.core.values import freeze\n"
         "b = DatabaseBackend(Seal(Keys((b'database tests',))), sys.argv[1])\n"
         "for i in range(150):\n"
         "    b.set('u', f'{sys.argv[2]}-{i}', freeze({'i': i, 'pad': 'x' * 5000}), ttl=60)\n"

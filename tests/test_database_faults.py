@@ -15,9 +15,9 @@ from sqlalchemy import make_url
 from dash_state.backends import create_backend
 from dash_state.config import build_config
 from dash_state.errors import BackendUnavailable
-from dash_state.keys import Keys
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 
 from apps import write_read_app
 from dash_client import DashClient

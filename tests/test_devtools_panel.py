@@ -7,7 +7,7 @@ from dash_client import DashClient
 
 import dash_state
 from dash_state import ServerStore
-from dash_state.devtools import browser_bytes
+from dash_state.glue.devtools import browser_bytes
 
 
 @pytest.mark.parametrize("data, size", [

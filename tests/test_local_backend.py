@@ -29,9 +29,9 @@ from dash_state.backends.local import LocalBackend
 from dash_state.backends.local.paths import default_path, in_memory
 from dash_state.config import build_config
 from dash_state.errors import ConfigError, QuotaExceeded
-from dash_state.keys import Keys
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 from services import gunicorn
 
 SECRET = b"local backend test secret"
@@ -42,9 +42,9 @@ import numpy as np, pandas as pd
 from dash_state.backends import Item, Pointer
 from dash_state.backends.local import LocalBackend
 from dash_state.errors import QuotaExceeded
-from dash_state.keys import Keys
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 def backend(path, **options):
     return LocalBackend(Seal(Keys(({SECRET!r},))), path, **options)
 """

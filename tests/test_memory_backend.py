@@ -9,8 +9,8 @@ import pytest
 from dash_state.backends import Item, Pointer
 from dash_state.backends.memory import MemoryBackend
 from dash_state.errors import QuotaExceeded, StoreValueError
-from dash_state.references import APP_OWNER
-from dash_state.values import freeze
+from dash_state.core.references import APP_OWNER
+from dash_state.core.values import freeze
 
 POINTER = "latest." + "P" * 22
 

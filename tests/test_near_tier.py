@@ -17,11 +17,11 @@ from dash_state.backends import create_backend, near
 from dash_state.backends.near import NearBackend, NearStore
 from dash_state.config import build_config
 from dash_state.errors import BackendUnavailable
-from dash_state.keys import Keys
-from dash_state.manager import StateManager, pointer_name
-from dash_state.references import parse
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.manager import StateManager, pointer_name
+from dash_state.core.references import parse
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 from services import database_url, redis_url
 
 SECRET = (b"near tier tests",)

@@ -13,9 +13,9 @@ import pytest
 from dash_state.backends import create_backend
 from dash_state.config import build_config
 from dash_state.errors import BackendUnavailable
-from dash_state.keys import Keys
-from dash_state.manager import StateManager
-from dash_state.seal import Seal
+from dash_state.core.keys import Keys
+from dash_state.core.manager import StateManager
+from dash_state.core.seal import Seal
 from pg_server import PostgresServer
 from redis_servers import RedisServer
 

@@ -10,12 +10,12 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from dash_state.cache import ReadCache
+from dash_state.core.cache import ReadCache
 from dash_state.config import build_config
-from dash_state.keys import Keys
-from dash_state.manager import StateManager
-from dash_state.references import parse
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.manager import StateManager
+from dash_state.core.references import parse
+from dash_state.core.values import freeze
 from services import redis_url
 
 SECRET = Keys((b"shared secret",))

@@ -21,10 +21,10 @@ from dash_state.backends import redis as redis_backend
 from dash_state.backends.redis import scripts
 from dash_state.config import build_config
 from dash_state.errors import BackendUnavailable, ConfigError, QuotaExceeded
-from dash_state.keys import Keys
-from dash_state.references import new_key
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.references import new_key
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 from redis_servers import RedisServer, free_port, redis_cluster, redis_sentinel, require_binary
 from services import redis_url
 

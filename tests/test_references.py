@@ -9,8 +9,8 @@ import pytest
 from dash._utils import stringify_id
 from hypothesis import given, settings, strategies as st
 
-from dash_state import references
-from dash_state.keys import Keys
+from dash_state.core import references
+from dash_state.core.keys import Keys
 
 SECRETS = Keys((b"app secret",)).all("references v2")
 SECRET = SECRETS[0]

@@ -1,8 +1,8 @@
 """The per-store rollback switch (``backend = "client"``) works for every value the server backends take.
 
 A DataFrame, Series or numpy array held in the browser travels in the typed JSON form of
-``dash_state/browser_form/`` (documented in its ``__init__.py``) and comes back to callbacks with its
-type, index and dtypes; the Python API follows the rule in ``dash_state/store_api.py``; usage.py runs
+``dash_state/core/browser_form/`` (documented in its ``__init__.py``) and comes back to callbacks with its
+type, index and dtypes; the Python API follows the rule in ``dash_state/core/store_api.py``; usage.py runs
 with each of its stores rolled back.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dash_state import (
     set_store,
     state_managed_callback,
 )
-from dash_state.browser_form import MARKER, from_browser, to_browser
+from dash_state.core.browser_form import MARKER, from_browser, to_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = {"backend": "client"}
@@ -575,7 +575,7 @@ def usage_module():
 
 def test_usage_lists_the_stores_this_file_rolls_back(usage_module):
     usage = usage_module(())
-    ids = sorted(s.id for s in dash_state.layout.find_stores(usage.app.layout))
+    ids = sorted(s.id for s in dash_state.glue.layout.find_stores(usage.app.layout))
     assert ids == sorted(USAGE_STORES + LIVE_STORES)
 
 

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import dash_state
 from apps import new_app
 from dash_client import DashClient
-from dash_state import ServerStore, clientside
+from dash_state import ServerStore
+from dash_state.glue import clientside
 from services import database_url, redis_url
 
 SECRET = "TOP-SECRET-7731"
@@ -262,7 +263,7 @@ def test_values_shaped_like_a_patched_reference_cannot_tie_up_the_server(monkeyp
     import threading
     import time
 
-    from dash_state import clientside
+    from dash_state.glue import clientside
 
     monkeypatch.setattr(clientside, "UPLOAD_WAIT", 1.0)
     app = role_app()
@@ -402,7 +403,7 @@ def assert_own(sid: str, value, sent, world: dict) -> None:
 @pytest.fixture(autouse=True)
 def _short_patch_wait(monkeypatch):
     """Values shaped like a clientside-patched reference wait for the component's upload; curl sends none."""
-    from dash_state import clientside
+    from dash_state.glue import clientside
 
     monkeypatch.setattr(clientside, "UPLOAD_WAIT", 0.01)
 

@@ -16,7 +16,7 @@ def test_other_server_backends_refuse_server_stores_clearly(backend):
     def write(n):
         return {"secret": n}
 
-    from dash_state.plugin import install
+    from dash_state.glue.plugin import install
 
     state = install(app)
     with pytest.raises(ConfigError, match=f"Flask server backend.*{type(app.server).__name__}"):
@@ -30,7 +30,7 @@ def test_other_server_backends_without_server_stores_are_untouched(backend):
     pytest.importorskip(backend)
     app = Dash(__name__, backend=backend)  # dash-state's hooks and routes must not break construction
     app.layout = html.Div("plain")
-    from dash_state.plugin import install
+    from dash_state.glue.plugin import install
 
     install(app).scan_layouts()  # no ServerStore: nothing to refuse
 

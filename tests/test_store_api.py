@@ -1,4 +1,4 @@
-"""The original design's Python API, one test per sentence of the rule in dash_state/store_api.py:
+"""The original design's Python API, one test per sentence of the rule in dash_state/core/store_api.py:
 get_state_manager / set_user_context / set_store_data / get_store_data, get_store / set_store,
 state_managed_callback (both decorator orders), delete, list, clear_user, stats."""
 from __future__ import annotations

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from apps import STORE_CLASSES, new_app
 from dash_client import DashClient
 from dash_state import StoreValueError
-from dash_state.values import deep_size, freeze
+from dash_state.core.values import deep_size, freeze
 
 NESTED = {
     "series": pd.Series([1, 2, 3], name="s"),

@@ -17,7 +17,7 @@ import dash_state
 from apps import new_app
 from dash_client import DashClient
 from dash_state import ServerStore
-from dash_state.references import parse
+from dash_state.core.references import parse
 from services import redis_url
 
 FIVE_MB = 5 << 20

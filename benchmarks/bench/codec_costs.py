@@ -18,9 +18,9 @@ def dash_state_internals():
     """The internal API these sections use; a change there makes them 'unavailable', not a crash."""
     from dash_state.backends import create_backend
     from dash_state.config import build_config
-    from dash_state.keys import Keys
-    from dash_state.seal import Seal
-    from dash_state.values import freeze
+    from dash_state.core.keys import Keys
+    from dash_state.core.seal import Seal
+    from dash_state.core.values import freeze
 
     return freeze, Seal(Keys((SECRET_KEY.encode(),))), create_backend, build_config
 

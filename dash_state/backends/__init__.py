@@ -4,12 +4,19 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from ..config import Config
-from ..errors import ConfigError
-from ..seal import Seal
-from .base import POINTER_PREFIX, Backend, BytesBackend, Item, Pointer, pointer_name
-from .client import ClientBackend
-from .memory import MemoryBackend
+from dash_state.backends.base import (
+    POINTER_PREFIX,
+    Backend,
+    BytesBackend,
+    Item,
+    Pointer,
+    pointer_name,
+)
+from dash_state.backends.client import ClientBackend
+from dash_state.backends.memory import MemoryBackend
+from dash_state.config import Config
+from dash_state.core.seal import Seal
+from dash_state.errors import ConfigError
 
 # name -> (module, factory function name, pip extra that provides its client library)
 _MODULES = {

@@ -1,6 +1,6 @@
 """The backend interface: one small class per place where ServerStore data can live.
 
-A backend maps ``(user, key)`` to a :class:`~dash_state.codecs.Snapshot` with a time to live. The
+A backend maps ``(user, key)`` to a :class:`~dash_state.core.codecs.Snapshot` with a time to live. The
 manager chooses both: ``user`` is a namespace (``a.<random>`` for an anonymous browser, ``u.<digest>``
 for a logged-in user, ``@app`` for initial layout data shared by everyone), ``key`` is random (or a
 digest of the value), so a key's value never changes once written. Besides values, a backend keeps
@@ -15,7 +15,7 @@ Contract every backend keeps (``tests/test_backend_contract.py`` checks it for e
 * ``set_many(..., expect={pointer name: target or None})`` writes only if each named pointer's live
   target is the one expected (None: no live pointer), checked atomically with the write; otherwise it
   raises :class:`~dash_state.errors.PointerConflict` and writes nothing (compare-and-set, used by user-
-  and app-scoped stores, see :mod:`dash_state.shared`);
+  and app-scoped stores, see :mod:`dash_state.core.shared`);
 * ``set_many`` keeps at most ``values_per_store`` values per user and store (the keys its pointers
   named, see :mod:`.history`), evicting the oldest, never the newest, atomically with the write; the
   evicted bytes are free for the same write's quota check;
@@ -32,7 +32,7 @@ Contract every backend keeps (``tests/test_backend_contract.py`` checks it for e
   :class:`~dash_state.errors.BackendUnavailable` after bounded retries, never half-writes.
 
 Backends that keep bytes (redis, database) derive from :class:`BytesBackend`, which seals values
-(:mod:`dash_state.seal`).
+(:mod:`dash_state.core.seal`).
 """
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
-from ..codecs import Snapshot
-from ..references import digest_key
-from ..seal import Seal
-from ..tokens import random_id
+from dash_state.core.codecs import Snapshot
+from dash_state.core.references import digest_key
+from dash_state.core.seal import Seal
+from dash_state.core.tokens import random_id
 
 #: Names of pointers start with this; every other key names a value.
 POINTER_PREFIX = "latest."
@@ -209,7 +209,7 @@ class Backend(ABC):
 
 
 class BytesBackend(Backend):
-    """A backend that stores sealed bytes (see :mod:`dash_state.seal`)."""
+    """A backend that stores sealed bytes (see :mod:`dash_state.core.seal`)."""
 
     def __init__(self, seal: Seal):
         self.seal = seal

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Callable, TypeVar
 
-from ..errors import BackendUnavailable
+from dash_state.errors import BackendUnavailable
 
 log = logging.getLogger("dash_state")
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from .base import Backend
+from dash_state.backends.base import Backend
 
 
 class ClientBackend(Backend):

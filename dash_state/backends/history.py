@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .base import is_key
+from dash_state.backends.base import is_key
 
 SUFFIX = ".history"
 RELEASED = "~"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from . import history
-from .base import POINTER_PREFIX
+from dash_state.backends import history
+from dash_state.backends.base import POINTER_PREFIX
 
 T = TypeVar("T")
 

@@ -29,17 +29,24 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Callable
 
-from ..codecs import Snapshot
-from ..errors import PointerConflict, QuotaExceeded
-from ..references import APP_OWNER
-from ..tokens import b64, random_id
-from . import history
-from .base import POINTER_PREFIX, Backend, Entry, Item, Pointer, is_key
-from .inventory import Tally, chunks, trim
+from dash_state.backends import history
+from dash_state.backends.base import (
+    POINTER_PREFIX,
+    Backend,
+    Entry,
+    Item,
+    Pointer,
+    is_key,
+)
+from dash_state.backends.inventory import Tally, chunks, trim
+from dash_state.core.codecs import Snapshot
+from dash_state.core.references import APP_OWNER
+from dash_state.core.tokens import b64, random_id
+from dash_state.errors import PointerConflict, QuotaExceeded
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..seal import Seal
+    from dash_state.config import Config
+    from dash_state.core.seal import Seal
 
 log = logging.getLogger("dash_state")
 

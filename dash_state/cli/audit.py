@@ -35,8 +35,8 @@ from typing import Any
 
 import click
 
-from . import context
-from .main import cli, failures
+from dash_state.cli import context
+from dash_state.cli.main import cli, failures
 
 BIG = 10 * 1024  # initial data above this many bytes of JSON: worth keeping off the wire
 INTERNAL_IDS = {"_pages_store"}  # Dash's own store of page_container
@@ -60,7 +60,7 @@ WILD = _Wild()
 def store_kind(node: Any) -> str | None:
     from dash.development.base_component import Component
 
-    from ..layout import is_server_store
+    from dash_state.glue.layout import is_server_store
 
     if not isinstance(node, Component):
         return None

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import click
 
-from ..backends import Item, Pointer
-from ..errors import CorruptValue
-from ..keys import Keys, as_bytes
-from ..seal import Seal
-from . import dsx
-from .common import backends, console, human_bytes, namespace
-from .context import manager_for
-from .main import Failure, cli, failures
-
+from dash_state.backends import Item, Pointer
+from dash_state.cli import dsx
+from dash_state.cli.common import backends, console, human_bytes, namespace
+from dash_state.cli.context import manager_for
+from dash_state.cli.main import Failure, cli, failures
+from dash_state.core.keys import Keys, as_bytes
+from dash_state.core.seal import Seal
+from dash_state.errors import CorruptValue
 
 BATCH = 200  # entries of one user per write (one transaction or MULTI)
 
@@ -41,7 +40,7 @@ def _seal(manager, keys: Keys) -> Seal:
 @failures
 def export(obj: dict, user: str | None, store_id: str | None, only: str | None, output: Path) -> None:
     """Back up ServerStore values and pointers (DataFrames included) to a .dsx file."""
-    from ..backends import pointer_name
+    from dash_state.backends import pointer_name
 
     manager = manager_for(obj)
     seal = _seal(manager, manager.keys)

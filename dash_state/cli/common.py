@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .main import Failure
+from dash_state.cli.main import Failure
 
 if TYPE_CHECKING:
-    from ..backends import Backend
-    from ..manager import StateManager
+    from dash_state.backends import Backend
+    from dash_state.core.manager import StateManager
 
 PROCESS_LOCAL = ("memory", "client")  # their data is in an app's process or in browsers: nothing to reach
 
@@ -35,7 +35,7 @@ def namespace(user: str | None) -> str | None:
         return None
     if user == "@app" or user.startswith(("u.", "a.")) and len(user) > 10:
         return user
-    from ..identity import user_namespace
+    from dash_state.identity import user_namespace
 
     return user_namespace(user)
 

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .main import Failure
+from dash_state.cli.main import Failure
 
 if TYPE_CHECKING:
     import dash
 
-    from ..manager import StateManager
+    from dash_state.core.manager import StateManager
 
 
 def load_app(spec: str) -> "dash.Dash":

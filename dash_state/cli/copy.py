@@ -15,13 +15,13 @@ from typing import Any
 
 import click
 
-from ..backends import Item, Pointer, create_backend
-from ..config import load_config
-from ..config.validate import mask_url
-from ..seal import Seal
-from .common import console
-from .context import manager_for
-from .main import Failure, cli, failures
+from dash_state.backends import Item, Pointer, create_backend
+from dash_state.cli.common import console
+from dash_state.cli.context import manager_for
+from dash_state.cli.main import Failure, cli, failures
+from dash_state.config import load_config
+from dash_state.config.validate import mask_url
+from dash_state.core.seal import Seal
 
 
 def backend_at(manager: Any, url: str, prefix: str | None = None, table: str | None = None) -> Any:

@@ -10,8 +10,8 @@ One file, read and written as a stream, never all in memory::
     {"type": "end", "entries": M, "sha256": "<hex of every byte before this line>"}\\n
 
 * Each header line is JSON of at most :data:`MAX_LINE` bytes; values are the bytes of
-  :class:`~dash_state.seal.Seal` (AES-GCM or HMAC as the app's ``STATE_ENCRYPTION``, bound to their
-  key): DataFrames inside them are Arrow IPC, other values JSON (:mod:`dash_state.codecs`). Nothing in
+  :class:`~dash_state.core.seal.Seal` (AES-GCM or HMAC as the app's ``STATE_ENCRYPTION``, bound to their
+  key): DataFrames inside them are Arrow IPC, other values JSON (:mod:`dash_state.core.codecs`). Nothing in
   a file is ever executed or unpickled.
 * ``check`` is an HMAC of a fixed text with a key derived from the exporting app's ``SECRET_KEY``: an
   import under another key says so before reading any value (re-seal with ``--old-secret-env``).
@@ -29,8 +29,8 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from ..keys import Keys
-from ..tokens import b64
+from dash_state.core.keys import Keys
+from dash_state.core.tokens import b64
 
 FORMAT, VERSION = "dash-state export", 1
 MAX_LINE = 64 * 1024

@@ -5,9 +5,9 @@ import time
 
 import click
 
-from .common import backends, console, emit_json, human_bytes
-from .context import manager_for
-from .main import cli, failures
+from dash_state.cli.common import backends, console, emit_json, human_bytes
+from dash_state.cli.context import manager_for
+from dash_state.cli.main import cli, failures
 
 
 @cli.command(epilog="\b\nExamples:\n  dash-state --app app:app gc --dry-run\n  dash-state gc --backend redis")

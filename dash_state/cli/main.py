@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..errors import DashStateError
+from dash_state.errors import DashStateError
 
 HELPERS = {"main", "context", "dsx", "common"}  # every other module of this package adds one command to the group
 EXAMPLES = """\b

@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from .main import Failure, cli
+from dash_state.cli.main import Failure, cli
 
 SKIP_DIRS = {".venv", "venv", "node_modules", "__pycache__"}
 EPILOG = """\b

@@ -9,18 +9,18 @@ from typing import Any
 
 import click
 
-from ..backends import pointer_name
-from ..versions import version_of
-from .common import backends, console, emit_json, human_bytes, namespace
-from .context import app_for, manager_for
-from .main import Failure, cli, failures
+from dash_state.backends import pointer_name
+from dash_state.cli.common import backends, console, emit_json, human_bytes, namespace
+from dash_state.cli.context import app_for, manager_for
+from dash_state.cli.main import Failure, cli, failures
+from dash_state.core.versions import version_of
 
 log = logging.getLogger("dash_state")
 
 
 def store_names(obj: dict, manager: Any) -> dict[str, str]:
     """``latest.<digest>`` -> store id, for the app's stores (layouts scanned) and those in STATE_STORES."""
-    from ..runtime import app_state
+    from dash_state.glue.runtime import app_state
 
     state = app_state(app_for(obj), create=True)
     state.scan_layouts()
@@ -133,7 +133,7 @@ def inspect(obj: dict, user: str, store_id: str | None, show: bool, as_json: boo
 def _type(snapshot: Any) -> str:
     if snapshot is None:
         return "-"
-    from ..codecs import ARRAY, FRAME, JSON, SERIES
+    from dash_state.core.codecs import ARRAY, FRAME, JSON, SERIES
 
     return {JSON: "json", FRAME: "DataFrame", SERIES: "Series", ARRAY: "ndarray"}.get(snapshot.kind, "?")
 

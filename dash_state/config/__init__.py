@@ -3,8 +3,8 @@
 Later sources win. Every value is validated once, when the app starts, and an error names the key and
 the source it came from, so a typo in production fails loudly instead of silently using a default.
 """
-from .model import Config, StoreSettings
-from .sources import (
+from dash_state.config.model import Config, StoreSettings
+from dash_state.config.sources import (
     ENVIRONMENT_ALSO_READ,
     ENVIRONMENT_PREFIXES_ALSO_READ,
     build_config,
@@ -13,14 +13,14 @@ from .sources import (
     read_config_file,
     read_environment,
 )
-from .startup import (
+from dash_state.config.startup import (
     backend_location,
     check_requirements,
     describe_backends,
     unknown_store_warnings,
     used_by,
 )
-from .validate import canonical_store_id, mask_url
+from dash_state.config.validate import canonical_store_id, mask_url
 
 __all__ = [
     "ENVIRONMENT_ALSO_READ",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..defaults import STORE_CHOICES, STORE_DEFAULTS
+from dash_state.defaults import STORE_CHOICES, STORE_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class StoreSettings:
     client_write: bool = True
     mirror: bool = True  # the setting: clientside users make it held in the browser too
     mirrored: bool = False  # the outcome (set by the manager): held in the browser because of them
-    scope: str = "page"  # "page", "user" or "app" (see dash_state/shared.py)
+    scope: str = "page"  # "page", "user" or "app" (see dash_state/core/shared.py)
     live: bool = False
     writable: bool = False
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..defaults import DEFAULTS
-from ..errors import ConfigError
-from .model import Config
-from .validate import _did_you_mean, _merge_stores, _validate
+from dash_state.config.model import Config
+from dash_state.config.validate import _did_you_mean, _merge_stores, _validate
+from dash_state.defaults import DEFAULTS
+from dash_state.errors import ConfigError
 
 try:
     import tomllib

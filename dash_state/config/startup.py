@@ -6,10 +6,10 @@ import importlib
 import sys
 from collections.abc import Iterable
 
-from ..errors import ConfigError
-from ..references import dict_id
-from .model import Config
-from .validate import _did_you_mean, mask_url
+from dash_state.config.model import Config
+from dash_state.config.validate import _did_you_mean, mask_url
+from dash_state.core.references import dict_id
+from dash_state.errors import ConfigError
 
 
 def unknown_store_warnings(config: Config, known_ids: Iterable[str]) -> list[str]:
@@ -118,7 +118,7 @@ def check_requirements(config: Config) -> list[str]:
         if missing:
             raise ConfigError(f"{used_by(config, 'redis')} needs the {missing} package, which is not installed: "
                               f"{_install('redis', 'redis')}")
-        from ..backends.redis.connection import parse_url
+        from dash_state.backends.redis.connection import parse_url
 
         try:
             parse_url(config["STATE_REDIS_URL"])
@@ -158,7 +158,7 @@ def _check_database(config: Config) -> None:
     if missing:
         raise ConfigError(f"{used_by(config, 'database')} needs the {missing} package, which is not installed: "
                           f"{_install(extra, 'sqlalchemy')}")
-    from ..backends.database.engines import DRIVERS, check_url
+    from dash_state.backends.database.engines import DRIVERS, check_url
 
     url = check_url(config["STATE_DATABASE_URL"], config.sources.get("STATE_DATABASE_URL", "default"))
     where = f"STATE_DATABASE_URL ({_source(config, 'STATE_DATABASE_URL')}) = {mask_url(config['STATE_DATABASE_URL'])}"

@@ -9,9 +9,9 @@ from typing import Any
 
 from dash._utils import stringify_id
 
-from ..defaults import BACKEND_NAMES, STORE_CHOICES, STORE_DEFAULTS
-from ..errors import ConfigError
-from ..references import dict_id
+from dash_state.core.references import dict_id
+from dash_state.defaults import BACKEND_NAMES, STORE_CHOICES, STORE_DEFAULTS
+from dash_state.errors import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

@@ -31,10 +31,10 @@ from typing import Any, Callable, Iterator
 
 import flask
 
-from ..keys import Keys
-from ..tokens import b64
-from . import cookie as cookies
-from .cookie import CookieState
+from dash_state.core.keys import Keys
+from dash_state.core.tokens import b64
+from dash_state.identity import cookie as cookies
+from dash_state.identity.cookie import CookieState
 
 SHARED = "shared"
 _G_IDENTITY = "_dash_state_identity"

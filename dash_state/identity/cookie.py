@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..tokens import b64, base36, random_id
+from dash_state.core.tokens import b64, base36, random_id
 
 _ID = r"[A-Za-z0-9_-]{22}"
 _VALUE = re.compile(rf"1\.({_ID})\.(-|u\.{_ID})\.((?:{_ID}(?:~{_ID}){{0,3}})?)\.([0-9a-z]{{1,8}})\.({_ID})")

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import flask
 
-from ..errors import ConfigError
+from dash_state.errors import ConfigError
 
 Resolver = Callable[[], Optional[str]]
 

@@ -6,8 +6,8 @@ import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from ..backends import Backend
-    from ..manager import StateManager
+    from dash_state.backends import Backend
+    from dash_state.core.manager import StateManager
 
 log = logging.getLogger("dash_state")
 
@@ -107,7 +107,7 @@ class Hub:
         """The backend's source (made on first use; its thread starts with the first watcher)."""
         source = self._sources.get(backend.name)
         if source is None:
-            from .sources import for_backend
+            from dash_state.live.sources import for_backend
 
             with self._lock:
                 source = self._sources.get(backend.name)

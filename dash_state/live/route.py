@@ -26,14 +26,14 @@ import flask
 import orjson
 from dash import hooks
 
-from .. import references, shared
-from ..backends import pointer_name
-from ..config import StoreSettings
-from ..manager import StateManager
-from ..routes import PREFIX, BadRequest, _entries, _reply, json_route
-from ..runtime import AppState
-from ..versions import version_of
-from .hub import Subscription, Watch
+from dash_state.backends import pointer_name
+from dash_state.config import StoreSettings
+from dash_state.core import references, shared
+from dash_state.core.manager import StateManager
+from dash_state.core.versions import version_of
+from dash_state.glue.routes import PREFIX, BadRequest, _entries, _reply, json_route
+from dash_state.glue.runtime import AppState
+from dash_state.live.hub import Subscription, Watch
 
 PING_SECONDS = 15.0
 

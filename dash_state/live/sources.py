@@ -20,11 +20,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .hub import Watch
+from dash_state.live.hub import Watch
 
 if TYPE_CHECKING:
-    from ..backends import Backend
-    from .hub import Hub
+    from dash_state.backends import Backend
+    from dash_state.live.hub import Hub
 
 log = logging.getLogger("dash_state")
 LOCAL_INTERVAL = 0.1

@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from ..layout import StoreIds
+    from dash_state.glue.layout import StoreIds
 
 #: Upper bounds (seconds) of the latency histogram buckets, as Prometheus' defaults plus sub-ms ones.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..logs import MissLog, clip
+from dash_state.core.logs import MissLog, clip
 
 SECURITY_MISSES = {"foreign", "tampered", "refused", "superseded", "malformed"}
 

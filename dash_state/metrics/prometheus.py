@@ -15,8 +15,8 @@ import os
 import threading
 from typing import Any
 
-from ..errors import ConfigError
-from . import BUCKETS, Metrics
+from dash_state.errors import ConfigError
+from dash_state.metrics import BUCKETS, Metrics
 
 _lock = threading.Lock()
 _families: dict[str, Any] | None = None

@@ -27,7 +27,7 @@ return pending === 0 && !s.isLoading;
 # ServerStores the server says the browser holds
 AUDIT_JS = """
 var out = {stores: [], storage: [], held: {}};
-try {  // the stores dash-state keeps in the browser (client backend, mirrored): see dash_state/mirror.py
+try {  // the stores dash-state keeps in the browser (client backend, mirrored): see dash_state/glue/mirror.py
   out.held = JSON.parse(document.getElementById('_dash-config').textContent).dash_state || {};
 } catch (e) { out.held = {}; }
 var s = window.store && window.store.getState();

@@ -3,7 +3,7 @@
 Dash keys a job's result by the callback and its arguments. Two browsers sending the same arguments
 got one key: the second user's poll returned (and deleted) the first user's result, computed from the
 first user's ServerStore, and killed its own job. dash-state makes the user part of every job key
-(:mod:`dash_state.background.keys`).
+(:mod:`dash_state.glue.background.keys`).
 
 Each test: browser A saves "alice" into its ServerStore, browser B "bob"; both run the same background
 callback with the same input; the job answers from ``get_store("mine")``. A's job has finished (its

@@ -26,9 +26,9 @@ from dash_state import ServerStore
 from dash_state.backends import create_backend
 from dash_state.config import build_config
 from dash_state.errors import QuotaExceeded
-from dash_state.keys import Keys
-from dash_state.seal import Seal
-from dash_state.values import freeze
+from dash_state.core.keys import Keys
+from dash_state.core.seal import Seal
+from dash_state.core.values import freeze
 from redis_servers import RedisServer
 
 pytestmark = pytest.mark.service

@@ -19,7 +19,8 @@ from dash import Input, Output, html
 import dash_state
 from apps import new_app
 from dash_client import DashClient
-from dash_state import ServerStore, clientside
+from dash_state import ServerStore
+from dash_state.glue import clientside
 
 
 def patch_app():

@@ -66,8 +66,8 @@ def test_usage_copy_gets_its_server_stores_back(usage_as_dcc, tmp_path):
     after = usage_as_dcc.read_text()
     expected = (before.replace('dcc.Store(id="filters-store"', 'ServerStore(id="filters-store"')
                 .replace('dcc.Store(id="merged-store"', 'ServerStore(id="merged-store"')
-                .replace("from dash_state.devtools import browser_bytes\n",
-                         "from dash_state.devtools import browser_bytes\n" + IMPORT))
+                .replace("from dash_state.glue.devtools import browser_bytes\n",
+                         "from dash_state.glue.devtools import browser_bytes\n" + IMPORT))
     assert after == expected  # byte for byte: comments, formatting, the other stores untouched
     assert after.count(IMPORT) == 1 and 'dcc.Store(id="team-notes"' in after
     compile(after, str(usage_as_dcc), "exec")

@@ -29,17 +29,41 @@ from typing import Any, Callable, TypeVar
 
 from sqlalchemy import String, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from ...config import Config
-from ...errors import BackendUnavailable, ConfigError, QuotaExceeded, StoreValueError
-from ...seal import Seal
-from .. import history
-from ..base import POINTER_PREFIX, BytesBackend, Entry, Pointer, is_key
-from ..breaker import Breaker
-from . import engines, histories, inventory as _inventory, pointers as pointer_rows
-from .engines import BEGIN, DRIVERS, MYSQL, check_url
-from .schema import INSERT, SCHEMA_VERSION, check_version, define_tables
+from dash_state.backends import history
+from dash_state.backends.base import (
+    POINTER_PREFIX,
+    BytesBackend,
+    Entry,
+    Pointer,
+    is_key,
+)
+from dash_state.backends.breaker import Breaker
+from dash_state.backends.database import engines, histories
+from dash_state.backends.database import inventory as _inventory
+from dash_state.backends.database import pointers as pointer_rows
+from dash_state.backends.database.engines import BEGIN, DRIVERS, MYSQL, check_url
+from dash_state.backends.database.schema import (
+    INSERT,
+    SCHEMA_VERSION,
+    check_version,
+    define_tables,
+)
+from dash_state.config import Config
+from dash_state.core.seal import Seal
+from dash_state.errors import (
+    BackendUnavailable,
+    ConfigError,
+    QuotaExceeded,
+    StoreValueError,
+)
 
 log = logging.getLogger("dash_state")
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ...errors import ConfigError
+from dash_state.errors import ConfigError
 
 DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 MYSQL = ("mysql", "mariadb")

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from .. import history
-from ..base import Pointer
+from dash_state.backends import history
+from dash_state.backends.base import Pointer
 
 
 def plan(conn: Connection, rows_in: Any, user: str, pointers: list[Pointer], now: float,

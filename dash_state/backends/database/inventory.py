@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, delete, null, select, tuple_
 from sqlalchemy.engine import Connection
 
-from .. import history
-from ..base import POINTER_PREFIX, Entry, is_key
-from ..inventory import Tally, chunks, kind_of, pointer_of, trim
-from . import histories
-from .engines import MYSQL
+from dash_state.backends import history
+from dash_state.backends.base import POINTER_PREFIX, Entry, is_key
+from dash_state.backends.database import histories
+from dash_state.backends.database.engines import MYSQL
+from dash_state.backends.inventory import Tally, chunks, kind_of, pointer_of, trim
 
 if TYPE_CHECKING:
-    from . import DatabaseBackend
+    from dash_state.backends.database import DatabaseBackend
 
 PAGE = 1000  # rows per keyset page
 PAIRS = 400  # (user, key) pairs per IN list

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from ...errors import PointerConflict
-from .. import history
-from ..base import is_key
+from dash_state.backends import history
+from dash_state.backends.base import is_key
+from dash_state.errors import PointerConflict
 
 
 def targets(conn: Connection, locking: Any, user: str, names: list[str], now: float) -> dict[str, str]:

@@ -23,15 +23,31 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import DDL, BigInteger, Column, Double, Index, Integer, LargeBinary, MetaData, String, Table, \
-    event, func, inspect, select, text, update
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from ...errors import ConfigError
-from ..base import POINTER_PREFIX
-from .engines import MYSQL
+from dash_state.backends.base import POINTER_PREFIX
+from dash_state.backends.database.engines import MYSQL
+from dash_state.errors import ConfigError
 
 SCHEMA_VERSION = 2
 _KEY = String(255).with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), *MYSQL)

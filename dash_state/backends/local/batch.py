@@ -16,11 +16,11 @@ import os
 from collections.abc import Mapping
 from typing import Any, Iterator
 
-from ...errors import PointerConflict
-from .. import history
-from ..base import is_key
-from . import files, records
-from .records import Record
+from dash_state.backends import history
+from dash_state.backends.base import is_key
+from dash_state.backends.local import files, records
+from dash_state.backends.local.records import Record
+from dash_state.errors import PointerConflict
 
 RECLAIM_AFTER = 600.0  # seconds: a value file still pending this long belongs to an abandoned write
 

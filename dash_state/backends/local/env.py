@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import lmdb
 
-from ...errors import BackendUnavailable, ConfigError, QuotaExceeded
-from . import records
-from .records import DATABASES, FORMAT
+from dash_state.backends.local import records
+from dash_state.backends.local.records import DATABASES, FORMAT
+from dash_state.errors import BackendUnavailable, ConfigError, QuotaExceeded
 
 T = TypeVar("T")
 PAGE = 4096

@@ -21,7 +21,7 @@ import os
 import secrets
 from typing import Any, Callable
 
-from ...errors import CorruptValue
+from dash_state.errors import CorruptValue
 
 HEADER = b"DSLV1\n".ljust(60, b"\0")
 FOLDER = "values"

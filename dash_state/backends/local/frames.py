@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ...codecs import FRAME, SERIES, _decode_arrow
+from dash_state.core.codecs import FRAME, SERIES, _decode_arrow
 
 log = logging.getLogger("dash_state")
 

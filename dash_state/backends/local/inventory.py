@@ -18,15 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .. import history
-from ..base import Entry, is_key
-from ..inventory import Tally, kind_of, pointer_of, trim
-from . import records
-from .batch import Batch
-from .records import Record
+from dash_state.backends import history
+from dash_state.backends.base import Entry, is_key
+from dash_state.backends.inventory import Tally, kind_of, pointer_of, trim
+from dash_state.backends.local import records
+from dash_state.backends.local.batch import Batch
+from dash_state.backends.local.records import Record
 
 if TYPE_CHECKING:
-    from .local import LocalBackend
+    from dash_state.backends.local.local import LocalBackend
 
 CHUNK = 1000  # records per read transaction
 

@@ -33,19 +33,31 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
-from ...codecs import FRAME, SERIES, Snapshot
-from ...errors import BackendUnavailable, ConfigError, CorruptValue, QuotaExceeded
-from .. import history
-from ..base import POINTER_PREFIX, BytesBackend, Entry, Item, Pointer, is_key
-from . import env as envs
-from . import files, frames, paths, records
-from . import inventory as _inventory
-from .batch import Batch
-from .records import FILE, POINTER, SEALED, Record
+from dash_state.backends import history
+from dash_state.backends.base import (
+    POINTER_PREFIX,
+    BytesBackend,
+    Entry,
+    Item,
+    Pointer,
+    is_key,
+)
+from dash_state.backends.local import env as envs
+from dash_state.backends.local import files, frames, paths, records
+from dash_state.backends.local import inventory as _inventory
+from dash_state.backends.local.batch import Batch
+from dash_state.backends.local.records import FILE, POINTER, SEALED, Record
+from dash_state.core.codecs import FRAME, SERIES, Snapshot
+from dash_state.errors import (
+    BackendUnavailable,
+    ConfigError,
+    CorruptValue,
+    QuotaExceeded,
+)
 
 if TYPE_CHECKING:
-    from ...config import Config
-    from ...seal import Seal
+    from dash_state.config import Config
+    from dash_state.core.seal import Seal
 
 FILE_THRESHOLD = 64 << 10  # values this large live in files of their own
 INITIAL_MAP = 32 << 20

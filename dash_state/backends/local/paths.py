@@ -20,10 +20,10 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
-from ...errors import ConfigError
+from dash_state.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ...seal import Seal
+    from dash_state.core.seal import Seal
 
 SHM = "/dev/shm"
 _MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}

@@ -21,8 +21,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ...errors import StoreValueError
-from .. import history
+from dash_state.backends import history
+from dash_state.errors import StoreValueError
 
 FORMAT = b"1"
 DATABASES = (b"values", b"expiry", b"pending", b"doomed", b"info", b"used")

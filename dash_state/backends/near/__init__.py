@@ -31,15 +31,15 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from ...errors import BackendUnavailable, ConfigError
-from ..local import paths
-from .store import NearStore
-from .tier import NearBackend
+from dash_state.backends.local import paths
+from dash_state.backends.near.store import NearStore
+from dash_state.backends.near.tier import NearBackend
+from dash_state.errors import BackendUnavailable, ConfigError
 
 if TYPE_CHECKING:
-    from ...config import Config
-    from ...seal import Seal
-    from ..base import Backend
+    from dash_state.backends.base import Backend
+    from dash_state.config import Config
+    from dash_state.core.seal import Seal
 
 log = logging.getLogger("dash_state")
 #: Where near tiers go when no setting names a place (None: /dev/shm or the temp dir); the test suite

@@ -26,12 +26,11 @@ import struct
 import time
 from typing import Any, Callable
 
-from ...codecs import Snapshot
-from ...errors import CorruptValue
-from ..base import Item
-from ..local import LocalBackend
-from ..local import files, records
-from ..local.batch import Batch
+from dash_state.backends.base import Item
+from dash_state.backends.local import LocalBackend, files, records
+from dash_state.backends.local.batch import Batch
+from dash_state.core.codecs import Snapshot
+from dash_state.errors import CorruptValue
 
 log = logging.getLogger("dash_state")
 STAMP_EVERY = 2.0  # seconds: a read refreshes its value's last use at most this often

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ...codecs import Snapshot
-from ...errors import BackendUnavailable
-from ..base import POINTER_PREFIX, Backend, Entry, Item, Pointer
-from .store import NearStore
+from dash_state.backends.base import POINTER_PREFIX, Backend, Entry, Item, Pointer
+from dash_state.backends.near.store import NearStore
+from dash_state.core.codecs import Snapshot
+from dash_state.errors import BackendUnavailable
 
 log = logging.getLogger("dash_state")
 MARGIN = 0.05  # seconds the near expiry stays ahead of the remote one

@@ -32,18 +32,29 @@ import redis
 from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import MasterNotFoundError
 
-from ...errors import BackendUnavailable, ConfigError, PointerConflict, QuotaExceeded
-from ...tokens import random_id
-from .. import history
-from ..base import POINTER_PREFIX, BytesBackend, Entry, Pointer, is_key
-from ..breaker import Breaker
-from . import connection, failures, scripts
-from . import inventory as _inventory
-from .connection import mask_url, parse_url
+from dash_state.backends import history
+from dash_state.backends.base import (
+    POINTER_PREFIX,
+    BytesBackend,
+    Entry,
+    Pointer,
+    is_key,
+)
+from dash_state.backends.breaker import Breaker
+from dash_state.backends.redis import connection, failures, scripts
+from dash_state.backends.redis import inventory as _inventory
+from dash_state.backends.redis.connection import mask_url, parse_url
+from dash_state.core.tokens import random_id
+from dash_state.errors import (
+    BackendUnavailable,
+    ConfigError,
+    PointerConflict,
+    QuotaExceeded,
+)
 
 if TYPE_CHECKING:
-    from ...config import Config
-    from ...seal import Seal
+    from dash_state.config import Config
+    from dash_state.core.seal import Seal
 
 T = TypeVar("T")
 log = logging.getLogger("dash_state")

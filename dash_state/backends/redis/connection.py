@@ -35,7 +35,7 @@ from redis.exceptions import ConnectionError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from ...config import mask_url  # noqa: F401  (re-exported: the redis backend masks with the shared helper)
+from dash_state.config import mask_url  # noqa: F401  (re-exported: the redis backend masks with the shared helper)
 
 HEALTH_CHECK_INTERVAL = 30  # PING a connection idle this long before use: firewalls drop idle sockets
 BACKOFF = ExponentialBackoff(cap=1.0, base=0.05)  # 0.1 s, 0.2 s, 0.4 s ... between attempts

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
-from ..base import Entry, is_key
-from ..inventory import Tally, kind_of
-from . import scripts
+from dash_state.backends.base import Entry, is_key
+from dash_state.backends.inventory import Tally, kind_of
+from dash_state.backends.redis import scripts
 
 if TYPE_CHECKING:
-    from . import RedisBackend
+    from dash_state.backends.redis import RedisBackend
 
 PAGE = 500  # SCAN COUNT, and namespaces per pipelined round trip
 GC_SHA = hashlib.sha1(scripts.GC.encode()).hexdigest()

@@ -1,0 +1,138 @@
+"""Values written in the browser: clientside callbacks, ``running=``, ``dash_clientside.set_props``.
+
+The renderer writes those straight into the store's ``data`` and fires the store's callbacks with
+them, before the component can do anything. So the server accepts them as they come, *marked as
+written by the browser*, and the component then uploads the value and swaps in a reference without
+firing the callbacks again (see ``src_js/server.js``). Two shapes arrive:
+
+* plain data (``{n: 1}``, ``True``): passed to the callback as it is, unless the store refuses
+  browser writes (``client_write = false`` or ``latest_only``), then it is missing (None) and logged;
+* a *patched reference*: a clientside ``Patch`` that the renderer applied to the reference string
+  (``"dsr2..."`` plus the operations' keys becomes ``{"0": "d", "1": "s", ..., "n": 1}``). The
+  component finds the patch that made exactly this (it replays the renderer's semantics on the
+  captured patches) and uploads its operations with the reference they apply to; the server applies
+  them to the real value and stores the result under a key derived from (user, patched object). :func:`patched_key` lets a callback that received the patched object wait briefly for that
+  upload and read the result, so it sees exactly what dcc.Store would have given it. When the patch
+  cannot be replayed (the renderer failed on the string, or the patch was not built with
+  ``dash_clientside.Patch``), the component uploads no operations: readers get the unchanged value,
+  the browser console says why. When no upload arrives in time, or the server has no room to wait,
+  the reader fails with :class:`~dash_state.errors.PatchUploadMissing` (never a stale value).
+
+Waiting holds a request thread, so the waits are bounded per user (:data:`MAX_WAITING_PER_USER`: the
+readers one Patch fires at once) and per process (:data:`MAX_WAITING`): values crafted to look patched
+make one user's own requests fail, not other users' readers.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any, Callable
+
+import orjson
+
+from dash_state.core import references
+from dash_state.errors import PatchUploadMissing
+
+UPLOAD_WAIT = 1.5  # seconds a callback waits for the component's upload of a clientside Patch
+MAX_WAITING_PER_USER = 2  # callbacks of one user (identity namespace) waiting at once
+MAX_WAITING = 8  # callbacks of this process waiting at once, all users together
+_POLL = 0.02
+
+
+_LOOSE = re.compile(r"dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[scaug][0-9a-z]{7}\.")
+
+
+def _text(value: Any) -> str | None:
+    """A string, or the single characters of a list or of a dict's numeric keys, as text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(c if isinstance(c, str) and len(c) == 1 else "\0" for c in value[:1000])
+    if isinstance(value, dict):
+        digits = sorted((int(k), c) for k, c in value.items() if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 5)
+        return "".join(c if isinstance(c, str) and len(c) == 1 else "\0" for _, c in digits)
+    return None
+
+
+def looks_patched(value: Any) -> bool:
+    """Whether ``value`` is what the renderer makes of a reference string when it applies a clientside
+    Patch to it: the whole reference in a longer or reversed string, or its characters in a list or dict
+    of single characters, possibly reversed, cut or with characters replaced (what delete/assign at an
+    index do). ``src_js/renderer.js`` recognises the same."""
+    if isinstance(value, str):  # a string can only be the whole reference with more around it, or reversed
+        return patched_reference(value) is not None
+    text = _text(value)
+    return text is not None and any(_LOOSE.search(t) for t in (text, text[::-1]))
+
+
+def patched_reference(value: Any) -> str | None:
+    """The whole reference a patched value still holds, if any (the store's previous value). In a
+    string it must be whole, prefix included (string operations only add around it, or reverse it)."""
+    text = _text(value)
+    pattern = references.PATTERN if isinstance(value, str) else references.CORE
+    for candidate in (text, text[::-1]) if text is not None else ():
+        match = pattern.search(candidate)
+        if match is not None:
+            return match.group(0) if isinstance(value, str) else "dsr2." + match.group(0)
+    return None
+
+
+def patched_key(owner: str, patched: Any) -> str:
+    """Where the result of a clientside Patch is stored: derived from the user and what the renderer
+    made, so a callback that received that can find the result without knowing the reference."""
+    canonical = orjson.dumps(patched, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return references.digest_key(b"clientside patch", owner.encode(), canonical)
+
+
+_lock = threading.Lock()
+_waiting: dict[str, int] = {}  # user namespace -> callbacks of that user waiting now
+
+
+def waiting(owner: str | None = None) -> int:
+    """How many callbacks wait for an upload now: of user ``owner``, or of every user."""
+    with _lock:
+        return sum(_waiting.values()) if owner is None else _waiting.get(owner, 0)
+
+
+def wait_for(find: Callable[[], Any], owner: str, store_id: str, timeout: float | None = None) -> Any:
+    """What ``find`` returns once it is not None, polling for at most ``timeout`` seconds (default
+    :data:`UPLOAD_WAIT`) in one of ``owner``'s waiting slots. Raises :class:`PatchUploadMissing`
+    naming the store when the upload does not arrive in time or there is no free slot."""
+    found = find()
+    if found is not None:
+        return found
+    seconds = UPLOAD_WAIT if timeout is None else timeout
+    if not _take(owner):
+        raise PatchUploadMissing(f"ServerStore {store_id!r}: the server is already waiting for as many "
+                                 "clientside Patch uploads as it allows (of this user, or in all), so this "
+                                 "callback cannot see the patched value; it was not run with the previous one")
+    try:
+        deadline = time.monotonic() + seconds
+        while found is None and time.monotonic() < deadline:
+            time.sleep(_POLL)
+            found = find()
+    finally:
+        _give(owner)
+    if found is None:
+        raise PatchUploadMissing(f"ServerStore {store_id!r}: the browser's clientside Patch upload did not "
+                                 f"arrive within {seconds:g} s, so this callback cannot see the patched value; "
+                                 "it was not run with the previous one")
+    return found
+
+
+def _take(owner: str) -> bool:
+    with _lock:
+        if _waiting.get(owner, 0) >= MAX_WAITING_PER_USER or sum(_waiting.values()) >= MAX_WAITING:
+            return False
+        _waiting[owner] = _waiting.get(owner, 0) + 1
+        return True
+
+
+def _give(owner: str) -> None:
+    with _lock:
+        left = _waiting.get(owner, 0) - 1
+        if left > 0:
+            _waiting[owner] = left
+        else:
+            _waiting.pop(owner, None)

@@ -1,0 +1,272 @@
+"""The Dash plugin: registered through the ``dash_hooks`` entry point, so ``pip install`` is the setup.
+
+Dash imports this module once per process; hooks register at import time and apply to every app.
+Where Dash offers no hook (callback arguments and return values, the index page's validation layout)
+we wrap the app's own methods on the instance, and Dash's ``_prepare_response`` once per process.
+Everything is a no-op until the ServerStore component has been imported: an app without ServerStores
+runs exactly as before.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from typing import Any
+
+import dash
+import flask
+from dash import _callback, hooks
+from dash._utils import stringify_id
+
+from dash_state import identity
+from dash_state.core import logs, references
+from dash_state.core.missing import REASONS as MISS_REASONS
+from dash_state.errors import (
+    BackendUnavailable,
+    DashStateError,
+    QuotaExceeded,
+    StoreValueError,
+)
+from dash_state.glue import background, devtools, hook, routes  # noqa: F401  (importing registers the routes)
+from dash_state.glue.initial import serve_tree, strip_tree
+from dash_state.glue.layout import in_use
+from dash_state.glue.mirror import held_in_browser
+from dash_state.glue.runtime import AppState, app_state, current_state
+from dash_state.identity import resolvers
+from dash_state.live import route as _live_route  # noqa: F401  (importing registers the route)
+
+log = logging.getLogger("dash_state")
+
+
+@hooks.setup()
+def setup(app: dash.Dash) -> None:
+    install(app)
+
+
+def install(app: dash.Dash) -> AppState:
+    """Attach dash-state to one app (idempotent)."""
+    state = app_state(app)
+    if state is not None:
+        return state
+    state = app_state(app, create=True)
+    if in_use():
+        state.load_config()  # fail at startup on a bad config.toml or environment
+        logs.install_default_handler()
+        devtools.register()
+
+    original_inputs = app._inputs_to_vals
+
+    @functools.wraps(original_inputs)
+    def _inputs_to_vals(inputs):
+        deferred = background.take_deferred()  # a background job resolves the references itself
+        if in_use():
+            hook.begin_call(mcp=is_mcp_request(app))
+            state.scan_layouts()
+            inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
+        return original_inputs(inputs)
+
+    original_config = app._config
+
+    @functools.wraps(original_config)
+    def _config():
+        config = original_config()
+        if in_use() and config.get("validation_layout") is not None:  # embedded in the index page: no data
+            config["validation_layout"] = strip_tree(state, config["validation_layout"])
+        if in_use():  # the stores the browser holds (client backend, mirrored): src_js/held.js reads this
+            config["dash_state"] = held_in_browser(state.manager)
+        return config
+
+    app._inputs_to_vals = _inputs_to_vals
+    app._config = _config
+    server = getattr(app, "server", None)
+    if isinstance(server, flask.Flask):
+        server.before_request(resolvers.watch_dash_auth)  # before dash-auth's own check: see its docstring
+        server.after_request(functools.partial(_after_request, state))
+        server.register_error_handler(DashStateError, functools.partial(_error_response, state))
+    background.install(app, state)
+    _patch_prepare_response()
+    _patch_progress()
+    if getattr(app, "_enable_mcp", False) or "dash.mcp" in sys.modules:
+        _describe_for_mcp()
+    return state
+
+
+def _describe_for_mcp() -> None:
+    """Dash's MCP layer describes a dcc.Store's data as "data to be remembered client-side": the same
+    words for a ServerStore (what the tool's caller deals with is the same data)."""
+    try:
+        from dash.mcp.primitives.tools import prop_roles
+    except ImportError:
+        return
+    prop_roles.STORE_DATA.identifiers.add(("ServerStore", "data"))
+    try:  # and its storage_type with dcc.Store's template
+        from dash.mcp.primitives.tools.input_schemas.input_descriptions import (
+            description_component_props as props,
+        )
+    except ImportError:
+        return
+    templates = getattr(props, "_PROP_TEMPLATES", None)
+    if isinstance(templates, dict) and ("Store", "storage_type") in templates:
+        templates.setdefault(("ServerStore", "storage_type"), templates[("Store", "storage_type")])
+
+
+def is_mcp_request(app: Any) -> bool:
+    """True while Dash's MCP layer runs a callback as a tool (its endpoint, or its functions called
+    directly, as Dash's own MCP tests do): tool results and descriptions show data, as with dcc.Store."""
+    if "dash.mcp" not in sys.modules:  # Dash imports its MCP layer only when an app enables it
+        return False
+    path = getattr(app, "_mcp_path", None)
+    if getattr(app, "_enable_mcp", False) and path and flask.has_request_context() and \
+            flask.request.path.rstrip("/").endswith("/" + str(path).strip("/")):
+        return True
+    frame = sys._getframe(1)
+    while frame is not None:  # a few dozen frames, only in processes that loaded dash.mcp
+        if frame.f_globals.get("__name__", "").startswith("dash.mcp."):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _after_request(state: AppState, response: flask.Response) -> flask.Response:
+    """Send a newly minted identity cookie, and log this request's unusable references once."""
+    if not state.has_manager:
+        return response
+    manager = state.manager
+    call = flask.g.get("_dash_state_call")
+    for raw_id, reference in call.release if call is not None else ():  # what the page let go of
+        sid = references.id_key(raw_id)  # None for a list, a nested dict: no ServerStore's id
+        if sid is not None and isinstance(reference, str):
+            try:
+                manager.release(sid, reference)
+            except DashStateError:  # an outage: the values expire with their TTL instead
+                break
+    misses = flask.g.pop("_dash_state_misses", None)
+    if misses is not None:
+        misses.flush(MISS_REASONS)
+    return identity.write_cookie(response, manager.identity_settings, manager.keys)
+
+
+def _error_response(state: AppState, exc: DashStateError) -> flask.Response:
+    """A callback that dash-state had to fail: one log line (no traceback), a clear message for the browser."""
+    if isinstance(exc, BackendUnavailable):  # the breaker has logged it, once per outage
+        status, message = 503, "dash-state: the ServerStore storage is unavailable; try again shortly"
+    elif isinstance(exc, StoreValueError):  # the caller's value or quota: say exactly what is wrong
+        status, message = (413 if isinstance(exc, QuotaExceeded) else 422), str(exc)
+        if state.has_manager:  # a full backend refuses every writer: aggregate, don't flood
+            state.manager.throttle(logging.WARNING, f"refused:{type(exc).__name__}", "callback refused: %s", exc)
+        else:
+            log.warning("callback refused: %s", exc)
+    else:  # configuration: details are for the operator, not the browser
+        status, message = 500, "dash-state is misconfigured; the server log says how to fix it"
+        log.error("%s", exc)
+    return flask.Response(message, status=status, mimetype="text/plain")
+
+
+@hooks.layout()
+def serve_layout(layout: Any) -> Any:
+    if not in_use():
+        return layout
+    state = current_state()
+    if state is None or not _serving_layout():  # MCP tools, app.get_layout() in your code: the data itself
+        return layout
+    state.manager.identity(create=True)  # before the page's first callbacks: they all share this identity
+    served = serve_tree(state, layout)
+    _warn_about_clientside_readers(state)
+    state.warn_unknown_stores()  # once: a [STATE_STORES.<id>] that names no ServerStore (a typo)
+    return served
+
+
+def _warn_about_clientside_readers(state: AppState) -> None:
+    """A store that clientside code reads is mirrored in the browser (see :mod:`dash_state.glue.mirror`); one
+    with ``mirror = false`` gives clientside code its reference, not the data: say so once."""
+    callbacks = getattr(state.app, "_callback_list", None) or []
+    if getattr(state, "_clientside_checked", None) == len(callbacks):
+        return
+    state._clientside_checked = len(callbacks)
+    manager = state.manager
+    for callback in callbacks:
+        if not callback.get("clientside_function"):
+            continue
+        for dependency in list(callback.get("inputs") or []) + list(callback.get("state") or []):
+            store_id = dependency.get("id")
+            sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
+            if dependency.get("property") != "data" or store_id not in state.store_ids:
+                continue
+            settings = manager.settings(sid)
+            if settings.backend != "client" and not settings.client_read:
+                log.warning("ServerStore %r is read by a clientside callback (for %s) but mirror = false: clientside "
+                            "code gets its reference, not the data. Remove mirror = false from [STATE_STORES.%s], "
+                            "or set client_read = true there and use `await window.dash_state.get(data, %r)`", sid,
+                            callback.get("output"), sid, sid)
+
+
+def _serving_layout() -> bool:
+    """True while Dash answers the browser's ``_dash-layout`` request."""
+    return flask.has_request_context() and flask.request.path.endswith("_dash-layout")
+
+
+@hooks.index()
+def mint_identity(index: str) -> str:
+    """The index page gives the browser its identity cookie, before any callback runs."""
+    if in_use() and flask.has_request_context():
+        state = current_state()
+        if state is not None:
+            state.manager.identity(create=True)
+    return index
+
+
+def _patch_prepare_response() -> None:
+    """Route every callback's return value through :func:`hook.rewrite_outputs` before Dash encodes it."""
+    original = _callback._prepare_response
+    if getattr(original, "__dash_state__", False):
+        return
+    signature = inspect.signature(original)
+    names = list(signature.parameters)
+    at = {name: names.index(name) for name in ("output_value", "output_spec", "multi", "callback_ctx", "app", "output")}
+
+    @functools.wraps(original)
+    def _prepare_response(*args, **kwargs):
+        if kwargs or len(args) != len(names):  # not Dash's own positional call: bind by name (slower)
+            bound = signature.bind(*args, **kwargs)
+            args, kwargs = tuple(bound.arguments[name] for name in names), {}
+        state = app_state(args[at["app"]])
+        if state is not None and in_use():
+            state.scan_layouts()
+            if hook.current_call() is None and is_mcp_request(args[at["app"]]):
+                hook.begin_call(mcp=True)  # an MCP task's result: fetched without a callback request
+            args = list(args)
+            args[at["output_value"]] = hook.rewrite_outputs(
+                state, args[at["output_value"]], args[at["output_spec"]], args[at["multi"]], args[at["output"]],
+                args[at["callback_ctx"]])
+        return original(*args)
+
+    _prepare_response.__dash_state__ = True
+    _callback._prepare_response = _prepare_response
+
+
+def _patch_progress() -> None:
+    """Drop ``no_update`` from a background callback's progress: the renderer applies progress like a
+    side update and would store the placeholder as the prop's value (Dash does not filter it)."""
+    original = _callback._progress_background_callback
+    if getattr(original, "__dash_state__", False):
+        return
+
+    @functools.wraps(original)
+    def _progress_background_callback(response, *args, **kwargs):
+        result = original(response, *args, **kwargs)
+        progress = response.get("progress") if in_use() else None
+        if isinstance(progress, dict):
+            from dash._callback import NoUpdate
+
+            for key in [k for k, v in progress.items() if NoUpdate.is_no_update(v)]:
+                del progress[key]
+            if not progress:
+                del response["progress"]
+        return result
+
+    _progress_background_callback.__dash_state__ = True
+    _callback._progress_background_callback = _progress_background_callback
+
+
+background.patch_managers()  # before any app defines background callbacks (see background/worker.py)

@@ -1,0 +1,245 @@
+"""Per-app state: the ServerStore ids seen so far, settings given to init_app, and the StateManager.
+
+The manager is built on first use rather than when ``Dash()`` runs, so settings placed in
+``app.server.config`` (and a ``SECRET_KEY``) after the app is created still count. What can be checked
+without connecting to a server is checked early: the configuration and the client libraries it needs
+when ``Dash()`` runs (:meth:`AppState.load_config`), and everything, ``SECRET_KEY`` included, when
+``app.run()`` starts the server (:meth:`AppState.check_startup`) and when the manager is built.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import threading
+from typing import Any
+
+import flask
+
+from dash_state import identity
+from dash_state.config import (
+    Config,
+    check_requirements,
+    describe_backends,
+    load_config,
+    unknown_store_warnings,
+    used_by,
+)
+from dash_state.core.keys import Keys, as_bytes
+from dash_state.core.manager import StateManager
+from dash_state.errors import ConfigError
+from dash_state.glue.layout import StoreIds
+from dash_state.glue.mirror import Mirrors, app_callbacks
+from dash_state.identity import resolvers
+
+log = logging.getLogger("dash_state")
+ATTRIBUTE = "_dash_state"
+_process_secret = secrets.token_bytes(32)  # used only when the app has no SECRET_KEY (one process)
+
+
+class AppState:
+    def __init__(self, app: Any):
+        self.app = app
+        self.store_ids = StoreIds()
+        self.overrides: dict[str, Any] = {}
+        self._manager: StateManager | None = None
+        self._scanned_layout: Any = None
+        self._lock = threading.Lock()
+        # static layouts' initial data, stored once per app: (store id, id(data)) -> (token, data, fresh until)
+        self.initial: dict[tuple[str, int], tuple[str, Any, float]] = {}
+        self.seeded: dict[str, tuple] = {}  # app store id -> (the layout data this process last wrote,)
+        self.initial_tokens: dict[str, str] = {}  # store id -> its initial data's reference (a Patch's last base)
+        self._warned: set[str] = set()  # start-up warnings already logged (once per app and process)
+        self._stores_checked = False
+
+    @property
+    def manager(self) -> StateManager:
+        manager = self._manager
+        if manager is None:
+            with self._lock:
+                if self._manager is None:
+                    self.check_server()
+                    config = self.load_config()
+                    keys = self._keys(config)
+                    log.info("%s", describe_backends(config, self._local_path(config, keys)))
+                    self._manager = StateManager(config, keys, self._identity_settings(config), self.store_ids,
+                                                 self.scan_layouts, Mirrors(app_callbacks(self.app)))
+                manager = self._manager
+        return manager
+
+    @property
+    def has_manager(self) -> bool:
+        return self._manager is not None
+
+    def scan_layouts(self) -> None:
+        """Learn the ServerStore ids of the app's layouts before the first callback.
+
+        A gunicorn worker (or a restarted server) may get a callback before it ever served the
+        layout; it must still know which outputs are ServerStores. Runs again if the layout changes.
+        """
+        layout = getattr(self.app, "_layout", None)
+        if layout is self._scanned_layout:
+            return
+        self._scanned_layout = layout
+        if layout is not None and not callable(layout):
+            self.store_ids.add_tree(layout)
+        if getattr(self.app, "validation_layout", None) is not None:
+            self.store_ids.add_tree(self.app.validation_layout)
+        import dash
+
+        for page in dash.page_registry.values():
+            if not callable(page.get("layout")):
+                self.store_ids.add_tree(page.get("layout"))
+        if self.store_ids:
+            self.check_server()
+
+    def check_server(self) -> None:
+        """ServerStore needs Flask's request context (cookies, routes); refuse other servers loudly
+        rather than letting data pass through to the browser."""
+        server = getattr(self.app, "server", None)
+        if not isinstance(server, flask.Flask):
+            raise ConfigError(
+                f"dash-state's ServerStore needs Dash's Flask server backend, but this app runs on "
+                f"{type(server).__name__}: use dash.Dash(backend='flask') (the default), or dcc.Store")
+
+    def reset(self) -> None:
+        """Rebuild the manager from the settings now in force (after init_app changes them)."""
+        with self._lock:
+            old, self._manager = self._manager, None
+        if old is not None:
+            old.close()
+
+    def load_config(self) -> Config:
+        """The app's settings, validated, with the client libraries they need importable (a ConfigError
+        naming the package and the pip extra otherwise). Connects to nothing."""
+        server = getattr(self.app, "server", None)
+        config = load_config(getattr(server, "config", None), self.overrides)
+        for warning in check_requirements(config):
+            if warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("%s", warning)
+        return config
+
+    def check_startup(self) -> Config:
+        """Everything that can fail without a server connection: the settings, the packages they need and
+        a SECRET_KEY for backends shared between hosts. Runs before ``app.run()`` serves any request."""
+        config = self.load_config()
+        self._check_secret(config)
+        return config
+
+    def warn_unknown_stores(self) -> list[str]:
+        """Once, after the first layout was served: log a WARNING for each ``[STATE_STORES.<id>]`` that
+        names no ServerStore of the app (a misspelt id), with the closest ids. Returns the messages."""
+        if self._stores_checked:
+            return []
+        self._stores_checked = True
+        self.scan_layouts()
+        config = self._manager.config if self._manager is not None else self.load_config()
+        messages = unknown_store_warnings(config, self.store_ids.strings())
+        for message in messages:
+            log.warning("%s", message)
+        return messages
+
+    def _keys(self, config: Config) -> Keys:
+        """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS). Without one: a ConfigError for backends shared
+        between hosts; else a random key shared by the app's processes on this host (a per-process one
+        when that cannot be made and only the memory backend is used)."""
+        server = self.app.server
+        key = server.config.get("SECRET_KEY") or server.secret_key
+        fallbacks = [as_bytes(k) for k in server.config.get("SECRET_KEY_FALLBACKS") or [] if k]
+        if key:
+            return Keys((as_bytes(key), *fallbacks))
+        self._check_secret(config)
+        in_use = config.backends_in_use()
+        try:  # every worker of this app on this host: one random key kept beside the local store; with
+            # the memory backend too, so a reference from another worker is told apart from a forged one
+            from dash_state.backends.local.paths import host_secret
+
+            secret = host_secret(server.root_path, config["STATE_KEY_PREFIX"])
+        except ConfigError:
+            if "local" in in_use:
+                raise
+        else:
+            log.info("dash-state: no SECRET_KEY configured; the processes of this app on this host share a random "
+                     "key (references and identity cookies end when the host restarts, as the values do)")
+            return Keys((secret,), generated=True)
+        log.info("dash-state: no SECRET_KEY configured; references and identity cookies use a random key of this "
+                 "process (they end when it restarts and are not shared with other processes)")
+        return Keys((_process_secret,), generated=True)
+
+    def _check_secret(self, config: Config) -> None:
+        server = getattr(self.app, "server", None)
+        if server is None or server.config.get("SECRET_KEY") or server.secret_key:
+            return
+        shared = [name for name in sorted(config.backends_in_use()) if name in ("redis", "database")]
+        if shared:
+            raise ConfigError(
+                f"{used_by(config, shared[0])} keeps values on a server shared between hosts, so every worker "
+                "must derive the same keys, and this app has no SECRET_KEY: set app.server.config['SECRET_KEY'] "
+                "(a long random string, the same in every worker) before the app starts")
+
+    @staticmethod
+    def _local_path(config: Config, keys: Keys) -> str | None:
+        """Where the local backend keeps this app's store (for the start-up line), or None."""
+        if "local" not in config.backends_in_use() or config["STATE_LOCAL_PATH"]:
+            return None
+        from dash_state.backends.local.paths import default_path
+        from dash_state.core.seal import Seal
+
+        return default_path(Seal(keys, "hmac"), config["STATE_KEY_PREFIX"])  # the same id as the backend's
+
+    def _identity_settings(self, config: Config) -> identity.Settings:
+        prefix = self.app.config.get("requests_pathname_prefix") or "/"
+        return identity.Settings(
+            isolation=config["STATE_ENABLE_USER_ISOLATION"],
+            resolver=resolvers.load(config["STATE_USER_RESOLVER"]),
+            cookie_name=config["STATE_COOKIE_NAME"], secure=config["STATE_COOKIE_SECURE"],
+            host_prefix=config["STATE_COOKIE_HOST_PREFIX"], max_age=config["STATE_COOKIE_MAX_AGE"],
+            path=prefix if prefix.startswith("/") else "/", carry_over=config["STATE_LOGIN_CARRY_OVER"],
+            delete_at_logout=config["STATE_LOGOUT_DELETE"], new_visitor_seconds=config["STATE_NEW_VISITOR_SECONDS"])
+
+
+def app_state(app: Any, create: bool = False) -> AppState | None:
+    state = getattr(app, ATTRIBUTE, None)
+    if state is None and create:
+        state = AppState(app)
+        setattr(app, ATTRIBUTE, state)
+        _check_before_run(app, state)
+        server = getattr(app, "server", None)
+        if isinstance(server, flask.Flask):
+            server.extensions["dash_state"] = state
+    return state
+
+
+def _check_before_run(app: Any, state: AppState) -> None:
+    """``app.run()`` checks the configuration, its packages and SECRET_KEY before it serves a request, so
+    a missing extra or secret stops the development server at once instead of failing the first page."""
+    original = getattr(app, "run", None)
+    if original is None or getattr(original, "__dash_state__", False):
+        return
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from dash_state.glue.layout import in_use
+
+        if in_use():
+            state.check_startup()
+        return original(*args, **kwargs)
+
+    run.__dash_state__ = True  # type: ignore[attr-defined]
+    app.run = run
+
+
+def current_state() -> AppState | None:
+    """The state of the app serving this request (found through Flask, which is exact even with several
+    Dash apps in one process), else of ``dash.get_app()``."""
+    if flask.has_app_context():
+        state = flask.current_app.extensions.get("dash_state")
+        if state is not None:
+            return state
+    import dash
+
+    try:
+        return app_state(dash.get_app())
+    except Exception:  # noqa: BLE001 - no app yet
+        return None
