@@ -2,7 +2,7 @@
  * Which ServerStores keep their data in the browser (the "client" backend,
  * or mirrored because clientside callbacks use them). The server lists them
  * in Dash's config (the "dash_state" entry of the #_dash-config script, see
- * dash_state/mirror.py), so a store that starts empty never uploads the
+ * dash_state/glue/mirror.py), so a store that starts empty never uploads the
  * first value it is given only to learn that it keeps it.
  */
 import {idKey} from './references';

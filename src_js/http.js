@@ -1,5 +1,5 @@
 /*
- * POSTs to dash-state's routes (dash_state/routes.py), with the page's Dash
+ * POSTs to dash-state's routes (dash_state/glue/routes.py), with the page's Dash
  * path prefix and the same CSRF header Dash's renderer sends.
  */
 

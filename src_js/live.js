@@ -3,7 +3,7 @@
  * app-scoped ServerStores with live=True, changed anywhere (another tab,
  * worker or host), as if a callback on this page had written them.
  *
- * Protocol (POST _dash-state/v1/live, see dash_state/routes.py):
+ * Protocol (POST _dash-state/v1/live, see dash_state/glue/routes.py):
  *   request  {"stores": [{"id", "reference"}], "wait": true}
  *            (reference: the store's data if it is a reference, else null)
  *   answer   text/event-stream: events whose data is

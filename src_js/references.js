@@ -1,7 +1,7 @@
 /*
  * References: what a ServerStore holds in the browser instead of its data
  * ("dsr2.<backend>.<key>.<scope><tag>.<signature>", see
- * dash_state/references.py). Nothing here can read or forge one; these
+ * dash_state/core/references.py). Nothing here can read or forge one; these
  * helpers only tell references apart from data, and tell which store a
  * reference was made for.
  */
@@ -36,7 +36,7 @@ const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 /*
  * The version of a user- or app-scoped value ("u"/"g" reference): the first
  * six characters of its key, base64url, big-endian (36 bits, see
- * dash_state/versions.py). 0 for any other reference or value.
+ * dash_state/core/versions.py). 0 for any other reference or value.
  */
 export const versionOf = reference =>
     isVersioned(reference)
@@ -50,7 +50,7 @@ export const isVersioned = reference =>
 /*
  * FNV-1a (32 bit) of a store id key, in base 36, seven digits: the tag in
  * every reference, so a reference of another store is recognised here
- * (dash_state/references.py computes the same).
+ * (dash_state/core/references.py computes the same).
  */
 export const storeTag = key => {
     let hash = 0x811c9dc5;

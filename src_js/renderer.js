@@ -302,7 +302,7 @@ const LOOSE = /dsr2\.|(memory|local|redis|database)\.[A-Za-z0-9_-]{22}\.[scaug][
 
 /*
  * Whether the server recognises `value` as a patched reference (the same
- * test as looks_patched in dash_state/clientside.py): then the store's
+ * test as looks_patched in dash_state/glue/clientside.py): then the store's
  * readers that fired with it got the patch's real result.
  */
 export const looksPatched = value => {

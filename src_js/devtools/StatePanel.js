@@ -3,7 +3,7 @@
  * table of the page's ServerStores with their backend, server-side bytes,
  * browser bytes, TTL left and hit/miss counts, refreshed every second while
  * open, so it follows the callbacks as they run. The server answers only in
- * debug mode (dash_state/devtools.py).
+ * debug mode (dash_state/glue/devtools.py).
  *
  * The open table is docked at the right edge of the window and the page is
  * narrowed by its width (body margin), so it hides none of the app (a popup
