@@ -37,6 +37,7 @@ import click
 
 from dash_state.cli import context
 from dash_state.cli.main import cli, failures
+from dash_state.core.ids import store_key
 
 BIG = 10 * 1024  # initial data above this many bytes of JSON: worth keeping off the wire
 INTERNAL_IDS = {"_pages_store"}  # Dash's own store of page_container
@@ -122,13 +123,12 @@ def initial_size(data: Any) -> tuple[int | None, str | None]:
 
 
 def stores(app: Any, errors: list[str]) -> list[dict[str, Any]]:
-    from dash._utils import stringify_id
 
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for where, tree in trees(app, errors):
         for node in walk(tree):
             kind, raw = store_kind(node), getattr(node, "id", None)
-            sid = stringify_id(raw) if isinstance(raw, dict) else str(raw)
+            sid = store_key(raw)
             if sid in INTERNAL_IDS:
                 continue
             entry = found.get((kind, sid))

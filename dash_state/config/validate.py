@@ -7,8 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dash._utils import stringify_id
-
+from dash_state.core.ids import store_key
 from dash_state.core.references import dict_id
 from dash_state.defaults import BACKEND_NAMES, STORE_CHOICES, STORE_DEFAULTS
 from dash_state.errors import ConfigError
@@ -135,7 +134,7 @@ def canonical_store_id(store_id: str) -> str:
     (sorted keys, no spaces: ``{"index":1,"type":"row"}``), the form store settings are looked up by;
     any other id as it is."""
     parsed = dict_id(store_id)
-    return store_id if parsed is None else stringify_id(parsed)
+    return store_id if parsed is None else store_key(parsed)
 
 
 def store_choice(key: str, value: Any, where: str) -> str:

@@ -25,8 +25,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from dash._utils import stringify_id
-
+from dash_state.core.ids import store_key
 from dash_state.core.tokens import b64, base36, random_id
 
 PREFIX = "dsr2."
@@ -78,7 +77,7 @@ def id_key(raw: Any) -> str | None:
     anything that cannot be a ServerStore's id (see :func:`id_problem`)."""
     if isinstance(raw, str):
         return raw
-    return stringify_id(raw) if id_problem(raw) is None else None
+    return store_key(raw) if id_problem(raw) is None else None
 
 
 def dict_id(text: str) -> dict | None:
@@ -103,7 +102,7 @@ def digest_key(*parts: bytes) -> str:
 
 
 def store_tag(store_id: str) -> str:
-    """FNV-1a (32 bit) of the store id's UTF-16 code units, in base 36: what ``src_js/server.js`` computes.
+    """FNV-1a (32 bit) of the store id's UTF-16 code units, in base 36: what ``storeTag`` in ``src_js/references.js`` computes.
 
     A dict id is hashed as JavaScript's ``JSON.stringify`` writes it (sorted keys, non-ASCII as is),
     which differs from Dash's Python ``stringify_id`` only in escaping.

@@ -45,6 +45,7 @@ import flask
 from dash_state import identity
 from dash_state.backends import pointer_name
 from dash_state.core import browser_form, shared
+from dash_state.core.ids import store_key
 from dash_state.core.values import freeze
 from dash_state.errors import QuotaExceeded, StoreValueError
 from dash_state.glue.calls import carried, current_call
@@ -194,11 +195,10 @@ class StoreAPI:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _known_store(self: "StateManager", store_id: Any) -> str:
-        from dash._utils import stringify_id
 
         if not isinstance(store_id, (str, dict)):
             raise StoreValueError(f"a store id is a string or a dict, got {type(store_id).__name__}")
-        sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
+        sid = store_key(store_id)
         self._scan()
         if store_id not in self.store_ids:
             raise StoreValueError(f"ServerStore {sid!r}: there is no ServerStore with this id in the app's layouts "

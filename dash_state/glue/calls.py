@@ -12,9 +12,9 @@ from itertools import chain
 from typing import Any
 
 import flask
-from dash._utils import stringify_id
 
 from dash_state.core import references
+from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
 
 MAX_HINTS = 200
@@ -65,7 +65,7 @@ def carried(ctx: Any, store_id: Any) -> tuple[bool, Any]:
 def _same_id(a: Any, b: Any) -> bool:
     if a == b:
         return True
-    return isinstance(a, (str, dict)) and isinstance(b, (str, dict)) and stringify_id(a) == stringify_id(b)
+    return isinstance(a, (str, dict)) and isinstance(b, (str, dict)) and store_key(a) == store_key(b)
 
 
 def current_call() -> Call | None:

@@ -3,7 +3,7 @@
 The renderer writes those straight into the store's ``data`` and fires the store's callbacks with
 them, before the component can do anything. So the server accepts them as they come, *marked as
 written by the browser*, and the component then uploads the value and swaps in a reference without
-firing the callbacks again (see ``src_js/server.js``). Two shapes arrive:
+firing the callbacks again (``putValue``/``patchValue`` in ``src_js/values.js``). Two shapes arrive:
 
 * plain data (``{n: 1}``, ``True``): passed to the callback as it is, unless the store refuses
   browser writes (``client_write = false`` or ``latest_only``), then it is missing (None) and logged;

@@ -15,9 +15,9 @@ from typing import Any
 
 import flask
 from dash import hooks
-from dash._utils import stringify_id
 
 from dash_state.core import references
+from dash_state.core.ids import store_key
 from dash_state.glue.routes import json_route
 
 _registered = False
@@ -55,7 +55,7 @@ def browser_bytes(data: Any) -> int:
 
 def _row(manager: Any, entry: dict) -> dict:
     raw_id, reference = entry["id"], entry.get("reference")
-    sid = raw_id if isinstance(raw_id, str) else stringify_id(raw_id)
+    sid = store_key(raw_id)
     counts: dict[str, Any] = {}
     for per_backend in manager.metrics.for_store(sid).values():
         counts["hits"] = counts.get("hits", 0) + per_backend.get("hits", 0)

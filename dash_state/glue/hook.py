@@ -8,7 +8,7 @@ routes two points of Dash's callback path here, for every transport (HTTP, backg
 
 Both leave anything that is not a ServerStore's ``data`` untouched, and return the very same objects
 when there is nothing to do. The component adds a ``dash_state`` entry to each callback request
-(``request_pre`` in ``src_js/server.js``): which outputs are ServerStores, and the reference each of
+(``request_pre`` in ``src_js/renderer.js``): which outputs are ServerStores, and the reference each of
 them holds, so a ``Patch()`` applies to exactly what that tab holds, as the renderer would apply it.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from dash import Patch
 from dash._grouping import flatten_grouping, make_grouping_by_index
-from dash._utils import stringify_id
 
 from dash_state.core import browser_form, references, shared
+from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
 from dash_state.core.references import js_key
 from dash_state.errors import StoreValueError
@@ -47,10 +47,6 @@ def _is_no_update(value: Any) -> bool:
     from dash._callback import NoUpdate
 
     return NoUpdate.is_no_update(value)
-
-
-def _sid(store_id: Any) -> str:
-    return store_id if isinstance(store_id, str) else stringify_id(store_id)
 
 
 def _is_store_id(store_id: Any) -> bool:
@@ -89,7 +85,7 @@ def _resolve_entry(state: "AppState", entry: Any, call: Call) -> Any:
         return _resolve_empty(state, entry, store_id, call)
     is_reference = references.looks_like_reference(value) and (  # not a reference string patched clientside
         references.parse(value) is not None or not clientside.looks_patched(value))
-    sid = _sid(store_id)
+    sid = store_key(store_id)
     if not is_reference and store_id not in state.store_ids and js_key(sid) not in call.hinted:
         return entry  # not a ServerStore: a dcc.Store or another component's data prop
     manager = state.manager
@@ -113,7 +109,7 @@ def _resolve_empty(state: "AppState", entry: dict, store_id: Any, call: Call) ->
     """A store whose page holds nothing: a user or app store still has its shared value."""
     if store_id not in state.store_ids:
         return entry
-    sid = _sid(store_id)
+    sid = store_key(store_id)
     manager = state.manager
     settings = manager.settings(sid)
     if not settings.shared:
@@ -229,7 +225,7 @@ def _plan(state: "AppState", target: Target, value: Any, plan: list, rewritten: 
     prop, store_id = target.prop, target.store_id
     if not isinstance(prop, str) or prop.split("@")[0] != "data" or not _is_server_store(state, store_id, target, call):
         return  # allow_duplicate outputs arrive as "data@<hash>"
-    sid = _sid(store_id)
+    sid = store_key(store_id)
     manager = state.manager
     backend = manager.settings(sid).backend
     if backend == "client":  # the data itself goes to the browser (a Patch: the renderer applies it there)
@@ -274,7 +270,7 @@ def _is_server_store(state: "AppState", store_id: Any, target: Target, call: Cal
         return False
     if store_id in state.store_ids:
         return True
-    if call is not None and js_key(_sid(store_id)) in call.hinted:
+    if call is not None and js_key(store_key(store_id)) in call.hinted:
         return True  # the browser rendered a ServerStore there (trusted for this output only)
     pattern = getattr(target.pattern, "component_id", None)
     return isinstance(store_id, dict) and isinstance(pattern, dict) and state.store_ids.matches_pattern(pattern)

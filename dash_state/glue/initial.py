@@ -25,11 +25,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from dash._utils import stringify_id
 from dash.development.base_component import Component
 
 from dash_state.backends import Item
 from dash_state.core import browser_form, references, shared
+from dash_state.core.ids import store_key
 from dash_state.core.references import APP, APP_OWNER, SERVER
 from dash_state.core.values import freeze
 from dash_state.glue.layout import declared, find_stores, rewrite_stores, with_data
@@ -49,7 +49,7 @@ def serve_tree(state: "AppState", tree: Any, user: Any = None) -> Any:
         store_id = getattr(store, "id", None)
         state.store_ids.add(store_id, declared(store))
         data = getattr(store, "data", None)
-        sid = stringify_id(store_id) if store_id is not None else "?"
+        sid = store_key(store_id) if store_id is not None else "?"
         settings = state.manager.settings(sid)
         if settings.shared:
             return _scoped(state, store, sid, settings, data, user)
@@ -148,7 +148,7 @@ def initial_token(state: "AppState", sid: str) -> str | None:
         for store in find_stores(tree):
             store_id = getattr(store, "id", None)
             data = getattr(store, "data", None)
-            if store_id is not None and stringify_id(store_id) == sid and data is not None \
+            if store_id is not None and store_key(store_id) == sid and data is not None \
                     and not references.looks_like_reference(data):
                 return _shared(state, sid, data)
     return None
@@ -161,7 +161,7 @@ def strip_tree(state: "AppState", tree: Any) -> Any:
         state.store_ids.add(store_id, declared(store))
         if getattr(store, "data", None) is None:
             return store
-        sid = stringify_id(store_id) if store_id is not None else "?"
+        sid = store_key(store_id) if store_id is not None else "?"
         return with_data(store, None) if state.manager.keeps_on_server(sid) else _for_browser(store, sid, store.data)
 
     return rewrite_stores(tree, strip)

@@ -11,8 +11,9 @@ import copy
 import json
 from typing import Any, Callable, Iterator
 
-from dash._utils import stringify_id
 from dash.development.base_component import Component, ComponentRegistry
+
+from dash_state.core.ids import store_key
 
 NAMESPACE = "dash_state"
 TYPE = "ServerStore"
@@ -111,11 +112,11 @@ class StoreIds:
 
     def add(self, store_id: Any, options: dict[str, Any] | None = None) -> None:
         if options:
-            self._declared[stringify_id(store_id) if isinstance(store_id, dict) else store_id] = options
+            self._declared[store_key(store_id)] = options
             if isinstance(store_id, dict):
                 self._declared[_family(store_id)] = options
         if isinstance(store_id, dict):
-            key = stringify_id(store_id)
+            key = store_key(store_id)
             if key not in self._ids:
                 self._ids.add(key)
                 self._dicts[key] = dict(store_id)
@@ -169,7 +170,7 @@ class StoreIds:
 
     def __contains__(self, store_id: Any) -> bool:
         if isinstance(store_id, dict):
-            return stringify_id(store_id) in self._ids or _family(store_id) in self._families
+            return store_key(store_id) in self._ids or _family(store_id) in self._families
         if isinstance(store_id, str) and store_id.startswith("{") and store_id not in self._ids:
             try:  # set_props keys dict ids as their JSON string
                 return json.loads(store_id) in self

@@ -17,10 +17,10 @@ from typing import Any
 import dash
 import flask
 from dash import _callback, hooks
-from dash._utils import stringify_id
 
 from dash_state import identity
 from dash_state.core import logs, references
+from dash_state.core.ids import store_key
 from dash_state.core.missing import REASONS as MISS_REASONS
 from dash_state.errors import (
     BackendUnavailable,
@@ -190,7 +190,7 @@ def _warn_about_clientside_readers(state: AppState) -> None:
             continue
         for dependency in list(callback.get("inputs") or []) + list(callback.get("state") or []):
             store_id = dependency.get("id")
-            sid = store_id if isinstance(store_id, str) else stringify_id(store_id)
+            sid = store_key(store_id)
             if dependency.get("property") != "data" or store_id not in state.store_ids:
                 continue
             settings = manager.settings(sid)

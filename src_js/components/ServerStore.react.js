@@ -209,7 +209,7 @@ export default class ServerStore extends Component {
 
     /*
      * Sliding expiry: while `data` is a reference, the page's scheduler
-     * (../server.js) keeps its server value alive.
+     * (../touch.js) keeps its server value alive.
      */
     _trackReference(current) {
         const {id} = this.props;

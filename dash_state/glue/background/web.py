@@ -14,9 +14,8 @@ import functools
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable
 
-from dash._utils import stringify_id
-
 from dash_state.core import references
+from dash_state.core.ids import store_key
 from dash_state.glue import hook
 from dash_state.glue.background.polling import make_polls_consistent
 from dash_state.glue.background.worker import (
@@ -94,7 +93,7 @@ def keep_references(state: "AppState", inputs: list) -> list:
             return item
         value, store_id = item["value"], item.get("id")
         if references.looks_like_reference(value) and store_id is not None:
-            if manager.backend(manager.settings(stringify_id(store_id)).backend).shared:
+            if manager.backend(manager.settings(store_key(store_id)).backend).shared:
                 return item
         return hook._resolve_entry(state, item, call)
 
@@ -112,7 +111,7 @@ def job_context(state: "AppState", g: Any, callback: dict) -> dict:
     for item in entries:
         store_id = item.get("id")
         if store_id is not None and str(item.get("property", "")).split("@")[0] == "data" and store_id in state.store_ids:
-            sid = stringify_id(store_id)
+            sid = store_key(store_id)
             backend = manager.settings(sid).backend
             stores[sid] = {"id": store_id, "backend": backend,
                            "shared": backend != "client" and manager.backend(backend).shared}

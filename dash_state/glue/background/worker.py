@@ -13,11 +13,11 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
-from dash._utils import stringify_id
 from dash.background_callback._proxy_set_props import ProxySetProps
 from dash.background_callback.managers import BaseBackgroundCallbackManager
 
 from dash_state.core import references
+from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
 from dash_state.errors import ConfigError
 from dash_state.glue import hook
@@ -208,7 +208,7 @@ class JobRun:
         for item in entries:
             value = item.get("value") if isinstance(item, dict) else None
             if item.get("property") == "data" and references.looks_like_reference(value) and item.get("id") is not None:
-                sources[value] = stringify_id(item["id"])
+                sources[value] = store_key(item["id"])
         return sources
 
     def flush_misses(self) -> None:
