@@ -40,14 +40,13 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import flask
-
 from dash_state import identity
 from dash_state.backends import pointer_name
 from dash_state.core import browser_form, shared
 from dash_state.core.ids import store_key
 from dash_state.core.values import freeze
 from dash_state.errors import QuotaExceeded, StoreValueError
+from dash_state.glue import web
 from dash_state.glue.calls import carried, current_call
 
 if TYPE_CHECKING:
@@ -271,7 +270,7 @@ class StoreAPI:
                               "callback, get_store returns it only when the callback takes it as Input or State")
 
     def _acting_user(self: "StateManager", sid: str | None) -> "identity.Identity":
-        who = self.identity(create=flask.has_request_context())
+        who = self.identity(create=web.has_request())
         if who is None:
             what = f"ServerStore {sid!r}: " if sid else ""
             raise StoreValueError(f"{what}no user to act for: outside a request, call set_user_context(user_id) "

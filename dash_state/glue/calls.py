@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-import flask
-
 from dash_state.core import references
 from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
+from dash_state.glue import web
 
 MAX_HINTS = 200
+_CALL = "_dash_state_call"
+MISSES = "_dash_state_misses"  # popped by the response hook (plugin._after_request)
 
 
 @dataclass
@@ -36,7 +37,7 @@ def begin_call(mcp: bool = False) -> Call:
     """Start a callback: read the component's hints from the request body (bounded, never trusted
     for more than this request's own outputs)."""
     call = Call(mcp=mcp)
-    body = flask.request.get_json(silent=True) if flask.has_request_context() else None
+    body = web.request_json()
     extra = body.get("dash_state") if isinstance(body, dict) else None
     if isinstance(extra, dict):
         prev, stores = extra.get("prev"), extra.get("stores")
@@ -47,8 +48,8 @@ def begin_call(mcp: bool = False) -> Call:
         released = extra.get("release")
         if isinstance(released, list):
             call.release = [(e.get("id"), e.get("reference")) for e in released[:MAX_HINTS] if isinstance(e, dict)]
-    if flask.has_request_context():
-        flask.g._dash_state_call = call
+    if web.has_request():
+        web.per_request()[_CALL] = call
     return call
 
 
@@ -69,16 +70,17 @@ def _same_id(a: Any, b: Any) -> bool:
 
 
 def current_call() -> Call | None:
-    """This request's call, if a callback is running in it (kept on ``flask.g``, so a worker thread's
-    next request never sees it); None outside requests (scripts, background workers)."""
-    return flask.g.get("_dash_state_call") if flask.has_request_context() else None
+    """This request's call, if a callback is running in it (kept in the request's own storage, so a
+    worker thread's next request never sees it); None outside requests (scripts, background workers)."""
+    return web.per_request().get(_CALL) if web.has_request() else None
 
 
 def request_misses() -> MissLog | None:
     """This request's collector of unusable references (flushed once, after the request)."""
-    if not flask.has_request_context():
+    if not web.has_request():
         return None
-    misses = flask.g.get("_dash_state_misses")
+    g = web.per_request()
+    misses = g.get(MISSES)
     if misses is None:
-        misses = flask.g._dash_state_misses = MissLog()
+        misses = g[MISSES] = MissLog()
     return misses

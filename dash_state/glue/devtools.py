@@ -13,12 +13,12 @@ import json
 import time
 from typing import Any
 
-import flask
 from dash import hooks
 
 from dash_state.core import references
 from dash_state.core.ids import store_key
-from dash_state.glue.routes import json_route
+from dash_state.glue import compat
+from dash_state.glue.routes import _reply, json_route
 
 _registered = False
 
@@ -27,19 +27,19 @@ def register() -> None:
     """Add the panel to the dev tools (once per process; Dash shows it only with dev tools on)."""
     global _registered
     if not _registered:
-        hooks.devtool("dash_state", "StatePanel", {}, "right")
+        compat.devtool("dash_state", "StatePanel", {}, "right")  # Dash 3.1 has no dev-tools hook: no panel
         _registered = True
 
 
 @hooks.route("_dash-state/v1/devtools", methods=("POST",))
 @json_route  # the routes' checks: JSON from this origin, a bounded body, JSON errors
-def devtools(state: Any, manager: Any, body: dict) -> flask.Response:
+def devtools(state: Any, manager: Any, body: dict) -> Any:
     if not getattr(getattr(state.app, "_dev_tools", None), "ui", False):
-        return flask.Response('{"error": "not found"}', status=404, mimetype="application/json")
+        return _reply({"error": "not found"}, 404)
     stores = body.get("stores")
     rows = [_row(manager, entry) for entry in (stores if isinstance(stores, list) else [])[:200]
             if isinstance(entry, dict) and references.id_problem(entry.get("id")) is None]
-    return flask.jsonify({"stores": rows})
+    return _reply({"stores": rows})
 
 
 def browser_bytes(data: Any) -> int:

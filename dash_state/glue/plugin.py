@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 import dash
-import flask
 from dash import _callback, hooks
 
 from dash_state import identity
@@ -28,7 +27,8 @@ from dash_state.errors import (
     QuotaExceeded,
     StoreValueError,
 )
-from dash_state.glue import background, devtools, hook, routes  # noqa: F401  (importing registers the routes)
+from dash_state.glue import background, devtools, hook, routes, web  # noqa: F401  (importing registers the routes)
+from dash_state.glue.calls import MISSES
 from dash_state.glue.initial import serve_tree, strip_tree
 from dash_state.glue.layout import in_use
 from dash_state.glue.mirror import held_in_browser
@@ -80,10 +80,12 @@ def install(app: dash.Dash) -> AppState:
     app._inputs_to_vals = _inputs_to_vals
     app._config = _config
     server = getattr(app, "server", None)
-    if isinstance(server, flask.Flask):
-        server.before_request(resolvers.watch_dash_auth)  # before dash-auth's own check: see its docstring
-        server.after_request(functools.partial(_after_request, state))
-        server.register_error_handler(DashStateError, functools.partial(_error_response, state))
+    if server is not None:  # Flask, FastAPI or Quart: dash_state.glue.web
+        on_flask = web.server_kind(app) == "flask"
+        web.install(app, on_response=functools.partial(_after_request, state),
+                    errors={DashStateError: functools.partial(_error_response, state)},
+                    before=resolvers.watch_dash_auth if on_flask else None,  # before dash-auth's own check
+                    body_limit=lambda: state.manager.config["STATE_MAX_VALUE_BYTES"])
     background.install(app, state)
     _patch_prepare_response()
     _patch_progress()
@@ -117,8 +119,8 @@ def is_mcp_request(app: Any) -> bool:
     if "dash.mcp" not in sys.modules:  # Dash imports its MCP layer only when an app enables it
         return False
     path = getattr(app, "_mcp_path", None)
-    if getattr(app, "_enable_mcp", False) and path and flask.has_request_context() and \
-            flask.request.path.rstrip("/").endswith("/" + str(path).strip("/")):
+    if getattr(app, "_enable_mcp", False) and path and web.has_request() and \
+            web.request_path().rstrip("/").endswith("/" + str(path).strip("/")):
         return True
     frame = sys._getframe(1)
     while frame is not None:  # a few dozen frames, only in processes that loaded dash.mcp
@@ -128,12 +130,12 @@ def is_mcp_request(app: Any) -> bool:
     return False
 
 
-def _after_request(state: AppState, response: flask.Response) -> flask.Response:
+def _after_request(state: AppState, response: web.ResponseView) -> None:
     """Send a newly minted identity cookie, and log this request's unusable references once."""
-    if not state.has_manager:
-        return response
+    if not state.has_manager or not web.has_request():
+        return
     manager = state.manager
-    call = flask.g.get("_dash_state_call")
+    call = hook.current_call()
     for raw_id, reference in call.release if call is not None else ():  # what the page let go of
         sid = references.id_key(raw_id)  # None for a list, a nested dict: no ServerStore's id
         if sid is not None and isinstance(reference, str):
@@ -141,13 +143,13 @@ def _after_request(state: AppState, response: flask.Response) -> flask.Response:
                 manager.release(sid, reference)
             except DashStateError:  # an outage: the values expire with their TTL instead
                 break
-    misses = flask.g.pop("_dash_state_misses", None)
+    misses = web.per_request().pop(MISSES, None)
     if misses is not None:
         misses.flush(MISS_REASONS)
-    return identity.write_cookie(response, manager.identity_settings, manager.keys)
+    identity.write_cookie(response, manager.identity_settings, manager.keys)
 
 
-def _error_response(state: AppState, exc: DashStateError) -> flask.Response:
+def _error_response(state: AppState, exc: DashStateError) -> Any:
     """A callback that dash-state had to fail: one log line (no traceback), a clear message for the browser."""
     if isinstance(exc, BackendUnavailable):  # the breaker has logged it, once per outage
         status, message = 503, "dash-state: the ServerStore storage is unavailable; try again shortly"
@@ -160,7 +162,7 @@ def _error_response(state: AppState, exc: DashStateError) -> flask.Response:
     else:  # configuration: details are for the operator, not the browser
         status, message = 500, "dash-state is misconfigured; the server log says how to fix it"
         log.error("%s", exc)
-    return flask.Response(message, status=status, mimetype="text/plain")
+    return web.reply(message, status, "text/plain")
 
 
 @hooks.layout()
@@ -203,13 +205,13 @@ def _warn_about_clientside_readers(state: AppState) -> None:
 
 def _serving_layout() -> bool:
     """True while Dash answers the browser's ``_dash-layout`` request."""
-    return flask.has_request_context() and flask.request.path.endswith("_dash-layout")
+    return web.has_request() and web.request_path().endswith("_dash-layout")
 
 
 @hooks.index()
 def mint_identity(index: str) -> str:
     """The index page gives the browser its identity cookie, before any callback runs."""
-    if in_use() and flask.has_request_context():
+    if in_use() and web.has_request():
         state = current_state()
         if state is not None:
             state.manager.identity(create=True)

@@ -28,17 +28,15 @@ import logging
 import sys
 from typing import Any, Callable
 
-import flask
 import orjson
 from dash import hooks
-from werkzeug.exceptions import HTTPException
 
 from dash_state.core import references, shared
 from dash_state.core.codecs import JSON
 from dash_state.core.manager import StateManager
 from dash_state.core.references import CLIENT
 from dash_state.errors import BackendUnavailable, QuotaExceeded, StoreValueError
-from dash_state.glue import clientside, patches
+from dash_state.glue import clientside, patches, web
 from dash_state.glue.initial import initial_token
 from dash_state.glue.runtime import AppState, current_state
 
@@ -46,7 +44,6 @@ log = logging.getLogger("dash_state")
 PREFIX = "_dash-state/v1/"
 MAX_STORES_PER_REQUEST = 200
 PARSE_FACTOR = 16  # parsed objects of a body: at most this many times STATE_MAX_VALUE_BYTES (estimated)
-_CHUNK = 1 << 16
 _MISSING = object()
 
 
@@ -68,10 +65,14 @@ class TooLarge(Refused):
     status = 413
 
 
-def _reply(payload: Any, status: int = 200) -> flask.Response:
-    return flask.Response(orjson.dumps(payload, default=_client_json, option=orjson.OPT_SERIALIZE_NUMPY
-                                       | orjson.OPT_NON_STR_KEYS), status=status, mimetype="application/json",
-                          headers={"Cache-Control": "no-store"})
+def _json(payload: Any) -> bytes:
+    return orjson.dumps(payload, default=_client_json, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def _reply(payload: Any, status: int = 200) -> Any:
+    """A JSON answer (the server's own response object: Flask's, Starlette's or Quart's)."""
+    content = payload if isinstance(payload, bytes) else _json(payload)
+    return web.reply(content, status, "application/json", {"Cache-Control": "no-store"})
 
 
 def _client_json(value: Any) -> Any:
@@ -88,7 +89,7 @@ def _client_json(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def json_route(handler: Callable[[AppState, StateManager, dict], flask.Response]) -> Callable[[], flask.Response]:
+def json_route(handler: Callable[[AppState, StateManager, dict], Any]) -> Callable[[], Any]:
     """Bad input, limits and unreachable backends answer JSON errors, never a 500 page with a traceback."""
     def route():  # no return annotation: FastAPI apps introspect every route Dash hooks register
         state = current_state()
@@ -96,9 +97,9 @@ def json_route(handler: Callable[[AppState, StateManager, dict], flask.Response]
             return _reply({"error": "dash-state is not active in this app"}, 404)
         manager = state.manager
         try:
-            _check_sender(flask.request)
+            _check_sender()
             limit = manager.config["STATE_MAX_VALUE_BYTES"]
-            body = _parse(_read_body(flask.request, limit), limit)
+            body = _parse(_read_body(limit), limit)
             return handler(state, manager, body)
         except Refused as exc:
             reason = f"bad request: {exc}" if isinstance(exc, BadRequest) else str(exc)
@@ -109,8 +110,8 @@ def json_route(handler: Callable[[AppState, StateManager, dict], flask.Response]
             return _refuse(manager, handler.__name__, 422, str(exc))
         except BackendUnavailable:
             return _reply({"error": "storage unavailable"}, 503)
-        except HTTPException as exc:  # werkzeug's: the app's MAX_CONTENT_LENGTH, a client that hung up
-            return _refuse(manager, handler.__name__, exc.code or 400, exc.description or exc.name)
+        except web.BodyError as exc:  # the server's: Flask's MAX_CONTENT_LENGTH, a client that hung up
+            return _refuse(manager, handler.__name__, exc.status, str(exc))
         except RecursionError:  # a backstop: inputs are checked for depth before they are used
             return _refuse(manager, handler.__name__, 400, "bad request: nested too deeply")
         except (MemoryError, OverflowError) as exc:  # a backstop: sizes are checked before allocating
@@ -119,44 +120,38 @@ def json_route(handler: Callable[[AppState, StateManager, dict], flask.Response]
     return route
 
 
-def _refuse(manager: StateManager, route: str, status: int, reason: str) -> flask.Response:
+def _refuse(manager: StateManager, route: str, status: int, reason: str) -> Any:
     """A JSON error, and one log line (aggregated per route and status, so a flood is a few lines)."""
     manager.throttle(logging.WARNING, f"route:{route}:{status}", "dash-state %s refused a request (HTTP %d): %.300s",
                      route, status, reason)
     return _reply({"error": reason}, status)
 
 
-def _check_sender(request: flask.Request) -> None:
+def _check_sender() -> None:
     """Only the component's own fetch calls: JSON, from this origin (CSRF)."""
-    if request.mimetype != "application/json":
-        raise Refused(f"dash-state routes take Content-Type: application/json, not {request.mimetype or 'none'!r:.80}",
-                      415)
-    site = request.headers.get("Sec-Fetch-Site")
+    mimetype = web.request_mimetype()
+    if mimetype != "application/json":
+        raise Refused(f"dash-state routes take Content-Type: application/json, not {mimetype or 'none'!r:.80}", 415)
+    site = web.request_header("Sec-Fetch-Site")
     if site == "cross-site":
         raise Refused("cross-site request refused (Sec-Fetch-Site: cross-site)", 403)
-    origin = request.headers.get("Origin")
-    own = f"{request.scheme}://{request.host}"
+    origin = web.request_header("Origin")
+    own = f"{web.request_scheme()}://{web.request_host()}"
     if origin is not None and site != "same-origin" and origin.lower() != own.lower():
         # the browser's own word (Sec-Fetch-Site: same-origin) wins over a proxy that hides https
         raise Refused(f"cross-origin request refused: Origin {origin!r:.100} is not this app's origin {own!r:.100}"
                       " (behind a proxy, see ProxyFix in SECURITY.md)", 403)
 
 
-def _read_body(request: flask.Request, limit: int) -> bytearray:
-    """At most ``limit`` bytes from the request stream, announced or chunked; 413 past it, unread."""
-    if (request.content_length or 0) > limit:
-        raise TooLarge(f"request body larger than STATE_MAX_VALUE_BYTES ({limit})")
-    body, stream = bytearray(), request.stream
-    while True:
-        chunk = stream.read(min(_CHUNK, limit + 1 - len(body)))
-        if not chunk:
-            return body
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(f"request body larger than STATE_MAX_VALUE_BYTES ({limit})")
+def _read_body(limit: int) -> bytes:
+    """At most ``limit`` bytes of the request body, announced or chunked; 413 past it, unread."""
+    try:
+        return web.request_body(limit)
+    except web.TooLarge:
+        raise TooLarge(f"request body larger than STATE_MAX_VALUE_BYTES ({limit})") from None
 
 
-def _parse(body: bytearray, limit: int) -> dict:
+def _parse(body: bytes, limit: int) -> dict:
     estimate = _parsed_estimate(body)
     if estimate > PARSE_FACTOR * limit:
         raise TooLarge(f"the body would make about {estimate >> 20:,} MiB of Python objects once parsed, more than "
@@ -170,7 +165,7 @@ def _parse(body: bytearray, limit: int) -> dict:
     return parsed
 
 
-def _parsed_estimate(body: bytearray) -> int:
+def _parsed_estimate(body: bytes) -> int:
     """Bytes of the objects orjson makes of ``body``, from byte counts (no parsing): at least what it
     takes for every shape measured (empty dicts 24 x the body, short strings 15 x, records 14 x, floats
     8 x, small integers 4 x), so a body of tiny items cannot turn 64 MiB into gigabytes."""
@@ -201,7 +196,7 @@ def _known(state: AppState, raw_id: Any, sid: str) -> None:
         raise BadRequest("'id' is not a ServerStore of this app")
 
 
-def _refuse_browser_write(manager: StateManager, sid: str) -> flask.Response | None:
+def _refuse_browser_write(manager: StateManager, sid: str) -> Any:
     """403 unless this store accepts values written in the browser *and* the browser holds an identity
     cookie from an earlier response: a request without one (curl, a crawler) mints a new identity
     each time, and would store a value nobody can ever read, outside any per-user quota."""
@@ -218,7 +213,7 @@ def _refuse_browser_write(manager: StateManager, sid: str) -> flask.Response | N
 
 @hooks.route(PREFIX + "touch", methods=("POST",))
 @json_route
-def touch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def touch(state: AppState, manager: StateManager, body: dict) -> Any:
     entries = _entries(body)
     alive = [manager.touch(sid, reference) for sid, reference in entries]
     ttls = [manager.settings(sid).ttl for sid, _ in entries] or [manager.config["STATE_TTL_DEFAULT"]]
@@ -227,13 +222,13 @@ def touch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 @hooks.route(PREFIX + "release", methods=("POST",))
 @json_route
-def release(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def release(state: AppState, manager: StateManager, body: dict) -> Any:
     return _reply({"released": sum(manager.release(sid, reference) for sid, reference in _entries(body))})
 
 
 @hooks.route(PREFIX + "delete", methods=("POST",))
 @json_route
-def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def delete(state: AppState, manager: StateManager, body: dict) -> Any:
     sid = _store_id(body.get("id"))
     settings = manager.settings(sid)
     if settings.latest_only or not settings.client_write or (settings.scope == "app" and not settings.writable):
@@ -245,7 +240,7 @@ def delete(state: AppState, manager: StateManager, body: dict) -> flask.Response
 
 @hooks.route(PREFIX + "put", methods=("POST",))
 @json_route
-def put(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def put(state: AppState, manager: StateManager, body: dict) -> Any:
     sid = _store_id(body.get("id"))
     _known(state, body.get("id"), sid)
     if "data" not in body or body["data"] is None or references.looks_like_reference(body["data"]):
@@ -260,7 +255,7 @@ def put(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 @hooks.route(PREFIX + "patch", methods=("POST",))
 @json_route
-def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def patch(state: AppState, manager: StateManager, body: dict) -> Any:
     sid = _store_id(body.get("id"))
     base, operations = body.get("base"), body.get("operations")
     if not isinstance(operations, list) or "patched" not in body:
@@ -296,7 +291,7 @@ def patch(state: AppState, manager: StateManager, body: dict) -> flask.Response:
 
 @hooks.route(PREFIX + "get", methods=("POST",))
 @json_route
-def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def get(state: AppState, manager: StateManager, body: dict) -> Any:
     sid = _store_id(body.get("id"))
     if not manager.settings(sid).client_read:
         return _reply({"error": f"ServerStore {sid!r} does not allow clientside reads: set client_read = true in "
@@ -308,10 +303,10 @@ def get(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     limit = manager.config["STATE_MAX_VALUE_BYTES"]
     if found.snapshot.nbytes > limit:
         return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit})"}, 413)
-    response = _reply({"data": found.snapshot.thaw()})
-    if len(response.get_data()) > limit:
+    content = _json({"data": found.snapshot.thaw()})
+    if len(content) > limit:
         return _reply({"error": f"the value is larger than STATE_MAX_VALUE_BYTES ({limit}) as JSON"}, 413)
-    return response
+    return _reply(content)
 
 
 @hooks.route("_dash-state/metrics", methods=("GET",))
@@ -323,4 +318,4 @@ def metrics():  # no return annotation: see json_route
     from dash_state.metrics import prometheus
 
     body, content_type = prometheus.exposition()
-    return flask.Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
+    return web.reply(body, 200, content_type, {"Cache-Control": "no-store"})

@@ -14,8 +14,6 @@ import secrets
 import threading
 from typing import Any
 
-import flask
-
 from dash_state import identity
 from dash_state.config import (
     Config,
@@ -28,6 +26,7 @@ from dash_state.config import (
 from dash_state.core.keys import Keys, as_bytes
 from dash_state.core.manager import StateManager
 from dash_state.errors import ConfigError
+from dash_state.glue import web
 from dash_state.glue.layout import StoreIds
 from dash_state.glue.mirror import Mirrors, app_callbacks
 from dash_state.identity import resolvers
@@ -77,7 +76,7 @@ class AppState:
         A gunicorn worker (or a restarted server) may get a callback before it ever served the
         layout; it must still know which outputs are ServerStores. Runs again if the layout changes.
         """
-        layout = getattr(self.app, "_layout", None)
+        layout = getattr(self.app, "layout", None)
         if layout is self._scanned_layout:
             return
         self._scanned_layout = layout
@@ -94,13 +93,23 @@ class AppState:
             self.check_server()
 
     def check_server(self) -> None:
-        """ServerStore needs Flask's request context (cookies, routes); refuse other servers loudly
-        rather than letting data pass through to the browser."""
-        server = getattr(self.app, "server", None)
-        if not isinstance(server, flask.Flask):
+        """ServerStore runs on Dash's Flask, FastAPI and Quart servers (:mod:`dash_state.glue.web`), over
+        HTTP: refuse another server, and websocket callbacks, loudly rather than letting data pass through
+        to the browser (a websocket message carries no cookie and gets no response to set one on)."""
+        kind = web.server_kind(self.app)
+        if kind not in web.SERVERS:
             raise ConfigError(
-                f"dash-state's ServerStore needs Dash's Flask server backend, but this app runs on "
-                f"{type(server).__name__}: use dash.Dash(backend='flask') (the default), or dcc.Store")
+                f"dash-state's ServerStore needs Dash's flask, fastapi or quart server backend, but this app runs "
+                f"on {kind!r} ({type(getattr(self.app, 'server', None)).__name__}): use one of those, or dcc.Store")
+        if getattr(getattr(self.app, "backend", None), "websocket_capability", False):
+            websocket = _websocket_callbacks(self.app)
+            if websocket:
+                raise ConfigError(
+                    f"dash-state's ServerStore does not support websocket callbacks yet, and this app on Dash's {kind} "
+                    f"server has {len(websocket)} ({', '.join(websocket[:3])}"
+                    f"{', ...' if len(websocket) > 3 else ''}): drop websocket_callbacks=True from Dash(...) and "
+                    "websocket=True from those callbacks (they then run over HTTP, where ServerStore works), "
+                    "or use dcc.Store")
 
     def reset(self) -> None:
         """Rebuild the manager from the settings now in force (after init_app changes them)."""
@@ -112,8 +121,8 @@ class AppState:
     def load_config(self) -> Config:
         """The app's settings, validated, with the client libraries they need importable (a ConfigError
         naming the package and the pip extra otherwise). Connects to nothing."""
-        server = getattr(self.app, "server", None)
-        config = load_config(getattr(server, "config", None), self.overrides)
+        config = load_config(web.server_config(self.app), self.overrides)
+        resolvers.check_server(config["STATE_USER_RESOLVER"], web.server_kind(self.app))
         for warning in check_requirements(config):
             if warning not in self._warned:
                 self._warned.add(warning)
@@ -144,9 +153,9 @@ class AppState:
         """The app's SECRET_KEY (and SECRET_KEY_FALLBACKS). Without one: a ConfigError for backends shared
         between hosts; else a random key shared by the app's processes on this host (a per-process one
         when that cannot be made and only the memory backend is used)."""
-        server = self.app.server
-        key = server.config.get("SECRET_KEY") or server.secret_key
-        fallbacks = [as_bytes(k) for k in server.config.get("SECRET_KEY_FALLBACKS") or [] if k]
+        settings = web.server_config(self.app) or {}
+        key = settings.get("SECRET_KEY") or getattr(self.app.server, "secret_key", None)
+        fallbacks = [as_bytes(k) for k in settings.get("SECRET_KEY_FALLBACKS") or [] if k]
         if key:
             return Keys((as_bytes(key), *fallbacks))
         self._check_secret(config)
@@ -155,7 +164,7 @@ class AppState:
             # the memory backend too, so a reference from another worker is told apart from a forged one
             from dash_state.backends.local.paths import host_secret
 
-            secret = host_secret(server.root_path, config["STATE_KEY_PREFIX"])
+            secret = host_secret(_app_folder(self.app), config["STATE_KEY_PREFIX"])
         except ConfigError:
             if "local" in in_use:
                 raise
@@ -169,7 +178,8 @@ class AppState:
 
     def _check_secret(self, config: Config) -> None:
         server = getattr(self.app, "server", None)
-        if server is None or server.config.get("SECRET_KEY") or server.secret_key:
+        if server is None or (web.server_config(self.app) or {}).get("SECRET_KEY") or \
+                getattr(server, "secret_key", None):
             return
         shared = [name for name in sorted(config.backends_in_use()) if name in ("redis", "database")]
         if shared:
@@ -192,7 +202,7 @@ class AppState:
         prefix = self.app.config.get("requests_pathname_prefix") or "/"
         return identity.Settings(
             isolation=config["STATE_ENABLE_USER_ISOLATION"],
-            resolver=resolvers.load(config["STATE_USER_RESOLVER"]),
+            resolver=resolvers.load(config["STATE_USER_RESOLVER"], web.server_kind(self.app)),
             cookie_name=config["STATE_COOKIE_NAME"], secure=config["STATE_COOKIE_SECURE"],
             host_prefix=config["STATE_COOKIE_HOST_PREFIX"], max_age=config["STATE_COOKIE_MAX_AGE"],
             path=prefix if prefix.startswith("/") else "/", carry_over=config["STATE_LOGIN_CARRY_OVER"],
@@ -205,10 +215,29 @@ def app_state(app: Any, create: bool = False) -> AppState | None:
         state = AppState(app)
         setattr(app, ATTRIBUTE, state)
         _check_before_run(app, state)
-        server = getattr(app, "server", None)
-        if isinstance(server, flask.Flask):
-            server.extensions["dash_state"] = state
     return state
+
+
+def _app_folder(app: Any) -> str:
+    """The app's folder (Flask's and Quart's ``root_path``; FastAPI's is a URL prefix: Dash's assets'
+    parent folder), which names the host secret shared by the app's processes."""
+    root = getattr(app.server, "root_path", None)
+    if web.server_kind(app) != "fastapi" and isinstance(root, str) and root:
+        return root
+    import os
+
+    return os.path.dirname(os.path.abspath(app.config.assets_folder))
+
+
+def _websocket_callbacks(app: Any) -> list[str]:
+    """The callbacks of ``app`` that Dash serves over its websocket (all of them with
+    ``Dash(websocket_callbacks=True)``)."""
+    from dash import _callback
+
+    every = bool(getattr(app, "_websocket_callbacks", False))
+    callbacks = {**_callback.GLOBAL_CALLBACK_MAP, **(getattr(app, "callback_map", None) or {})}
+    return [str(name) for name, spec in callbacks.items()
+            if not spec.get("clientside_function") and (every or spec.get("websocket"))]
 
 
 def _check_before_run(app: Any, state: AppState) -> None:
@@ -231,10 +260,11 @@ def _check_before_run(app: Any, state: AppState) -> None:
 
 
 def current_state() -> AppState | None:
-    """The state of the app serving this request (found through Flask, which is exact even with several
-    Dash apps in one process), else of ``dash.get_app()``."""
-    if flask.has_app_context():
-        state = flask.current_app.extensions.get("dash_state")
+    """The state of the app serving this request (recorded by the server seam, which is exact even with
+    several Dash apps in one process), else of ``dash.get_app()``."""
+    serving = web.serving_app()
+    if serving is not None:
+        state = app_state(serving)
         if state is not None:
             return state
     import dash

@@ -27,12 +27,11 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
-
-import flask
+from typing import Callable, Iterator
 
 from dash_state.core.keys import Keys
 from dash_state.core.tokens import b64
+from dash_state.glue import web
 from dash_state.identity import cookie as cookies
 from dash_state.identity.cookie import CookieState
 
@@ -40,6 +39,7 @@ SHARED = "shared"
 _G_IDENTITY = "_dash_state_identity"
 _G_COOKIE = "_dash_state_cookie"
 _G_CONTEXT = "_dash_state_context_user"
+_G_LOGGED_OUT = "_dash_state_logged_out"
 _context_user: ContextVar[str | None] = ContextVar("dash_state_user_context", default=None)
 _acting: ContextVar["Identity | None"] = ContextVar("dash_state_acting_identity", default=None)
 
@@ -104,9 +104,10 @@ def anonymous_namespace(anon_id: str) -> str:
 # -- explicit context (outside requests, or to act for a user) -----------------------------------------
 def set_user_context(user_id: str | None) -> None:
     """Act as ``user_id`` (None: back to the normal chain). Inside a request it lasts for that request."""
-    if flask.has_request_context():
-        setattr(flask.g, _G_CONTEXT, user_id)
-        flask.g.pop(_G_IDENTITY, None)
+    if web.has_request():
+        g = web.per_request()
+        g[_G_CONTEXT] = user_id
+        g.pop(_G_IDENTITY, None)
     else:
         _context_user.set(user_id)
 
@@ -114,8 +115,8 @@ def set_user_context(user_id: str | None) -> None:
 @contextmanager
 def user_context(user_id: str) -> Iterator[None]:
     """``with user_context("user-123"): ...``: the calls inside act for that user."""
-    if flask.has_request_context():
-        previous = flask.g.get(_G_CONTEXT)
+    if web.has_request():
+        previous = web.per_request().get(_G_CONTEXT)
         set_user_context(user_id)
         try:
             yield
@@ -140,9 +141,8 @@ def acting_as(who: "Identity") -> Iterator[None]:
 
 
 def context_user() -> str | None:
-    if flask.has_request_context() and flask.g.get(_G_CONTEXT) is not None:
-        return flask.g.get(_G_CONTEXT)
-    return _context_user.get()
+    forced = web.per_request().get(_G_CONTEXT) if web.has_request() else None
+    return forced if forced is not None else _context_user.get()
 
 
 # -- the chain ------------------------------------------------------------------------------------------
@@ -158,9 +158,10 @@ def resolve(settings: Settings, keys: Keys, create: bool = True,
         return acting
     if not settings.isolation:
         return Identity(SHARED, kind="shared")
-    if not flask.has_request_context():
+    if not web.has_request():
         return None
-    known = flask.g.get(_G_IDENTITY)
+    g = web.per_request()
+    known = g.get(_G_IDENTITY)
     if known is not None:
         return known
     user_id = settings.resolver()
@@ -170,16 +171,17 @@ def resolve(settings: Settings, keys: Keys, create: bool = True,
     if transition is not None and on_transition is not None:
         on_transition(transition)
     if new_state is not None:
-        setattr(flask.g, _G_COOKIE, new_state)
+        g[_G_COOKIE] = new_state
     if identity is not None:
-        setattr(flask.g, _G_IDENTITY, identity)
+        g[_G_IDENTITY] = identity
     return identity
 
 
 def login(settings: Settings, keys: Keys, user_id: str | None = None,
           on_transition: Callable[[Transition], None] | None = None) -> Identity | None:
     """Run the login transition now (in the login view), for ``user_id`` or the resolver's user."""
-    flask.g.pop(_G_IDENTITY, None)
+    g = web.per_request()
+    g.pop(_G_IDENTITY, None)
     user_id = user_id if user_id is not None else settings.resolver()
     if user_id is None:
         return None
@@ -187,37 +189,38 @@ def login(settings: Settings, keys: Keys, user_id: str | None = None,
     identity, new_state, transition = _decide(settings, state, user_id, True)
     if transition is not None and on_transition is not None:
         on_transition(transition)
-    setattr(flask.g, _G_COOKIE, new_state)
-    setattr(flask.g, _G_IDENTITY, identity)
+    g[_G_COOKIE] = new_state
+    g[_G_IDENTITY] = identity
     return identity
 
 
 def logout(settings: Settings, keys: Keys, delete: bool | None = None,
            on_transition: Callable[[Transition], None] | None = None) -> None:
     """Run the logout transition now (in the logout view): rotate the id; detach or delete the state."""
-    flask.g.pop(_G_IDENTITY, None)
+    g = web.per_request()
+    g.pop(_G_IDENTITY, None)
     state = _pending_or_cookie(settings, keys)
     linked = state.linked if state is not None else None
     if linked is not None and on_transition is not None:
         remove = settings.delete_at_logout if delete is None else delete
         on_transition(Transition("logout", linked, None, delete=remove))
-    setattr(flask.g, _G_COOKIE, CookieState.fresh())
-    flask.g.pop(_G_IDENTITY, None)
-    setattr(flask.g, "_dash_state_logged_out", True)
+    g[_G_COOKIE] = CookieState.fresh()
+    g.pop(_G_IDENTITY, None)
+    g[_G_LOGGED_OUT] = True
 
 
 def _pending_or_cookie(settings: Settings, keys: Keys) -> CookieState | None:
-    pending = flask.g.get(_G_COOKIE)
+    pending = web.per_request().get(_G_COOKIE)
     if pending is not None:
         return pending
     name = cookies.cookie_name(settings.cookie_name, settings.host_prefix, _secure(settings))
-    return cookies.decode(flask.request.cookies.get(name), keys.all("identity cookie"), settings.max_age)
+    return cookies.decode(web.request_cookies().get(name), keys.all("identity cookie"), settings.max_age)
 
 
 def _decide(settings: Settings, state: CookieState | None, user_id: str | None, create: bool
             ) -> tuple[Identity | None, CookieState | None, Transition | None]:
     """(identity, cookie to send or None, transition or None) for a resolver answer and a cookie."""
-    if flask.g.get("_dash_state_logged_out"):
+    if web.per_request().get(_G_LOGGED_OUT):
         user_id = None  # this request logged out: the resolver may still see the old user
     if user_id is not None:
         target = user_namespace(user_id)
@@ -253,24 +256,23 @@ def _refresh(settings: Settings, state: CookieState) -> CookieState | None:
 
 def _secure(settings: Settings) -> bool:
     if settings.secure == "auto":
-        return flask.request.is_secure
+        return web.is_secure()
     return bool(settings.secure)
 
 
-def write_cookie(response: Any, settings: Settings, keys: Keys) -> Any:
-    """``after_request``: send the identity cookie this request minted or rotated, if any. Never on a
+def write_cookie(response: "web.ResponseView", settings: Settings, keys: Keys) -> None:
+    """The response hook: send the identity cookie this request minted or rotated, if any. Never on a
     response that may be cached (static files carry Cache-Control max-age, ETags or 304)."""
-    state = flask.g.get(_G_COOKIE) if flask.has_request_context() else None
+    state = web.per_request().get(_G_COOKIE) if web.has_request() else None
     if state is None:
-        return response
-    cache_control = response.headers.get("Cache-Control", "")
-    if response.status_code == 304 or "public" in cache_control or "max-age" in cache_control and \
+        return
+    cache_control = response.header("Cache-Control") or ""
+    if response.status == 304 or "public" in cache_control or "max-age" in cache_control and \
             "max-age=0" not in cache_control:
-        return response
+        return
     secure = _secure(settings)
     name = cookies.cookie_name(settings.cookie_name, settings.host_prefix, secure)
     path = "/" if name.startswith("__Host-") else settings.path
     response.set_cookie(name, cookies.encode(state, keys.current("identity cookie")), max_age=int(settings.max_age),
                         path=path, secure=secure, httponly=True, samesite="Lax")
-    response.vary.add("Cookie")
-    return response
+    response.add_vary("Cookie")

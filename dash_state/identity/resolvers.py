@@ -2,7 +2,9 @@
 
 * ``"auto"`` (default): flask-login's ``current_user`` if the app has a ``LoginManager``, else the
   user dash-auth authenticated (``BasicAuth`` or ``OIDCAuth``), else nobody (anonymous browsers);
-* ``"flask_login"``, ``"dash_auth"``, ``"anonymous"``: one of those only;
+  on Dash's FastAPI and Quart servers, which neither runs on, nobody: anonymous browsers;
+* ``"flask_login"``, ``"dash_auth"``, ``"anonymous"``: one of those only (the first two need Dash's
+  Flask server: on FastAPI or Quart they are a ConfigError at startup);
 * ``"package.module:function"`` or, through ``init_app(user_resolver=...)``, any callable taking no
   arguments and returning a string id (or None) for the current request.
 
@@ -121,10 +123,17 @@ BUILT_IN: dict[str, Resolver] = {"auto": auto_user, "flask_login": flask_login_u
                                  "anonymous": anonymous}
 
 
-def load(setting: object) -> Resolver:
-    """The resolver a ``STATE_USER_RESOLVER`` value names; ConfigError if it names nothing callable."""
+FLASK_ONLY = ("flask_login", "dash_auth")
+
+
+def load(setting: object, server: str = "flask") -> Resolver:
+    """The resolver a ``STATE_USER_RESOLVER`` value names for an app on Dash's ``server`` ("flask",
+    "fastapi", "quart"); ConfigError if it names nothing callable, or a Flask-only resolver elsewhere."""
     if callable(setting):
         return setting  # type: ignore[return-value]
+    check_server(setting, server)
+    if setting == "auto" and server != "flask":
+        return anonymous  # flask-login and dash-auth run on Flask only
     if isinstance(setting, str) and setting in BUILT_IN:
         return BUILT_IN[setting]
     if not isinstance(setting, str) or ":" not in setting:
@@ -138,3 +147,13 @@ def load(setting: object) -> Resolver:
     if not callable(function):
         raise ConfigError(f"STATE_USER_RESOLVER {setting!r} is not callable")
     return function
+
+
+def check_server(setting: object, server: str) -> None:
+    """ConfigError for a Flask-only resolver (flask-login, dash-auth) on Dash's FastAPI or Quart server."""
+    if server != "flask" and isinstance(setting, str) and setting in FLASK_ONLY:
+        raise ConfigError(
+            f"STATE_USER_RESOLVER = {setting!r} needs Dash's Flask server ({setting.replace('_', '-')} is a Flask "
+            f"extension), but this app runs on Dash's {server} server: set STATE_USER_RESOLVER to "
+            "'package.module:function' (or init_app(user_resolver=...)), a function returning the id of the user "
+            f"your {server} authentication verified for this request, or to 'anonymous'")

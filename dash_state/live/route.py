@@ -22,7 +22,6 @@ import threading
 import time
 from typing import Any, Iterator, NamedTuple
 
-import flask
 import orjson
 from dash import hooks
 
@@ -31,6 +30,7 @@ from dash_state.config import StoreSettings
 from dash_state.core import references, shared
 from dash_state.core.manager import StateManager
 from dash_state.core.versions import version_of
+from dash_state.glue import web
 from dash_state.glue.routes import PREFIX, BadRequest, _entries, _reply, json_route
 from dash_state.glue.runtime import AppState
 from dash_state.live.hub import Subscription, Watch
@@ -73,7 +73,7 @@ class Held:
 
 @hooks.route(PREFIX + "live", methods=("POST",))
 @json_route
-def live(state: AppState, manager: StateManager, body: dict) -> flask.Response:
+def live(state: AppState, manager: StateManager, body: dict) -> Any:
     who = manager.identity(create=False)
     namespace = None if who is None or who.minted else who.namespace
     entries, refs = _watched(state, manager, body, namespace)
@@ -87,8 +87,7 @@ def live(state: AppState, manager: StateManager, body: dict) -> flask.Response:
     first = held.changes()
     deadline = time.monotonic() + manager.config["STATE_LIVE_STREAM_SECONDS"]
     stream = _stream(manager, subscription, held, first, deadline)
-    return flask.Response(stream, mimetype="text/event-stream",
-                          headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return web.stream(stream, "text/event-stream", {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 def _watched(state: AppState, manager: StateManager, body: dict, namespace: str | None) -> tuple[list[Entry], list]:
@@ -112,12 +111,13 @@ def _watched(state: AppState, manager: StateManager, body: dict, namespace: str 
 
 
 def transport(manager: StateManager) -> str:
-    """``sse`` where this server can hold a connection without blocking others, else ``poll``."""
+    """``sse`` where this server can hold a connection without blocking others, else ``poll``: threaded
+    WSGI servers (gunicorn gthread, Flask's, waitress), FastAPI and Quart (a stream's generator runs in
+    their thread pool), gevent and eventlet."""
     chosen = manager.config["STATE_LIVE_TRANSPORT"]
     if chosen != "auto":
         return chosen
-    environ = flask.request.environ
-    if environ.get("wsgi.multithread"):  # gunicorn gthread, Flask's and waitress' threaded servers
+    if web.holds_connections():
         return "sse"
     for module in ("gevent.monkey", "eventlet.patcher"):
         patched = getattr(sys.modules.get(module), "is_module_patched", None)
@@ -128,9 +128,10 @@ def transport(manager: StateManager) -> str:
 
 def stream_limit(manager: StateManager) -> int:
     """STATE_LIVE_MAX_STREAMS, and at most half of this worker's thread pool when the server runs
-    requests in one (gunicorn's gthread: ``--threads``), so streams never take every thread."""
+    requests in one (gunicorn's gthread: ``--threads``; FastAPI: anyio's, 40 threads by default; Quart:
+    the loop's executor), so streams never take every thread."""
     limit = manager.config["STATE_LIVE_MAX_STREAMS"]
-    pool = _pool_size()
+    pool = web.pool_size() or _pool_size()
     return limit if pool is None else min(limit, pool // 2)
 
 

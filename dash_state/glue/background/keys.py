@@ -18,8 +18,7 @@ import hashlib
 import hmac
 from typing import Any
 
-import flask
-
+from dash_state.glue import web
 from dash_state.glue.background.worker import CONTEXT_KEY, get
 from dash_state.glue.layout import in_use
 
@@ -45,7 +44,7 @@ def user_job_key(key: Any) -> Any:
     """``key`` made the current user's own, in a request of an app that uses ServerStores."""
     from dash_state.glue.runtime import current_state
 
-    if not isinstance(key, str) or not in_use() or not flask.has_request_context():
+    if not isinstance(key, str) or not in_use() or not web.has_request():
         return key
     state = current_state()
     if state is None or not _uses_stores(state):
