@@ -52,3 +52,8 @@ class VersionConflict(DashStateError):
         self.store_id = store_id
         self.expected = expected
         self.current = current
+
+
+class DashVersionError(DashStateError, RuntimeError):
+    """The installed Dash lacks a private name dash-state needs (``dash_state/glue/compat.py``): raised
+    when the app is created, naming the name and the Dash version."""

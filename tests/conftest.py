@@ -29,7 +29,10 @@ def _isolated_dash(tmp_path, tmp_path_factory, monkeypatch):
     unique key prefix would leave one behind."""
     from dash import _callback, _get_app
 
-    _get_app.app_context.set(None)  # Dash never resets it: get_app() would return an earlier test's app
+    if hasattr(_get_app, "app_context"):  # Dash 3.3+; Dash never resets it: get_app() would return an earlier app
+        _get_app.app_context.set(None)
+    else:  # Dash 3.1-3.2 keep only the last app created
+        _get_app.APP = None
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("STATE_")]:
         monkeypatch.delenv(key)

@@ -38,6 +38,7 @@ import click
 from dash_state.cli import context
 from dash_state.cli.main import cli, failures
 from dash_state.core.ids import store_key
+from dash_state.glue import layout
 
 BIG = 10 * 1024  # initial data above this many bytes of JSON: worth keeping off the wire
 INTERNAL_IDS = {"_pages_store"}  # Dash's own store of page_container
@@ -145,7 +146,6 @@ def stores(app: Any, errors: list[str]) -> list[dict[str, Any]]:
 
 def _dep_id(value: Any) -> Any:
     """A dependency's id, its wildcards as WILD (Output objects hold _Wildcard, the dict form JSON)."""
-    from dash.dependencies import _Wildcard
 
     if isinstance(value, str) and value.startswith("{"):
         try:
@@ -153,7 +153,7 @@ def _dep_id(value: Any) -> Any:
         except ValueError:
             return value
     if isinstance(value, dict):
-        return {k: WILD if isinstance(v, _Wildcard) or (isinstance(v, list) and len(v) == 1
+        return {k: WILD if layout.is_wildcard(v) or (isinstance(v, list) and len(v) == 1
                                                         and v[0] in WILDCARDS) else v
                 for k, v in value.items()}
     return value
@@ -172,11 +172,11 @@ def _flat(value: Any) -> Iterator[Any]:
 
 def callbacks(app: Any) -> list[dict[str, Any]]:
     """Each callback: name, clientside, outputs and inputs (Input and State) as (id, prop)."""
-    from dash import _callback
+    from dash_state.glue import compat
 
-    specs = {spec.get("output"): spec for spec in [*app._callback_list, *_callback.GLOBAL_CALLBACK_LIST]}
+    specs = {spec.get("output"): spec for spec in [*app._callback_list, *compat.get("dash._callback:GLOBAL_CALLBACK_LIST")]}
     found = []
-    for cb_id, entry in {**_callback.GLOBAL_CALLBACK_MAP, **app.callback_map}.items():
+    for cb_id, entry in {**compat.get("dash._callback:GLOBAL_CALLBACK_MAP"), **app.callback_map}.items():
         function = entry.get("callback")
         clientside = (specs.get(cb_id) or {}).get("clientside_function")
         if function is not None and not clientside:

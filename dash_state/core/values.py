@@ -3,7 +3,7 @@
 * A pandas DataFrame or Series, or a numpy array, *as the whole value*, is kept as it is and comes back
   as the same type (memory: a private copy; other backends: Arrow IPC).
 * Anything else is kept as the JSON that Dash's own encoder would send to a ``dcc.Store``: whatever
-  ``dash._utils.to_json`` accepts is accepted, anywhere in the value, and comes back as dcc.Store
+  Dash's encoder (plotly's ``to_json_plotly``) accepts is accepted, anywhere in the value, and comes back as dcc.Store
   would return it (a Series nested in a dict as a list, a Timestamp as an ISO string). orjson does
   the common cases; Dash's encoder is the fallback, so the two never disagree on what is storable.
 * A value that cannot be stored raises StoreValueError naming the store, the path inside the value
@@ -49,7 +49,7 @@ def to_json_bytes(value: Any, store_id: str = "?") -> bytes:
         return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         pass
-    from dash._utils import to_json
+    from plotly.io.json import to_json_plotly as to_json  # what dash._utils.to_json calls
 
     try:
         text = to_json(value)
@@ -82,7 +82,7 @@ def _json_default(obj: Any) -> Any:
 
 def find_unencodable(value: Any) -> tuple[str, Any]:
     """The path and the object of the first part of ``value`` Dash's encoder rejects (iterative)."""
-    from dash._utils import to_json
+    from plotly.io.json import to_json_plotly as to_json  # what dash._utils.to_json calls
 
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:

@@ -82,10 +82,10 @@ def _wrapper(fn: Callable[..., Any], mappings: dict[str, Any]) -> Callable[..., 
 def _redirect_registrations(fn: Callable[..., Any], wrapper: Callable[..., Any]) -> bool:
     """Point every registered callback (and background job) that calls ``fn`` at ``wrapper``."""
     import dash
-    from dash import _callback
-    from dash.background_callback.managers import BaseBackgroundCallbackManager
 
-    maps = [_callback.GLOBAL_CALLBACK_MAP]
+    from dash_state.glue import compat
+
+    maps = [compat.get("dash._callback:GLOBAL_CALLBACK_MAP")]
     try:
         maps.append(dash.get_app().callback_map)
     except Exception:  # noqa: BLE001 - no app yet: dash.callback's global map is the only place
@@ -96,7 +96,7 @@ def _redirect_registrations(fn: Callable[..., Any], wrapper: Callable[..., Any])
             registered = entry.get("callback")
             if getattr(registered, "__wrapped__", None) is fn:
                 found |= _swap_cell(registered, fn, wrapper)
-    for manager in list(BaseBackgroundCallbackManager.managers):
+    for manager in compat.background_managers():
         for job in list(getattr(manager, "func_registry", {}).values()):
             job = getattr(job, "_decorated_fun", job)  # Celery tasks
             found |= _swap_cell(getattr(job, "__wrapped__", None) and job, fn, wrapper)

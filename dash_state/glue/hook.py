@@ -19,14 +19,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from dash import Patch
-from dash._grouping import flatten_grouping, make_grouping_by_index
 
 from dash_state.core import browser_form, references, shared
 from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
 from dash_state.core.references import js_key
 from dash_state.errors import StoreValueError
-from dash_state.glue import clientside, patches
+from dash_state.glue import clientside, compat, patches
 from dash_state.glue.calls import (
     Call,
     begin_call,
@@ -44,9 +43,7 @@ log = logging.getLogger("dash_state")
 
 
 def _is_no_update(value: Any) -> bool:
-    from dash._callback import NoUpdate
-
-    return NoUpdate.is_no_update(value)
+    return compat.is_no_update(value)
 
 
 def _is_store_id(store_id: Any) -> bool:
@@ -190,7 +187,7 @@ def rewrite_outputs(state: "AppState", value: Any, spec: Any, multi: bool, schem
         _store(state, plan, user)
     if flat is None or not (plan or rewritten):
         return value
-    return flat[0] if not multi else make_grouping_by_index(schema, flat)
+    return flat[0] if not multi else compat.get("dash._grouping:make_grouping_by_index")(schema, flat)
 
 
 @dataclass
@@ -206,6 +203,7 @@ def _flatten(value: Any, spec: Any, multi: bool, schema: Any) -> tuple[list | No
         return [value], [spec], [schema] if schema is not None else []
     try:
         values = list(value) if isinstance(value, tuple) else value
+        flatten_grouping = compat.get("dash._grouping:flatten_grouping")
         declared = list(flatten_grouping(schema)) if schema is not None else []
         return list(flatten_grouping(values, schema)), list(spec), declared
     except Exception:  # a malformed return: leave it to Dash, which reports it properly

@@ -79,7 +79,7 @@ def _scoped(state: "AppState", store: Component, sid: str, settings: Any, data: 
     token = shared.initial_reference(manager, sid, settings, who) if (who is not None or settings.scope == "app") \
         else None
     if token is None and data is not None:  # no value yet: the app-wide copy of the initial data
-        token = _shared(state, sid, data) if not callable(getattr(state.app, "_layout", None)) else \
+        token = _shared(state, sid, data) if not callable(getattr(state.app, "layout", None)) else \
             manager.commit([manager.prepare(sid, data)], scope=APP, stable=True)[0]
     clone = with_data(store, token)
     clone.scope, clone.live, clone.writable = settings.scope, settings.live, settings.writable
@@ -105,7 +105,7 @@ def _store_initial(state: "AppState", sid: str, data: Any, user: Any) -> str:
     if user is not None:  # inside a callback: that user's data
         token = manager.commit([manager.prepare(sid, data)], None if user is True else user, SERVER, stable=True)[0]
         return token
-    if callable(getattr(state.app, "_layout", None)):  # a new tree per request: nothing to remember
+    if callable(getattr(state.app, "layout", None)):  # a new tree per request: nothing to remember
         who = manager.identity(create=False)
         if who is not None and not who.minted:
             return manager.commit([manager.prepare(sid, data)], who, SERVER, stable=True)[0]
@@ -140,7 +140,7 @@ def initial_token(state: "AppState", sid: str) -> str | None:
         return token
     import dash
 
-    trees = [getattr(state.app, "_layout", None), getattr(state.app, "validation_layout", None)]
+    trees = [getattr(state.app, "layout", None), getattr(state.app, "validation_layout", None)]
     trees += [page.get("layout") for page in dash.page_registry.values()]
     for tree in trees:
         if tree is None or callable(tree):

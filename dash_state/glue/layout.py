@@ -11,9 +11,10 @@ import copy
 import json
 from typing import Any, Callable, Iterator
 
-from dash.development.base_component import Component, ComponentRegistry
+from dash.development.base_component import Component
 
 from dash_state.core.ids import store_key
+from dash_state.glue import compat
 
 NAMESPACE = "dash_state"
 TYPE = "ServerStore"
@@ -23,7 +24,7 @@ DECLARED = ("scope", "live", "writable")  # props that are store settings (the c
 def in_use() -> bool:
     """True once any code in this process has imported the ServerStore component: until then the
     plugin changes nothing."""
-    return NAMESPACE in ComponentRegistry.registry
+    return NAMESPACE in compat.get("dash.development.base_component:ComponentRegistry").registry
 
 
 def is_server_store(obj: Any) -> bool:
@@ -149,7 +150,7 @@ class StoreIds:
         """True if a known ServerStore id fits a callback's wildcard id (MATCH/ALL/ALLSMALLER keys
         free, the others equal): ``{"type": "cart", "name": MATCH}`` covers every cart, whatever its
         name, once any one cart store has been seen."""
-        fixed = {k: v for k, v in pattern.items() if not _is_wildcard(v)}
+        fixed = {k: v for k, v in pattern.items() if not is_wildcard(v)}
         keys = set(pattern)
         return any(set(known) == keys and all(known.get(k) == v for k, v in fixed.items())
                    for known in self._dicts.values())
@@ -182,10 +183,10 @@ class StoreIds:
         return bool(self._ids)
 
 
-def _is_wildcard(value: Any) -> bool:
-    from dash.dependencies import _Wildcard
+def is_wildcard(value: Any) -> bool:
+    import dash
 
-    return isinstance(value, _Wildcard)
+    return isinstance(value, type(dash.ALL))  # ALL, MATCH and ALLSMALLER share Dash's wildcard class
 
 
 def _family(store_id: dict) -> tuple:

@@ -146,9 +146,9 @@ def _match(sid: str, patterns: list[tuple[dict, str]]) -> str | None:
 def app_callbacks(app: Any) -> Callable[[], tuple[tuple[list, ...], tuple[list, ...]]]:
     """The app's callbacks and inline clientside scripts, and ``dash.callback``'s global ones not yet
     moved onto an app."""
-    from dash import _callback
+    from dash_state.glue import compat
 
     def callbacks() -> tuple[tuple[list, ...], tuple[list, ...]]:
-        return ((getattr(app, "_callback_list", None) or [], _callback.GLOBAL_CALLBACK_LIST),
-                (getattr(app, "_inline_scripts", None) or [], getattr(_callback, "GLOBAL_INLINE_SCRIPTS", [])))
+        return ((getattr(app, "_callback_list", None) or [], compat.get("dash._callback:GLOBAL_CALLBACK_LIST")),
+                (getattr(app, "_inline_scripts", None) or [], compat.get("dash._callback:GLOBAL_INLINE_SCRIPTS")))
     return callbacks

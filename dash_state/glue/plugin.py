@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 import dash
-from dash import _callback, hooks
+from dash import hooks
 
 from dash_state import identity
 from dash_state.core import logs, references
@@ -27,7 +27,7 @@ from dash_state.errors import (
     QuotaExceeded,
     StoreValueError,
 )
-from dash_state.glue import background, devtools, hook, routes, web  # noqa: F401  (importing registers the routes)
+from dash_state.glue import background, compat, devtools, hook, routes, web  # noqa: F401  (importing registers the routes)
 from dash_state.glue.calls import MISSES
 from dash_state.glue.initial import serve_tree, strip_tree
 from dash_state.glue.layout import in_use
@@ -49,36 +49,16 @@ def install(app: dash.Dash) -> AppState:
     state = app_state(app)
     if state is not None:
         return state
+    if in_use():
+        compat.check(app)  # a private Dash name missing: fail in Dash(), naming it and the version
     state = app_state(app, create=True)
     if in_use():
         state.load_config()  # fail at startup on a bad config.toml or environment
         logs.install_default_handler()
         devtools.register()
 
-    original_inputs = app._inputs_to_vals
-
-    @functools.wraps(original_inputs)
-    def _inputs_to_vals(inputs):
-        deferred = background.take_deferred()  # a background job resolves the references itself
-        if in_use():
-            hook.begin_call(mcp=is_mcp_request(app))
-            state.scan_layouts()
-            inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
-        return original_inputs(inputs)
-
-    original_config = app._config
-
-    @functools.wraps(original_config)
-    def _config():
-        config = original_config()
-        if in_use() and config.get("validation_layout") is not None:  # embedded in the index page: no data
-            config["validation_layout"] = strip_tree(state, config["validation_layout"])
-        if in_use():  # the stores the browser holds (client backend, mirrored): src_js/held.js reads this
-            config["dash_state"] = held_in_browser(state.manager)
-        return config
-
-    app._inputs_to_vals = _inputs_to_vals
-    app._config = _config
+    compat.inputs_to_vals(app, functools.partial(_inputs_to_vals, app, state))
+    compat.wrap_app(app, "_config", functools.partial(_config, state))
     server = getattr(app, "server", None)
     if server is not None:  # Flask, FastAPI or Quart: dash_state.glue.web
         on_flask = web.server_kind(app) == "flask"
@@ -92,6 +72,31 @@ def install(app: dash.Dash) -> AppState:
     if getattr(app, "_enable_mcp", False) or "dash.mcp" in sys.modules:
         _describe_for_mcp()
     return state
+
+
+def _inputs_to_vals(app: dash.Dash, state: AppState, original: Any) -> Any:
+    """Callback arguments: references replaced by their values (the user's own, or missing)."""
+    def inputs_to_vals(inputs):
+        deferred = background.take_deferred()  # a background job resolves the references itself
+        if in_use():
+            hook.begin_call(mcp=is_mcp_request(app))
+            state.scan_layouts()
+            inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
+        return original(inputs)
+    return inputs_to_vals
+
+
+def _config(state: AppState, original: Any) -> Any:
+    """The config embedded in the index page: no store data in the validation layout, and the list of
+    stores the browser holds (client backend, mirrored), which src_js/held.js reads."""
+    def config():
+        config = original()
+        if in_use() and config.get("validation_layout") is not None:
+            config["validation_layout"] = strip_tree(state, config["validation_layout"])
+        if in_use():
+            config["dash_state"] = held_in_browser(state.manager)
+        return config
+    return config
 
 
 def _describe_for_mcp() -> None:
@@ -220,15 +225,16 @@ def mint_identity(index: str) -> str:
 
 def _patch_prepare_response() -> None:
     """Route every callback's return value through :func:`hook.rewrite_outputs` before Dash encodes it."""
-    original = _callback._prepare_response
-    if getattr(original, "__dash_state__", False):
-        return
+    if compat.has("dash._callback:_prepare_response"):  # else Dash 3.0: compat.check refuses ServerStores
+        compat.patch("dash._callback:_prepare_response", _prepare_response)
+
+
+def _prepare_response(original: Any) -> Any:
     signature = inspect.signature(original)
     names = list(signature.parameters)
     at = {name: names.index(name) for name in ("output_value", "output_spec", "multi", "callback_ctx", "app", "output")}
 
-    @functools.wraps(original)
-    def _prepare_response(*args, **kwargs):
+    def prepare_response(*args, **kwargs):
         if kwargs or len(args) != len(names):  # not Dash's own positional call: bind by name (slower)
             bound = signature.bind(*args, **kwargs)
             args, kwargs = tuple(bound.arguments[name] for name in names), {}
@@ -242,33 +248,27 @@ def _patch_prepare_response() -> None:
                 state, args[at["output_value"]], args[at["output_spec"]], args[at["multi"]], args[at["output"]],
                 args[at["callback_ctx"]])
         return original(*args)
-
-    _prepare_response.__dash_state__ = True
-    _callback._prepare_response = _prepare_response
+    return prepare_response
 
 
 def _patch_progress() -> None:
     """Drop ``no_update`` from a background callback's progress: the renderer applies progress like a
     side update and would store the placeholder as the prop's value (Dash does not filter it)."""
-    original = _callback._progress_background_callback
-    if getattr(original, "__dash_state__", False):
-        return
+    if compat.available("background callbacks"):
+        compat.patch("dash._callback:_progress_background_callback", _progress_without_no_update)
 
-    @functools.wraps(original)
-    def _progress_background_callback(response, *args, **kwargs):
+
+def _progress_without_no_update(original: Any) -> Any:
+    def progress_background_callback(response, *args, **kwargs):
         result = original(response, *args, **kwargs)
         progress = response.get("progress") if in_use() else None
         if isinstance(progress, dict):
-            from dash._callback import NoUpdate
-
-            for key in [k for k, v in progress.items() if NoUpdate.is_no_update(v)]:
+            for key in [k for k, v in progress.items() if compat.is_no_update(v)]:
                 del progress[key]
             if not progress:
                 del response["progress"]
         return result
-
-    _progress_background_callback.__dash_state__ = True
-    _callback._progress_background_callback = _progress_background_callback
+    return progress_background_callback
 
 
 background.patch_managers()  # before any app defines background callbacks (see background/worker.py)

@@ -232,10 +232,10 @@ def _app_folder(app: Any) -> str:
 def _websocket_callbacks(app: Any) -> list[str]:
     """The callbacks of ``app`` that Dash serves over its websocket (all of them with
     ``Dash(websocket_callbacks=True)``)."""
-    from dash import _callback
+    from dash_state.glue import compat
 
     every = bool(getattr(app, "_websocket_callbacks", False))
-    callbacks = {**_callback.GLOBAL_CALLBACK_MAP, **(getattr(app, "callback_map", None) or {})}
+    callbacks = {**compat.get("dash._callback:GLOBAL_CALLBACK_MAP"), **(getattr(app, "callback_map", None) or {})}
     return [str(name) for name, spec in callbacks.items()
             if not spec.get("clientside_function") and (every or spec.get("websocket"))]
 

@@ -58,12 +58,10 @@ def user_job_key(key: Any) -> Any:
 
 def _uses_stores(state: Any) -> bool:
     """The app's layouts have ServerStores, or this callback's job carries dash-state's entry."""
-    from dash._callback_context import context_value
+    from dash_state.glue import compat
 
     state.scan_layouts()
     if state.store_ids:
         return True
-    try:
-        return bool(get(context_value.get(), CONTEXT_KEY))
-    except LookupError:
-        return False
+    ctx = compat.callback_context()
+    return ctx is not None and bool(get(ctx, CONTEXT_KEY))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from dash_state.core import references
 from dash_state.core.ids import store_key
-from dash_state.glue import hook
+from dash_state.glue import compat, hook
 from dash_state.glue.background.polling import make_polls_consistent
 from dash_state.glue.background.worker import (
     CONTEXT_KEY,
@@ -41,28 +41,34 @@ def install(app: Any, state: "AppState") -> None:
     """Wrap ``app._prepare_callback``, and rebuild job functions registered before the patch."""
     from dash_state.glue.background.worker import reregister
 
-    original = app._prepare_callback
+    if not compat.available("background callbacks"):
+        return
 
-    @functools.wraps(original)
-    def _prepare_callback(g, body):
-        func = original(g, body)
-        defer = False
-        if in_use():
-            callback = app.callback_map.get(body.get("output")) or {}
-            if callback.get("background"):
-                _guard_side_updates(g.get("background_callback_manager"))
-                state.scan_layouts()
-                uses_stores = state.store_ids or any(
-                    references.looks_like_reference(item.get("value"))
-                    for item in flat(g.get("inputs_list")) + flat(g.get("states_list")))
-                if uses_stores and patched(g.get("background_callback_manager")):
-                    g[CONTEXT_KEY] = job_context(state, g, callback)
-                    defer = True
-        _deferred.set(defer)
-        return func
+    def make(original: Callable) -> Callable:
+        return functools.partial(_prepare_callback, app, state, original)
 
-    app._prepare_callback = _prepare_callback
+    compat.wrap_app(app, "_prepare_callback", make)
     reregister()
+
+
+def _prepare_callback(app: Any, state: "AppState", original: Callable, g: Any, body: dict) -> Any:
+    """Dash's ``_prepare_callback``, and for a background callback that involves ServerStores, the job's
+    context entry (its user and references), and a note for ``_inputs_to_vals`` to leave references be."""
+    func = original(g, body)
+    defer = False
+    if in_use():
+        callback = app.callback_map.get(body.get("output")) or {}
+        if callback.get("background"):
+            _guard_side_updates(g.get("background_callback_manager"))
+            state.scan_layouts()
+            uses_stores = state.store_ids or any(
+                references.looks_like_reference(item.get("value"))
+                for item in flat(g.get("inputs_list")) + flat(g.get("states_list")))
+            if uses_stores and patched(g.get("background_callback_manager")):
+                g[CONTEXT_KEY] = job_context(state, g, callback)
+                defer = True
+    _deferred.set(defer)
+    return func
 
 
 def user_cache_key() -> str | None:
@@ -145,14 +151,12 @@ def _guarded(original: Callable, progress: bool, key: Any) -> Any:
     found = original(key)
     if not found:
         return found
-    from dash._callback_context import context_value
-
     from dash_state.glue.runtime import current_state
 
     state = current_state()
     if state is None or not in_use():
         return found
-    ctx = context_value.get()
+    ctx = compat.callback_context()
     if not progress:
         if isinstance(found, dict):
             hook.rewrite_outputs(state, None, None, False, None, JobCtx(ctx, found))

@@ -13,14 +13,11 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
-from dash.background_callback._proxy_set_props import ProxySetProps
-from dash.background_callback.managers import BaseBackgroundCallbackManager
-
 from dash_state.core import references
 from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
 from dash_state.errors import ConfigError
-from dash_state.glue import hook
+from dash_state.glue import compat, hook
 from dash_state.identity import Identity, acting_as
 
 if TYPE_CHECKING:
@@ -37,7 +34,10 @@ PROBE_KEY = references.digest_key(b"dash-state background secret probe")
 def patch_managers() -> None:
     """Make every job function Dash builds from now on call :func:`wrap_job_function`, and its manager
     key jobs per user (:mod:`.keys`); once per process."""
-    original = BaseBackgroundCallbackManager.register
+    if not compat.available("background callbacks"):
+        return
+    manager_class = _manager_class()
+    original = manager_class.register
     if getattr(original, JOB_MARK, False):
         return
 
@@ -50,17 +50,26 @@ def patch_managers() -> None:
         per_user_keys(self)  # a manager with a job function builds job keys: per user from now on
 
     setattr(register, JOB_MARK, True)
-    BaseBackgroundCallbackManager.register = register
+    setattr(register, compat.MARKER, True)
+    manager_class.register = register
+
+
+def _manager_class() -> Any:
+    import importlib
+
+    return importlib.import_module("dash.background_callback.managers").BaseBackgroundCallbackManager
 
 
 def reregister() -> None:
     """Rebuild job functions registered before :func:`patch_managers` (managers and callbacks created
     before dash-state's plugin was imported)."""
-    for manager in list(BaseBackgroundCallbackManager.managers):
+    functions = compat.get("dash.background_callback.managers:BaseBackgroundCallbackManager.functions") \
+        if compat.available("background callbacks") else []
+    for manager in compat.background_managers():
         if not patched(manager):
             continue
         done = manager.__dict__.setdefault(_KEYS_ATTRIBUTE, set())
-        for key, fn, progress in list(BaseBackgroundCallbackManager.functions):
+        for key, fn, progress in list(functions):
             if key in done:
                 continue
             tasks = _celery_tasks(manager)
@@ -80,7 +89,8 @@ def _celery_tasks(manager: Any) -> Any:
 
 def patched(manager: Any) -> bool:
     register = getattr(type(manager), "register", None)
-    return isinstance(manager, BaseBackgroundCallbackManager) and getattr(register, JOB_MARK, False)
+    return compat.available("background callbacks") and isinstance(manager, _manager_class()) and \
+        getattr(register, JOB_MARK, False)
 
 
 # -- worker --------------------------------------------------------------------------------------
@@ -124,11 +134,11 @@ class JobCtx:
         self.updated_props = updated_props if updated_props is not None else {}
 
 
-class _StoringSetProps(ProxySetProps):
+class _StoringSetProps(compat.get("dash.background_callback._proxy_set_props:ProxySetProps")):
     """``ctx.updated_props`` in a job: ``set_props(store_id, {"data": value})`` stores the value and
     forwards only its reference to the manager's own ProxySetProps (which sends it to the browser)."""
 
-    def __init__(self, inner: ProxySetProps, rewrite: Callable[[str, dict], dict]):
+    def __init__(self, inner: Any, rewrite: Callable[[str, dict], dict]):
         super().__init__(inner.on_change)
         self._inner = inner
         self._rewrite = rewrite
@@ -155,11 +165,8 @@ class JobRun:
 
     @classmethod
     def start(cls, progress: bool, args: tuple, kwargs: dict) -> "JobRun | None":
-        from dash._callback_context import context_value
-
-        try:
-            ctx = context_value.get()
-        except LookupError:
+        ctx = compat.callback_context()
+        if ctx is None:
             return None
         info = get(ctx, CONTEXT_KEY)
         if not isinstance(info, dict) or not info.get("user"):
@@ -175,7 +182,8 @@ class JobRun:
         run.kwargs = {k: run.resolve(v, sources) for k, v in kwargs.items()}
         run.flush_misses()
         updated = get(ctx, "updated_props")
-        if isinstance(updated, ProxySetProps) and not isinstance(updated, _StoringSetProps):
+        proxy = compat.get("dash.background_callback._proxy_set_props:ProxySetProps")
+        if isinstance(updated, proxy) and not isinstance(updated, _StoringSetProps):
             ctx["updated_props"] = _StoringSetProps(updated, run.rewrite_set_props)
         return run
 
