@@ -3,6 +3,7 @@
 #
 #   bash scripts/test.sh [extra pytest arguments]
 #   bash scripts/test.sh --bench [benchmarks/run.py arguments]   # same set-up, then the benchmark
+#   bash scripts/test.sh --matrix [nox arguments]       # same set-up, then every Dash minor x server (noxfile.py)
 #
 # 1. Debian packages: chromium + chromium-driver (browser tests), nodejs + npm (bundle check),
 #    redis-server and postgresql (service tests), installed with apt-get when missing (as root, or
@@ -22,6 +23,9 @@ extra="test"
 if [ "${1:-}" = "--bench" ]; then
     mode=bench
     extra="bench"
+    shift
+elif [ "${1:-}" = "--matrix" ]; then
+    mode=matrix
     shift
 fi
 
@@ -124,7 +128,11 @@ if port_open 5432 && command -v psql >/dev/null 2>&1 && [ -z "${STATE_TEST_DATAB
     fi
 fi
 
-# -- 5. the suite (or the benchmark) --------------------------------------------------------------
+# -- 5. the suite (or the benchmark, or the version matrix) ----------------------------------------
+if [ "$mode" = matrix ]; then
+    say "running the version matrix (noxfile.py): each Dash minor x each server"
+    exec .venv/bin/python -m nox "$@"
+fi
 if [ "$mode" = bench ]; then
     say "running benchmarks/run.py"
     if [ $# -eq 0 ]; then
@@ -140,5 +148,9 @@ status=$?
 set -e
 if [ "$status" -eq 5 ]; then
     die "pytest collected no tests: that is a failure, not a pass"
+fi
+if [ "$status" -eq 0 ] && [ "${DASH_STATE_MATRIX:-}" = ci ]; then
+    say "running the CI subset of the version matrix (nox -s matrix_ci)"
+    .venv/bin/python -m nox -s matrix_ci || die "the version matrix subset failed (see above)"
 fi
 exit "$status"
