@@ -9,7 +9,8 @@ dcc.Store, the baseline), ``SERVERS_APP_ROWS`` (rows of the DataFrame, 100,000 b
     gunicorn servers_app:server              (SERVERS_APP_BACKEND=flask, the default)
 
 "go" writes a DataFrame into the store ``frame``, a second callback reads it and shows its row count;
-"bg" runs a background callback (DiskcacheManager) that writes ``bgstore``, read back the same way.
+"bg" runs a background callback (DiskcacheManager) that writes ``bgstore``, read back the same way;
+"add" writes ``cart``, a live user store.
 """
 from __future__ import annotations
 
@@ -49,7 +50,14 @@ else:
 app.layout = html.Div([
     html.Button("go", id="go"), Store(id="frame"), html.Div("none", id="rows"),
     html.Button("bg", id="bg"), Store(id="bgstore"), html.Div("none", id="bgrows"),
+    html.Button("add", id="add"), html.Div(id="cart-holder"),
 ])
+if not BASELINE:  # a live user store: its changes reach the user's open pages (Server-Sent Events)
+    app.layout.children[-1].children = ServerStore(id="cart", scope="user", live=True)
+
+    @app.callback(Output("cart", "data"), Input("add", "n_clicks"), prevent_initial_call=True)
+    def add(n):
+        return {"items": n}
 
 
 @app.callback(Output("frame", "data"), Input("go", "n_clicks"), prevent_initial_call=True)

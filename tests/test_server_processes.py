@@ -2,6 +2,7 @@
 Quart server (tests/servers_app.py), driven by headless Chromium."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -90,7 +91,7 @@ def _identity(driver) -> str | None:
 
 
 @pytest.mark.browser
-def test_chromium_writes_and_reads_a_dataframe_through_a_server_store(dash_duo, served):
+def test_chromium_writes_and_reads_a_dataframe_through_a_server_store(dash_duo, served, tmp_path):
     driver = dash_duo.driver
     driver.get(served)
     _wait_text(driver, "rows", "none")
@@ -111,6 +112,8 @@ def test_chromium_writes_and_reads_a_dataframe_through_a_server_store(dash_duo, 
     _wait_text(driver, "bgrows", "bg rows: 1000")
     held = driver.execute_script(FIND_DATA, "bgstore")
     assert isinstance(held, str) and held.startswith("dsr2."), str(held)[:200]
+    logs = "".join(path.read_text() for path in tmp_path.glob("*.log"))
+    assert "refused a request" not in logs and "Traceback" not in logs, logs[-3000:]  # the page's own route calls
 
 
 def test_another_session_cannot_read_the_reference(served):
@@ -130,3 +133,36 @@ def test_another_session_cannot_read_the_reference(served):
     token = call(owner, "frame.data", [("go", "n_clicks", 1)])
     assert call(owner, "rows.children", [("frame", "data", token)]) == "rows: 100000"
     assert call(other, "rows.children", [("frame", "data", token)]) == "empty"
+
+
+def test_a_live_store_streams_its_changes_as_server_sent_events(served):
+    """The live route holds a Server-Sent Events stream on FastAPI and Quart too (in their thread pool)."""
+    def write(session, n):
+        body = {"output": "cart.data", "outputs": {"id": "cart", "property": "data"},
+                "inputs": [{"id": "add", "property": "n_clicks", "value": n}], "state": [], "changedPropIds": ["add.n_clicks"]}
+        response = session.post(f"{served}/_dash-update-component", json=body, timeout=30)
+        assert response.status_code == 200, response.text[:500]
+        return response.json()["response"]["cart"]["data"]
+
+    page = requests.Session()
+    page.get(served, timeout=30)
+    reference = write(page, 1)
+    stream = page.post(f"{served}/_dash-state/v1/live", json={"stores": [{"id": "cart", "reference": reference}],
+                                                               "wait": True}, stream=True, timeout=30)
+    try:
+        assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines) == b"event: hello"
+        other_tab = requests.Session()
+        other_tab.cookies.update(page.cookies)  # the same user, elsewhere
+        newer = write(other_tab, 2)
+        deadline = time.monotonic() + 20
+        for line in lines:
+            if line.startswith(b"data:") and b'"reference"' in line:
+                change = json.loads(line[5:])["changes"][0]
+                assert change["id"] == "cart" and change["reference"].startswith("dsr2.") and change["version"] >= 2
+                assert newer.startswith("dsr2.")
+                break
+            assert time.monotonic() < deadline, "no change event in 20 s"
+    finally:
+        stream.close()

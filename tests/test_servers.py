@@ -15,6 +15,7 @@ from dash_state import ConfigError, ServerStore
 from dash_state.errors import BackendUnavailable
 
 BACKENDS = ["fastapi", "quart"]
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 def _secret(app: Dash, backend: str) -> None:
