@@ -1,6 +1,8 @@
 """Small apps shared by the tests: the same app can be built with dcc.Store or ServerStore."""
 from __future__ import annotations
 
+import os
+
 import dash
 from dash import Input, Output, dcc, html
 
@@ -9,10 +11,19 @@ from dash_state import ServerStore
 STORE_CLASSES = {"dcc.Store": dcc.Store, "ServerStore": ServerStore}
 
 
+#: Dash's server for the apps built here: "flask" (default), or "fastapi" / "quart" (Dash 4.2+), set by
+#: the version matrix (noxfile.py) so the same tests run on each server.
+SERVER = os.environ.get("DASH_STATE_TEST_SERVER", "flask")
+
+
 def new_app(**server_config) -> dash.Dash:
-    app = dash.Dash(__name__)
-    app.server.config["SECRET_KEY"] = "test-secret"
-    app.server.config.update(server_config)
+    app = dash.Dash(__name__) if SERVER == "flask" else dash.Dash(__name__, backend=SERVER)
+    settings = {"SECRET_KEY": "test-secret", **server_config}
+    if SERVER == "fastapi":  # FastAPI has no config mapping: Dash and dash-state read app.server.state
+        for key, value in settings.items():
+            setattr(app.server.state, key, value)
+    else:
+        app.server.config.update(settings)
     return app
 
 

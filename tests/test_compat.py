@@ -89,11 +89,14 @@ def test_every_name_in_the_table_exists_on_this_dash_but_for_newer_features():
     expected = set()
     if compat.version_tuple(dash.__version__) < (4, 3):
         expected |= {p.name for p in compat.PRIVATE if p.feature == "MCP"}
-    if compat.version_tuple(dash.__version__) < (4, 2):  # the module function replaces the app method
-        expected.add("dash.dash:Dash._inputs_to_vals")
+    if compat.version_tuple(dash.__version__) < (4, 2):
         expected |= {p.name for p in compat.PRIVATE if p.feature == "websocket callbacks"}
-    else:
-        expected.add("dash.dash:inputs_to_vals") if not hasattr(dash.dash, "inputs_to_vals") else None
+        # no app method: the callback route calls the module function, which dash-state routes to the
+        # app's own _inputs_to_vals (set on the app)
+        assert getattr(dash.dash.inputs_to_vals, compat.MARKER, False)
+        assert "_inputs_to_vals" in vars(app)
+    elif not hasattr(dash.dash, "inputs_to_vals"):
+        expected.add("dash.dash:inputs_to_vals")
     assert missing == expected
 
 
