@@ -155,6 +155,33 @@ def test_route_bodies_over_the_limit_get_413_and_foreign_origins_403(backend, cl
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reader_of_a_clientside_patch_waits_for_the_upload_without_blocking_the_loop(backend, clients):
+    """The renderer fires a clientside Patch's readers while the component uploads the Patch. On FastAPI
+    and Quart a sync callback runs on the event loop that has to receive that upload: waiting for it by
+    sleeping there would let nothing in, and the reader would fail after UPLOAD_WAIT with the upload
+    stuck behind it. It waits on the loop instead, before Dash dispatches the callback."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = write_read_app(backend, make=lambda n: {"clicks": n})
+    browser = clients(app)
+    browser.http.get("/")
+    token = browser.call([("s", "data")], [("btn", "n_clicks", 2)])["s"]["data"]
+    patched = {str(i): c for i, c in enumerate(token)} | {"extra": 1}  # what the renderer makes of the reference
+    ops = [{"operation": "Assign", "location": ["extra"], "params": {"value": 1}}]
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(browser.call_raw, [("out", "children")], [("s", "data", patched)])
+        time.sleep(0.3)  # the reader is waiting when the upload comes in
+        started = time.monotonic()
+        upload = browser.post_route("patch", {"id": "s", "base": token, "patched": patched, "operations": ops})
+        uploaded_after = time.monotonic() - started
+        read = reading.result(timeout=30)
+    assert upload.status_code == 200, upload.text
+    assert uploaded_after < 1.0  # answered while the reader waited, not after its wait ran out
+    assert read.status_code == 200, read.text
+    assert read.json()["response"]["out"]["children"] == repr({"clicks": 2, "extra": 1})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_dash_state_error_in_a_callback_is_its_plain_text_status(backend, clients):
     app = write_read_app(backend)
 

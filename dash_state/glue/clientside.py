@@ -21,9 +21,15 @@ firing the callbacks again (``putValue``/``patchValue`` in ``src_js/values.js``)
 Waiting holds a request thread, so the waits are bounded per user (:data:`MAX_WAITING_PER_USER`: the
 readers one Patch fires at once) and per process (:data:`MAX_WAITING`): values crafted to look patched
 make one user's own requests fail, not other users' readers.
+
+On FastAPI and Quart a sync callback runs on the event loop, the loop that has to receive the upload:
+sleeping there would let nothing in. So the server seam (:mod:`dash_state.glue.web`) awaits the
+uploads a callback request needs with :func:`await_uploads` before Dash dispatches it, and
+:func:`wait_for` then only looks once.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -33,6 +39,7 @@ import orjson
 
 from dash_state.core import references
 from dash_state.errors import PatchUploadMissing
+from dash_state.glue import web
 
 UPLOAD_WAIT = 1.5  # seconds a callback waits for the component's upload of a clientside Patch
 MAX_WAITING_PER_USER = 2  # callbacks of one user (identity namespace) waiting at once
@@ -98,15 +105,17 @@ def waiting(owner: str | None = None) -> int:
 def wait_for(find: Callable[[], Any], owner: str, store_id: str, timeout: float | None = None) -> Any:
     """What ``find`` returns once it is not None, polling for at most ``timeout`` seconds (default
     :data:`UPLOAD_WAIT`) in one of ``owner``'s waiting slots. Raises :class:`PatchUploadMissing`
-    naming the store when the upload does not arrive in time or there is no free slot."""
+    naming the store when the upload does not arrive in time or there is no free slot. When
+    :func:`await_uploads` already waited for this request (FastAPI, Quart), it looks once."""
     found = find()
     if found is not None:
         return found
     seconds = UPLOAD_WAIT if timeout is None else timeout
+    awaited = web.per_request().get(_AWAITED) if web.has_request() else None
+    if awaited is not None:
+        raise _missing(store_id, awaited.get(store_id, "late"), seconds)
     if not _take(owner):
-        raise PatchUploadMissing(f"ServerStore {store_id!r}: the server is already waiting for as many "
-                                 "clientside Patch uploads as it allows (of this user, or in all), so this "
-                                 "callback cannot see the patched value; it was not run with the previous one")
+        raise _missing(store_id, "full", seconds)
     try:
         deadline = time.monotonic() + seconds
         while found is None and time.monotonic() < deadline:
@@ -115,10 +124,54 @@ def wait_for(find: Callable[[], Any], owner: str, store_id: str, timeout: float 
     finally:
         _give(owner)
     if found is None:
-        raise PatchUploadMissing(f"ServerStore {store_id!r}: the browser's clientside Patch upload did not "
-                                 f"arrive within {seconds:g} s, so this callback cannot see the patched value; "
-                                 "it was not run with the previous one")
+        raise _missing(store_id, "late", seconds)
     return found
+
+
+_AWAITED = "clientside_uploads_awaited"  # per_request(): store id -> "late" | "full", set by await_uploads
+
+
+def _missing(store_id: str, why: str, seconds: float) -> PatchUploadMissing:
+    if why == "full":
+        return PatchUploadMissing(f"ServerStore {store_id!r}: the server is already waiting for as many "
+                                  "clientside Patch uploads as it allows (of this user, or in all), so this "
+                                  "callback cannot see the patched value; it was not run with the previous one")
+    return PatchUploadMissing(f"ServerStore {store_id!r}: the browser's clientside Patch upload did not "
+                              f"arrive within {seconds:g} s, so this callback cannot see the patched value; "
+                              "it was not run with the previous one")
+
+
+async def await_uploads(body: Any) -> None:
+    """On the event loop, before Dash dispatches the callback request ``body`` (FastAPI, Quart): wait
+    (without blocking the loop) for the uploads of the clientside Patches its inputs and states carry,
+    in the same slots and within the same :data:`UPLOAD_WAIT` as :func:`wait_for`. Storage is read in
+    the executor. What it could not find, :func:`wait_for` reports without waiting again."""
+    from dash_state.glue.hook import (  # hook imports this module
+        patched_entries,
+        upload_waits,
+    )
+    from dash_state.glue.web.common import run_blocking
+
+    entries = patched_entries(body)  # no I/O: most requests carry no patched value and stop here
+    if not entries:
+        return
+    awaited: dict[str, str] = {}
+    web.per_request()[_AWAITED] = awaited  # from here on, never sleep on the loop
+    waits = await run_blocking(upload_waits, body, entries)
+    deadline = time.monotonic() + UPLOAD_WAIT
+    for find, owner, store_id in waits:
+        if await run_blocking(find) is not None:
+            continue
+        if not _take(owner):
+            awaited[store_id] = "full"
+            continue
+        try:
+            found = None
+            while found is None and time.monotonic() < deadline:
+                await asyncio.sleep(_POLL)
+                found = await run_blocking(find)
+        finally:
+            _give(owner)
 
 
 def _take(owner: str) -> bool:

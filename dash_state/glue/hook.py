@@ -27,6 +27,7 @@ from dash_state.core.references import js_key
 from dash_state.errors import StoreValueError
 from dash_state.glue import clientside, compat, patches
 from dash_state.glue.calls import (
+    MAX_HINTS,
     Call,
     begin_call,
     carried,
@@ -140,6 +141,63 @@ def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None
     manager.throttle(logging.WARNING, "clientside-patch", "ServerStore %r: a clientside Patch() reached the server "
                      "without its operations (see the browser console); the store's previous value is used", sid)
     return manager.load(sid, base, misses=misses) if base is not None else manager.latest(sid)
+
+
+def patched_entries(body: Any) -> list[dict]:
+    """The ``data`` entries of a callback request's inputs and states that hold a clientside Patch the
+    renderer applied to a reference (see :func:`client_value`); pure, no storage or request access."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    for part in ("inputs", "state"):
+        items = body.get(part)
+        for item in items if isinstance(items, list) else ():
+            for entry in item if isinstance(item, list) else (item,):
+                if not isinstance(entry, dict) or entry.get("property") != "data" or not _is_store_id(entry.get("id")):
+                    continue
+                value = entry.get("value")
+                if value is None or (references.looks_like_reference(value) and references.parse(value) is not None):
+                    continue
+                if clientside.looks_patched(value):
+                    found.append(entry)
+    return found
+
+
+def upload_waits(body: dict, entries: list[dict]) -> list[tuple[Callable[[], Any], str, str]]:
+    """For :func:`clientside.await_uploads`: ``(find, owner, store id)`` for each of ``entries``
+    (:func:`patched_entries` of the callback request ``body``) that :func:`client_value` would wait
+    for, under the same conditions (a store the layouts or the component's hints name as a ServerStore)."""
+    from dash_state.glue.runtime import (
+        current_state,  # runtime's imports reach this module
+    )
+
+    state = current_state()
+    if state is None or not entries:
+        return []
+    state.scan_layouts()
+    extra = body.get("dash_state")
+    stores = extra.get("stores") if isinstance(extra, dict) else None
+    hinted = {s for s in stores[:MAX_HINTS] if isinstance(s, str)} if isinstance(stores, list) else set()
+    manager = state.manager
+    waits = []
+    for entry in entries:
+        store_id = entry["id"]
+        sid = store_key(store_id)
+        if store_id not in state.store_ids and js_key(sid) not in hinted:
+            continue
+        if not manager.keeps_on_server(sid):
+            continue
+        settings = manager.settings(sid)
+        if not settings.client_write or settings.shared:
+            continue
+        who = manager.identity(create=False)
+        base = clientside.patched_reference(entry["value"])
+        if who is None or (base is not None and not manager.owned(sid, base)):
+            continue
+        backend = manager.backend(settings.backend)
+        key = clientside.patched_key(who.namespace, entry["value"])
+        waits.append((partial(backend.get, who.namespace, key), who.namespace, sid))
+    return waits
 
 
 # -- outputs -----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -33,7 +34,7 @@ class BodyError(Exception):
 class Record:
     """What one HTTP request on FastAPI or Quart carries for dash-state."""
 
-    __slots__ = ("app", "body", "json", "kind", "pool", "request", "scope", "store")
+    __slots__ = ("app", "body", "connection", "json", "kind", "pool", "request", "scope", "store")
 
     def __init__(self, kind: str, app: Any, scope: dict | None = None, request: Any = None) -> None:
         self.kind, self.app, self.scope, self.request = kind, app, scope, request
@@ -41,6 +42,9 @@ class Record:
         self.json: Any = None  # Quart: the callback body, parsed before Dash's dispatch (which caches it)
         self.pool: int | None = None  # FastAPI: the size of anyio's thread pool running sync routes
         self.store: dict = {}  # per_request()
+        #: a websocket's :class:`~.websocket.Connection` (its handshake's identity): set on the connection's
+        #: record and on each of its callback calls' records (whose ``json`` is the call's payload)
+        self.connection: Any = None
 
 
 class ResponseView:
@@ -91,3 +95,21 @@ def dash_state_prefix(app: Any) -> str:
     """The path under which dash-state's routes are served for ``app``."""
     prefix = getattr(getattr(app, "config", None), "routes_pathname_prefix", None) or "/"
     return prefix.rstrip("/") + "/_dash-state/"
+
+
+def callback_path(app: Any) -> str:
+    """The path of Dash's callback requests for ``app``."""
+    prefix = getattr(getattr(app, "config", None), "routes_pathname_prefix", None) or "/"
+    return prefix.rstrip("/") + "/_dash-update-component"
+
+
+async def before_callback(body: Any) -> None:
+    """On the event loop, before Dash dispatches a callback request (FastAPI, Quart): await what the
+    callback would otherwise wait for by blocking the loop, the clientside Patch uploads it reads
+    (:func:`dash_state.glue.clientside.await_uploads`). A failure here is left to the callback."""
+    from dash_state.glue.clientside import await_uploads
+
+    try:
+        await await_uploads(body)
+    except Exception:  # noqa: BLE001 - the callback's own path reports it (a 503, a 422)
+        logging.getLogger("dash_state").debug("dash-state: waiting for clientside uploads failed", exc_info=True)

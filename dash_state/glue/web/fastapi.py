@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
+from dash_state.glue.web import websocket
 from dash_state.glue.web.common import (
     RECORD,
     Record,
     ResponseView,
     TooLarge,
+    before_callback,
+    callback_path,
     dash_state_prefix,
     run_blocking,
 )
@@ -118,8 +123,18 @@ class Middleware_:
                  body_limit: Callable[[], int] | None) -> None:
         self.app, self.dash_app, self.on_response, self.before = app, dash_app, on_response, before
         self.body_limit, self.routes = body_limit, dash_state_prefix(dash_app)
+        self.callbacks = callback_path(dash_app)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":  # the handshake: its record (cookies) for the connection's calls
+            rec = websocket.open_connection("fastapi", self.dash_app, scope=scope)
+            token = RECORD.set(rec)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                RECORD.reset(token)
+                websocket.close_connection(rec)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -130,6 +145,8 @@ class Middleware_:
                 rec.pool = _thread_pool_size()
                 if scope.get("method") in ("POST", "PUT", "PATCH") and self.body_limit is not None:
                     receive = await _preread(rec, receive, self.body_limit())
+            elif scope.get("path") == self.callbacks and scope.get("method") == "POST" and mimetype(rec) == "application/json":
+                receive = await _preread_callback(receive)  # Dash reads it whole as well
             if self.before is not None:
                 await run_blocking(self.before)
             await self.app(scope, receive, self._sender(send) if self.on_response is not None else send)
@@ -173,6 +190,33 @@ async def _preread(rec: Record, receive: Any, limit: int) -> Callable:
         else:
             rec.body = bytes(data)
     replay, sent = (b"" if isinstance(rec.body, TooLarge) else bytes(data)), False
+
+    async def replayed() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": replay, "more_body": False}
+        return await receive()
+    return replayed
+
+
+async def _preread_callback(receive: Any) -> Callable:
+    """Read a callback request's body (whole, as Dash's middleware does), wait for what the callback
+    needs before it runs (:func:`~.common.before_callback`), and return a ``receive`` that replays it."""
+    data, more = bytearray(), True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        data += message.get("body", b"")
+        more = message.get("more_body", False)
+    else:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            body = None  # Dash answers it as it would without dash-state
+        await before_callback(body)
+    replay, sent = bytes(data), False
 
     async def replayed() -> dict:
         nonlocal sent

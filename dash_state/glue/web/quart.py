@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dash_state.glue.web import websocket
 from dash_state.glue.web.common import (
     RECORD,
     Record,
     ResponseView,
     TooLarge,
+    before_callback,
+    callback_path,
     dash_state_prefix,
     run_blocking,
 )
@@ -81,7 +84,7 @@ def install(app: Any, on_response: Callable[[ResponseView], None] | None, errors
             before: Callable[[], None] | None, body_limit: Callable[[], int] | None) -> None:
     import quart
 
-    server, routes = app.server, dash_state_prefix(app)
+    server, routes, callbacks = app.server, dash_state_prefix(app), callback_path(app)
 
     @server.before_request
     async def dash_state_begin() -> None:
@@ -98,6 +101,16 @@ def install(app: Any, on_response: Callable[[ResponseView], None] | None, errors
                 rec.json = await request.get_json()
             except Exception:  # noqa: BLE001 - not JSON: Dash answers it as it would without us
                 rec.json = None
+            if request.path == callbacks:  # on the loop, before Dash dispatches it
+                await before_callback(rec.json)
+
+    @server.before_websocket
+    async def dash_state_connect() -> None:  # the handshake: its record (cookies) for the connection's calls
+        RECORD.set(websocket.open_connection("quart", app, request=quart.websocket._get_current_object()))
+
+    @server.teardown_websocket
+    async def dash_state_disconnect(exc: BaseException | None) -> None:
+        websocket.close_connection(RECORD.get())
 
     if before is not None:
         server.before_request(before)
