@@ -160,6 +160,9 @@ def resolve(settings: Settings, keys: Keys, create: bool = True,
         return Identity(SHARED, kind="shared")
     if not web.has_request():
         return None
+    connection = web.connection()
+    if connection is not None:  # a websocket callback: the identity its handshake proved, never minted here
+        return _connection_identity(connection, create)
     g = web.per_request()
     known = g.get(_G_IDENTITY)
     if known is not None:
@@ -177,9 +180,61 @@ def resolve(settings: Settings, keys: Keys, create: bool = True,
     return identity
 
 
+# -- websocket connections --------------------------------------------------------------------------------
+def handshake(settings: Settings, keys: Keys) -> Identity | None:
+    """A websocket connection's identity, decided once at its handshake (an HTTP request that carries the
+    page's cookies): the identity cookie's signature is checked as for any request and the resolver runs,
+    but nothing is minted, refreshed or carried over, since no cookie can be sent back over a websocket.
+
+    None (no ServerStore can be read or written on the connection) when there is no valid identity
+    cookie, or when the cookie is linked to a user the resolver no longer names (a logout since the page
+    loaded). A user the resolver names is that user's namespace; a login since the page loaded gets the
+    anonymous state carried over at the next HTTP request, which sends the new cookie."""
+    if not settings.isolation:
+        return Identity(SHARED, kind="shared")
+    user_id = settings.resolver()
+    user_id = None if user_id is None else str(user_id)
+    name = cookies.cookie_name(settings.cookie_name, settings.host_prefix, _secure(settings))
+    state = cookies.decode(web.request_cookies().get(name), keys.all("identity cookie"), settings.max_age)
+    if user_id is not None:
+        target = user_namespace(user_id)
+        linked = state is not None and state.linked == target
+        aliases = tuple(anonymous_namespace(a) for a in state.aliases) if linked else ()
+        return Identity(target, aliases, "user", user_id)
+    if state is None or state.linked is not None:
+        return None
+    return Identity(anonymous_namespace(state.anon), new=state.issued + settings.new_visitor_seconds > time.time())
+
+
+NO_WEBSOCKET_IDENTITY = (
+    "dash-state: this websocket connection has no identity: no valid dash-state identity cookie came with its "
+    "handshake (the page was not loaded from this app's index page, the cookie expired, or the user logged out "
+    "since), so it can neither read nor write a ServerStore. Reload the page.")
+
+
+def _connection_identity(connection: "web.websocket.Connection", create: bool) -> Identity | None:
+    who = connection.identity
+    who = who if isinstance(who, Identity) else None
+    if who is None and create:
+        from dash_state.errors import StoreValueError
+
+        raise StoreValueError(NO_WEBSOCKET_IDENTITY)
+    return who
+
+
+def _refuse_over_websocket(what: str) -> None:
+    if web.connection() is not None:
+        from dash_state.errors import ConfigError
+
+        raise ConfigError(f"dash-state: {what} cannot run in a websocket callback: the identity cookie it changes "
+                          "can only be sent on an HTTP response. Call it in an HTTP callback (without "
+                          "websocket=True) or in your login/logout view.")
+
+
 def login(settings: Settings, keys: Keys, user_id: str | None = None,
           on_transition: Callable[[Transition], None] | None = None) -> Identity | None:
     """Run the login transition now (in the login view), for ``user_id`` or the resolver's user."""
+    _refuse_over_websocket("on_login()")
     g = web.per_request()
     g.pop(_G_IDENTITY, None)
     user_id = user_id if user_id is not None else settings.resolver()
@@ -197,6 +252,7 @@ def login(settings: Settings, keys: Keys, user_id: str | None = None,
 def logout(settings: Settings, keys: Keys, delete: bool | None = None,
            on_transition: Callable[[Transition], None] | None = None) -> None:
     """Run the logout transition now (in the logout view): rotate the id; detach or delete the state."""
+    _refuse_over_websocket("on_logout()")
     g = web.per_request()
     g.pop(_G_IDENTITY, None)
     state = _pending_or_cookie(settings, keys)

@@ -5,6 +5,8 @@ three server backends (``Dash(backend="flask" | "fastapi" | "quart")``, Dash >= 
 * FastAPI (:mod:`.fastapi`) and Quart (:mod:`.quart`): a per-request :class:`~.common.Record` in a
   ContextVar, set by an outermost ASGI middleware (FastAPI) or an async ``before_request`` (Quart).
   Sync dash-state routes run in the server's thread pool, callbacks on the event loop: both see it.
+  A websocket connection gets a record at its handshake and each of its callback calls one of its
+  own (:mod:`.websocket`): ``per_request()`` is per call, the identity the handshake's.
 
 All functions are sync and usable from routes, callbacks and the response hook. Outside a request
 (scripts, background job processes) :func:`has_request` is False and the readers return empty values.
@@ -18,11 +20,13 @@ from typing import Any
 from dash_state.glue.web import fastapi as _fastapi
 from dash_state.glue.web import flask as _flask
 from dash_state.glue.web import quart as _quart
+from dash_state.glue.web import websocket
 from dash_state.glue.web.common import RECORD, BodyError, Record, ResponseView, TooLarge
 
 __all__ = [
     "SERVERS",
     "BodyError",
+    "connection",
     "ResponseView",
     "TooLarge",
     "has_request",
@@ -44,6 +48,7 @@ __all__ = [
     "server_kind",
     "serving_app",
     "stream",
+    "websocket",
 ]
 
 SERVERS: dict[str, ModuleType] = {"flask": _flask, "fastapi": _fastapi, "quart": _quart}
@@ -109,9 +114,18 @@ def request_body(limit: int) -> bytes:
 
 
 def request_json() -> Any:
-    """A callback request's parsed JSON body (None when it is not JSON, or outside requests)."""
+    """A callback request's parsed JSON body (None when it is not JSON, or outside requests); a
+    websocket callback call's payload."""
     server, rec = _current()
+    if rec is not None and rec.connection is not None:
+        return rec.json
     return server.json(rec) if server is not None else None
+
+
+def connection() -> websocket.Connection | None:
+    """The websocket connection this call (or handshake) belongs to; None over HTTP and outside requests."""
+    rec = RECORD.get()
+    return rec.connection if rec is not None else None
 
 
 def per_request() -> dict:

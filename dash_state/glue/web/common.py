@@ -34,7 +34,7 @@ class BodyError(Exception):
 class Record:
     """What one HTTP request on FastAPI or Quart carries for dash-state."""
 
-    __slots__ = ("app", "body", "json", "kind", "pool", "request", "scope", "store")
+    __slots__ = ("app", "body", "connection", "json", "kind", "pool", "request", "scope", "store")
 
     def __init__(self, kind: str, app: Any, scope: dict | None = None, request: Any = None) -> None:
         self.kind, self.app, self.scope, self.request = kind, app, scope, request
@@ -42,6 +42,9 @@ class Record:
         self.json: Any = None  # Quart: the callback body, parsed before Dash's dispatch (which caches it)
         self.pool: int | None = None  # FastAPI: the size of anyio's thread pool running sync routes
         self.store: dict = {}  # per_request()
+        #: a websocket's :class:`~.websocket.Connection` (its handshake's identity): set on the connection's
+        #: record and on each of its callback calls' records (whose ``json`` is the call's payload)
+        self.connection: Any = None
 
 
 class ResponseView:

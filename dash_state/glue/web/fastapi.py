@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from dash_state.glue.web import websocket
 from dash_state.glue.web.common import (
     RECORD,
     Record,
@@ -125,6 +126,15 @@ class Middleware_:
         self.callbacks = callback_path(dash_app)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":  # the handshake: its record (cookies) for the connection's calls
+            rec = websocket.open_connection("fastapi", self.dash_app, scope=scope)
+            token = RECORD.set(rec)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                RECORD.reset(token)
+                websocket.close_connection(rec)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

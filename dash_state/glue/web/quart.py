@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dash_state.glue.web import websocket
 from dash_state.glue.web.common import (
     RECORD,
     Record,
@@ -102,6 +103,14 @@ def install(app: Any, on_response: Callable[[ResponseView], None] | None, errors
                 rec.json = None
             if request.path == callbacks:  # on the loop, before Dash dispatches it
                 await before_callback(rec.json)
+
+    @server.before_websocket
+    async def dash_state_connect() -> None:  # the handshake: its record (cookies) for the connection's calls
+        RECORD.set(websocket.open_connection("quart", app, request=quart.websocket._get_current_object()))
+
+    @server.teardown_websocket
+    async def dash_state_disconnect(exc: BaseException | None) -> None:
+        websocket.close_connection(RECORD.get())
 
     if before is not None:
         server.before_request(before)
