@@ -88,6 +88,12 @@ PRIVATE: tuple[Private, ...] = (
     Private("dash.dash:Dash._mcp_path", "recognise the MCP endpoint", "read", since="4.3", feature="MCP"),
     Private("dash.dash:Dash._websocket_callbacks", "which callbacks Dash serves over its websocket",
             "read", since="4.2", feature="websocket callbacks"),
+    Private("dash.dash:Dash._execute_callback", "end each websocket callback call as the response hook ends an "
+            "HTTP one (release what the page let go of, log unusable references)", "wrapped on each app",
+            since="4.2", feature="ServerStore in websocket callbacks"),
+    Private("dash.backends.ws:DashWebsocketCallback.set_prop_sync", "store a ServerStore's data that set_props "
+            "streams over a websocket and stream its reference", "wrapped once per process", since="4.2",
+            feature="ServerStore in websocket callbacks"),
     Private("dash.mcp.primitives.tools.prop_roles:STORE_DATA", "MCP describes a ServerStore's data as a "
             "dcc.Store's", "read", since="4.4", feature="MCP"),
 )

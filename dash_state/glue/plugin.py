@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 import sys
+import types
 from typing import Any
 
 import dash
@@ -67,6 +68,7 @@ def install(app: dash.Dash) -> AppState:
                     before=resolvers.watch_dash_auth if on_flask else None,  # before dash-auth's own check
                     body_limit=lambda: state.manager.config["STATE_MAX_VALUE_BYTES"])
     background.install(app, state)
+    _websocket_calls(app, state)
     _patch_prepare_response()
     _patch_progress()
     if getattr(app, "_enable_mcp", False) or "dash.mcp" in sys.modules:
@@ -79,9 +81,10 @@ def _inputs_to_vals(app: dash.Dash, state: AppState, original: Any) -> Any:
     def inputs_to_vals(inputs):
         deferred = background.take_deferred()  # a background job resolves the references itself
         if in_use():
-            hook.begin_call(mcp=is_mcp_request(app))
-            state.scan_layouts()
-            inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
+            with web.websocket.claimed(inputs):  # a sync websocket call: its record, in Dash's executor thread
+                hook.begin_call(mcp=is_mcp_request(app))
+                state.scan_layouts()
+                inputs = background.keep_references(state, inputs) if deferred else hook.resolve_inputs(state, inputs)
         return original(inputs)
     return inputs_to_vals
 
@@ -139,6 +142,13 @@ def _after_request(state: AppState, response: web.ResponseView) -> None:
     """Send a newly minted identity cookie, and log this request's unusable references once."""
     if not state.has_manager or not web.has_request():
         return
+    _end_call(state)
+    identity.write_cookie(response, state.manager.identity_settings, state.manager.keys)
+
+
+def _end_call(state: AppState) -> None:
+    """After a callback request (a websocket callback call): release what the page let go of, and log its
+    unusable references once."""
     manager = state.manager
     call = hook.current_call()
     for raw_id, reference in call.release if call is not None else ():  # what the page let go of
@@ -151,7 +161,6 @@ def _after_request(state: AppState, response: web.ResponseView) -> None:
     misses = web.per_request().pop(MISSES, None)
     if misses is not None:
         misses.flush(MISS_REASONS)
-    identity.write_cookie(response, manager.identity_settings, manager.keys)
 
 
 def _error_response(state: AppState, exc: DashStateError) -> Any:
@@ -168,6 +177,102 @@ def _error_response(state: AppState, exc: DashStateError) -> Any:
         status, message = 500, "dash-state is misconfigured; the server log says how to fix it"
         log.error("%s", exc)
     return web.reply(message, status, "text/plain")
+
+
+# -- websocket callbacks (Dash 4.2+ on FastAPI and Quart; see dash_state/glue/web/websocket.py) ------------
+def _websocket_calls(app: dash.Dash, state: AppState) -> None:
+    """Each websocket callback call ends like an HTTP callback request (:func:`_end_call`); ServerStore
+    data streamed by ``set_props`` is stored and sent as a reference."""
+    if not getattr(getattr(app, "backend", None), "websocket_capability", False) or \
+            not compat.available(WEBSOCKET_FEATURE):
+        return
+    compat.wrap_app(app, "_execute_callback", functools.partial(_execute_callback, state))
+    compat.patch("dash.backends.ws:DashWebsocketCallback.set_prop_sync", _set_prop_sync)
+
+
+WEBSOCKET_FEATURE = "ServerStore in websocket callbacks"
+
+
+def _execute_callback(state: AppState, original: Any) -> Any:
+    def execute_callback(*args, **kwargs):
+        run = original(*args, **kwargs)
+
+        def run_call(*a, **kw):
+            if not web.websocket.is_call(web.common.RECORD.get()):
+                return run(*a, **kw)  # HTTP: the response hook ends it
+            try:
+                result = run(*a, **kw)
+            except BaseException:
+                _end_websocket_call(state)
+                raise
+            if inspect.iscoroutine(result):
+                return _finish_async(state, result)
+            _end_websocket_call(state)
+            return result
+        return run_call
+    return execute_callback
+
+
+async def _finish_async(state: AppState, result: Any) -> Any:
+    try:
+        return await result
+    finally:
+        await web.common.run_blocking(_end_websocket_call, state)  # releases do storage I/O: off the loop
+
+
+def _end_websocket_call(state: AppState) -> None:
+    if state.has_manager and in_use():
+        try:
+            _end_call(state)
+        except Exception:  # noqa: BLE001 - never turn a finished call into an error
+            log.debug("dash-state: ending a websocket call failed", exc_info=True)
+
+
+def _set_prop_sync(original: Any) -> Any:
+    """``set_props`` in a websocket callback streams each prop at once: a ServerStore's data is stored
+    (for the connection's identity) and its reference streamed instead, as ``_prepare_response`` does."""
+    def set_prop_sync(self, component_id, prop_name, value):
+        state = app_state(web.serving_app()) if in_use() and web.connection() is not None else None
+        if state is not None:
+            ctx = compat.callback_context()
+            side = types.SimpleNamespace(updated_props={component_id: {prop_name: value}},
+                                         inputs_list=getattr(ctx, "inputs_list", None),
+                                         states_list=getattr(ctx, "states_list", None))
+            state.scan_layouts()
+            hook.rewrite_outputs(state, None, None, False, None, side)
+            props = side.updated_props.get(component_id) or {}
+            if prop_name not in props:
+                return None  # no_update
+            value = props[prop_name]
+        return original(self, component_id, prop_name, value)
+    return set_prop_sync
+
+
+if hasattr(hooks, "websocket_connect"):  # Dash 4.2+
+    @hooks.websocket_connect()
+    async def websocket_identity(websocket: Any) -> bool:
+        """The handshake: the connection's identity, from the identity cookie's signature and the resolver
+        (:func:`dash_state.identity.handshake`). Never refuses a connection: without an identity its calls
+        read no ServerStore and write none."""
+        connection = web.connection()
+        state = app_state(web.serving_app()) if connection is not None and in_use() else None
+        if state is None:
+            return True
+        try:
+            manager = state.manager
+            connection.identity = await web.common.run_blocking(identity.handshake, manager.identity_settings,
+                                                                manager.keys)
+        except Exception:  # noqa: BLE001 - no identity: the connection's calls read and write no ServerStore
+            connection.identity = None
+            log.warning("dash-state: could not decide a websocket connection's identity; its callbacks read and "
+                        "write no ServerStore", exc_info=True)
+        return True
+
+    @hooks.websocket_message()
+    def websocket_call(websocket: Any, message: Any) -> bool:
+        """Each callback request gets its own record (per-call state) before Dash dispatches it."""
+        web.websocket.begin_message(message)
+        return True
 
 
 @hooks.layout()

@@ -93,23 +93,29 @@ class AppState:
             self.check_server()
 
     def check_server(self) -> None:
-        """ServerStore runs on Dash's Flask, FastAPI and Quart servers (:mod:`dash_state.glue.web`), over
-        HTTP: refuse another server, and websocket callbacks, loudly rather than letting data pass through
-        to the browser (a websocket message carries no cookie and gets no response to set one on)."""
+        """ServerStore runs on Dash's Flask, FastAPI and Quart servers (:mod:`dash_state.glue.web`), over HTTP
+        and over Dash's websocket (:mod:`dash_state.glue.web.websocket`): refuse another server loudly rather
+        than letting data pass through to the browser, and websocket callbacks on a Dash that lacks what
+        dash-state needs to see their ``set_props`` and their end."""
         kind = web.server_kind(self.app)
         if kind not in web.SERVERS:
             raise ConfigError(
                 f"dash-state's ServerStore needs Dash's flask, fastapi or quart server backend, but this app runs "
                 f"on {kind!r} ({type(getattr(self.app, 'server', None)).__name__}): use one of those, or dcc.Store")
         if getattr(getattr(self.app, "backend", None), "websocket_capability", False):
+            from dash_state.glue import compat
+
+            if compat.available("ServerStore in websocket callbacks"):
+                return
             websocket = _websocket_callbacks(self.app)
             if websocket:
                 raise ConfigError(
-                    f"dash-state's ServerStore does not support websocket callbacks yet, and this app on Dash's {kind} "
-                    f"server has {len(websocket)} ({', '.join(websocket[:3])}"
-                    f"{', ...' if len(websocket) > 3 else ''}): drop websocket_callbacks=True from Dash(...) and "
-                    "websocket=True from those callbacks (they then run over HTTP, where ServerStore works), "
-                    "or use dcc.Store")
+                    f"dash-state's ServerStore needs Dash's websocket internals that Dash {compat.dash_version()} "
+                    f"lacks (see dash_state/glue/compat.py), and this app on Dash's {kind} server has "
+                    f"{len(websocket)} websocket callbacks ({', '.join(websocket[:3])}"
+                    f"{', ...' if len(websocket) > 3 else ''}): use a Dash that dash-state supports, or drop "
+                    "websocket_callbacks=True from Dash(...) and websocket=True from those callbacks (they then "
+                    "run over HTTP)")
 
     def reset(self) -> None:
         """Rebuild the manager from the settings now in force (after init_app changes them)."""
