@@ -42,12 +42,12 @@ class BackgroundClient(DashClient):
         super().__init__(app)
         self.bodies: list[bytes] = []
         match = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', self.index(), re.S)
-        self.end_id = json.loads(match.group(1))["end_id"]
+        self.end_id = json.loads(match.group(1)).get("end_id")  # Dash 4+ signs job handles with it
         self.bodies.append(self.http.get("/").data)
         self.bodies.append(self.http.get("/_dash-layout").data)
 
     def post(self, body: dict, **args):
-        response = self.http.post("/_dash-update-component", query_string={"endId": self.end_id, **args},
+        response = self.http.post("/_dash-update-component", query_string={**({"endId": self.end_id} if self.end_id else {}), **args},
                                   data=json.dumps(body), content_type="application/json")
         self.bodies.append(response.data)
         assert response.status_code == 200, response.get_data(as_text=True)[:3000]

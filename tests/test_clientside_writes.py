@@ -15,6 +15,7 @@ import flask
 import pytest
 from dash import Input, Output, Patch, State, html, no_update, set_props
 
+from dash_features import SIDE_UPDATE_PATCH
 from apps import STORE_CLASSES, new_app
 
 pytestmark = pytest.mark.browser
@@ -97,6 +98,7 @@ def test_patch_without_input_applies_to_the_layout_data(dash_duo, case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
+@SIDE_UPDATE_PATCH
 def test_patch_and_no_update_inside_set_props(dash_duo, case):
     """Case 2: set_props with a Patch (applied) and with no_update or a Patch that does not apply
     (skipped): the store keeps its value, never a placeholder."""
@@ -142,6 +144,7 @@ def test_patch_and_no_update_inside_set_props(dash_duo, case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
+@SIDE_UPDATE_PATCH
 def test_clientside_patch(dash_duo, case):
     """Case 3: a clientside callback returns dash_clientside.Patch for the store. With mirror = false:
     the default mirrors the store in the browser, where it behaves as the dcc.Store case does."""

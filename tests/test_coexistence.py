@@ -5,6 +5,8 @@ import sys
 
 import pandas as pd
 import pytest
+import dash
+import dash.dash
 from dash import Input, Output, _callback, dcc, html
 
 import dash_state
@@ -40,7 +42,11 @@ def test_app_without_server_store_gets_byte_identical_responses(monkeypatch):
     with_plugin = exchange(DashClient(plain_app()))
     # The same app with dash-state's wrappers taken off: Dash's own behaviour.
     app = plain_app()
-    monkeypatch.setattr(app, "_inputs_to_vals", type(app)._inputs_to_vals.__get__(app))
+    if hasattr(type(app), "_inputs_to_vals"):
+        monkeypatch.setattr(app, "_inputs_to_vals", type(app)._inputs_to_vals.__get__(app))
+    else:  # Dash 3.1-4.1: the callback route calls the module function, which dash-state wrapped
+        monkeypatch.delitem(vars(app), "_inputs_to_vals")
+        monkeypatch.setattr(dash.dash, "inputs_to_vals", dash.dash.inputs_to_vals.__wrapped__)
     monkeypatch.setattr(_callback, "_prepare_response", _callback._prepare_response.__wrapped__)
     without_plugin = exchange(DashClient(app))
     assert with_plugin == without_plugin

@@ -3,6 +3,7 @@ and the open Stores panel is docked beside the page instead of covering it."""
 import dash
 import pytest
 from dash import Input, Output, dash_table, html
+from dash_features import DEVTOOL_HOOK
 from dash_client import DashClient
 
 import dash_state
@@ -41,6 +42,7 @@ def overlap(a, b) -> bool:
 
 
 @pytest.mark.browser
+@DEVTOOL_HOOK
 def test_the_open_panel_covers_none_of_the_page_and_closing_it_gives_the_width_back(dash_duo):
     app = dash.Dash(__name__)
     app.server.config.update(SECRET_KEY="k")

@@ -11,6 +11,9 @@ import pytest
 from apps import STORE_CLASSES
 from dash import Input, Output, State, html
 from dash_client import DashClient
+from dash_features import MCP
+
+pytestmark = MCP  # Dash's MCP layer exists from Dash 4.3
 
 INITIAL = {"n": 5, "label": "hello"}
 
