@@ -18,3 +18,4 @@ DEVTOOL_HOOK = needs((3, 2), "dev-tools hook (hooks.devtool): no dash-state pane
 SIDE_UPDATE_PATCH = needs((3, 3), "Patch in set_props/running side updates or dash_clientside.Patch")
 SERVERS = needs((4, 2), "FastAPI and Quart servers")
 MCP = needs((4, 3), "MCP layer")
+RENDERER_4_2 = needs((4, 2), "renderer fixes of 4.2 that dcc.Store's tests rely on (remounting, #3570)")
