@@ -90,7 +90,7 @@ def test_every_name_in_the_table_exists_on_this_dash_but_for_newer_features():
     if compat.version_tuple(dash.__version__) < (4, 3):
         expected |= {p.name for p in compat.PRIVATE if p.feature == "MCP"}
     if compat.version_tuple(dash.__version__) < (4, 2):
-        expected |= {p.name for p in compat.PRIVATE if p.feature == "websocket callbacks"}
+        expected |= {"dash.dash:Dash._websocket_callbacks", "dash.backends.ws:DashWebsocketCallback.set_prop_sync"}
         # no app method: the callback route calls the module function, which dash-state routes to the
         # app's own _inputs_to_vals (set on the app)
         assert getattr(dash.dash.inputs_to_vals, compat.MARKER, False)

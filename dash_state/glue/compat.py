@@ -90,7 +90,7 @@ PRIVATE: tuple[Private, ...] = (
             "read", since="4.2", feature="websocket callbacks"),
     Private("dash.dash:Dash._execute_callback", "end each websocket callback call as the response hook ends an "
             "HTTP one (release what the page let go of, log unusable references)", "wrapped on each app",
-            since="4.2", feature="ServerStore in websocket callbacks"),
+            since="3.1", feature="ServerStore in websocket callbacks"),
     Private("dash.backends.ws:DashWebsocketCallback.set_prop_sync", "store a ServerStore's data that set_props "
             "streams over a websocket and stream its reference", "wrapped once per process", since="4.2",
             feature="ServerStore in websocket callbacks"),
