@@ -16,8 +16,10 @@ STORE_CLASSES = {"dcc.Store": dcc.Store, "ServerStore": ServerStore}
 SERVER = os.environ.get("DASH_STATE_TEST_SERVER", "flask")
 
 
-def new_app(**server_config) -> dash.Dash:
-    app = dash.Dash(__name__) if SERVER == "flask" else dash.Dash(__name__, backend=SERVER)
+def new_app(options: dict | None = None, **server_config) -> dash.Dash:
+    """A Dash app on SERVER, with ``options`` for ``dash.Dash`` and ``server_config`` as server settings."""
+    options = dict(options or {})
+    app = dash.Dash(__name__, **options) if SERVER == "flask" else dash.Dash(__name__, backend=SERVER, **options)
     settings = {"SECRET_KEY": "test-secret", **server_config}
     if SERVER == "fastapi":  # FastAPI has no config mapping: Dash and dash-state read app.server.state
         for key, value in settings.items():

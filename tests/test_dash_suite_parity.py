@@ -15,13 +15,22 @@ import itertools
 import json
 import time
 
-import dash
 import numpy as np
 import pytest
-from dash import DiskcacheManager, Input, Output, Patch, State, ctx, dcc, html, set_props
-from dash.exceptions import PreventUpdate
-
+from dash_features import RENDERER_4_2, SIDE_UPDATE_PATCH
 from apps import STORE_CLASSES, new_app
+from dash import (
+    DiskcacheManager,
+    Input,
+    Output,
+    Patch,
+    State,
+    ctx,
+    dcc,
+    html,
+    set_props,
+)
+from dash.exceptions import PreventUpdate
 
 pytestmark = pytest.mark.browser
 NAMES = list(STORE_CLASSES)
@@ -250,6 +259,7 @@ PY_STEPS = [
 
 
 @pytest.mark.parametrize("name", NAMES)
+@SIDE_UPDATE_PATCH
 def test_python_patch_operations(dash_duo, name):
     """Every Patch operation from a Python callback, as a callback output and through set_props (each
     click patches 'dict' by Output and 'dict-side' by set_props with the same operations), on dicts,
@@ -374,6 +384,7 @@ CS_STORES = ["cs-memory", "cs-session", "cs-local", "cs-side"]
 
 
 @pytest.mark.parametrize("name", CS_NAMES)
+@SIDE_UPDATE_PATCH
 def test_clientside_patch_operations_and_reload(dash_duo, name):
     """dash_clientside.Patch returned by a clientside callback (to a memory, a session and a local store)
     and passed to dash_clientside.set_props (a memory store), one store per click; then a reload: memory
@@ -440,6 +451,7 @@ READING_STEPS = [
         "(extend, insert, reverse, remove, negative indices at ['array']) throw in the renderer, which holds "
         "a reference string: the store keeps its value and the operation is lost"))),
 ])
+@SIDE_UPDATE_PATCH
 def test_clientside_patch_operations_that_read_the_previous_value(dash_duo, name):
     Store = store_class(name)
     app = cs_app(name, ["st"])
@@ -486,6 +498,7 @@ def test_clientside_patch_that_cannot_apply_to_a_reference_keeps_the_value(dash_
 
 
 @pytest.mark.parametrize("name", CS_NAMES)
+@SIDE_UPDATE_PATCH
 def test_a_clientside_patch_after_one_that_failed(dash_duo, name):
     Store = store_class(name)
     app = cs_app(name, ["st"])
@@ -505,6 +518,7 @@ def test_a_clientside_patch_after_one_that_failed(dash_duo, name):
 
 
 @pytest.mark.parametrize("name", CS_NAMES)
+@SIDE_UPDATE_PATCH
 def test_clientside_patches_for_two_stores_in_one_callback(dash_duo, name):
     Store = store_class(name)
     app = cs_app(name, list("abcd"))
@@ -554,6 +568,7 @@ TOP_STEPS = [  # (button, store, operations at the top level, expected)
         "reference string: the callback errors in the console and the store keeps its value; add/sub/mul/div, "
         "append, prepend, insert, assign, delete and reverse at the top level are replayed on the server"))),
 ])
+@SIDE_UPDATE_PATCH
 def test_clientside_patch_on_top_level_values(dash_duo, name):
     Store = store_class(name)
     app = cs_app(name, ["num", "lst"])
@@ -758,6 +773,7 @@ def test_lifecycle_timestamps_reload_clear_and_tabs(dash_duo, name):
 
 # -- remounting and storage_type switches (stcp004) ---------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
+@RENDERER_4_2
 def test_remount_and_storage_type_switches(dash_duo, name):
     """stcp004: stores rendered by a callback, cleared, written, then rendered again. Then the same id
     rendered again with another storage_type (a new component: it reads and writes the new storage), and
@@ -837,6 +853,7 @@ def test_remount_and_storage_type_switches(dash_duo, name):
 
 # -- callbacks through stores (cbmt006, cbsc016, cbsc018, cbsc023, cbsc026, dcl001) --------------------
 @pytest.mark.parametrize("name", NAMES)
+@RENDERER_4_2
 def test_callbacks_chained_through_stores(dash_duo, name):
     Store = STORE_CLASSES[name]
     app = new_app()
@@ -948,8 +965,7 @@ def test_background_callback_state_output_and_set_props(dash_duo, name, tmp_path
 
     Store = STORE_CLASSES[name]
     cache = diskcache.Cache(str(tmp_path / "cache"))
-    app = dash.Dash(__name__, background_callback_manager=DiskcacheManager(cache))
-    app.server.config["SECRET_KEY"] = "test-secret"
+    app = new_app({"background_callback_manager": DiskcacheManager(cache)})
     app.layout = html.Div([html.Div(id="output"), html.Button("click", id="click"),
                            Store(data="stored", id="stored"), Store(id="result"), Store(id="side"),
                            *readers(app, ["result", "side"])])

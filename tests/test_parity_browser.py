@@ -1,27 +1,80 @@
 """Drop-in parity in the real renderer: the same app with dcc.Store and with ServerStore shows the same
 thing after the same clicks, and with ServerStore no callback response carries the data."""
+import gzip
 import json
 
 import dash
-import flask
 import pytest
-from dash import ALL, ALLSMALLER, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_update, set_props
-from dash.exceptions import PreventUpdate
-
 from apps import STORE_CLASSES, new_app
+from dash import (
+    ALL,
+    ALLSMALLER,
+    MATCH,
+    Input,
+    Output,
+    Patch,
+    State,
+    ctx,
+    dcc,
+    html,
+    no_update,
+    set_props,
+)
+from dash.exceptions import PreventUpdate
 
 pytestmark = pytest.mark.browser
 SECRET = "PARITYSECRET"
 
 
-def record(app):
-    app.bodies = []
+RECORDED = ("/_dash-layout", "/_dash-update-component")
 
-    @app.server.after_request
-    def keep(response):
-        if flask.request.path in ("/_dash-layout", "/_dash-update-component"):
-            app.bodies.append(response.get_data(as_text=True))
-        return response
+
+def record(app):
+    """Keep the body of every layout and callback response the server sends, on Flask, Quart (their
+    after_request) or FastAPI (a pure ASGI middleware: it sees the bytes as they go out)."""
+    app.bodies = []
+    kind = getattr(getattr(app, "backend", None), "server_type", None) or "flask"
+    if kind == "flask":
+        import flask
+
+        @app.server.after_request
+        def keep(response):
+            if flask.request.path in RECORDED:
+                app.bodies.append(response.get_data(as_text=True))
+            return response
+    elif kind == "quart":
+        import quart
+
+        @app.server.after_request
+        async def keep_quart(response):
+            if quart.request.path in RECORDED:
+                app.bodies.append(await response.get_data(as_text=True))
+            return response
+    else:
+        app.server.add_middleware(_Recorder, bodies=app.bodies)
+
+
+class _Recorder:
+    def __init__(self, app, bodies):
+        self.app, self.bodies = app, bodies
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") not in RECORDED:
+            await self.app(scope, receive, send)
+            return
+        chunks, gzipped = [], False
+
+        async def keep(message):
+            nonlocal gzipped
+            if message["type"] == "http.response.start":
+                gzipped = any(k.lower() == b"content-encoding" and b"gzip" in v for k, v in message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    data = b"".join(chunks)
+                    self.bodies.append((gzip.decompress(data) if gzipped and data else data).decode())
+            await send(message)
+        await self.app(scope, receive, keep)
 
 
 STORE_IDS = ("s", "shell", "page-store")
@@ -30,6 +83,7 @@ STORE_IDS = ("s", "shell", "page-store")
 def assert_private(app, store_name):
     """With ServerStore, every store value the server sent is a reference. (The apps echo the data
     into Divs on purpose; those bodies are the app's own output, not the store's.)"""
+    assert app.bodies, "no layout or callback response was recorded"
     if store_name != "ServerStore":
         return
     for body in app.bodies:
@@ -176,8 +230,7 @@ def test_pattern_matching(dash_duo, store_name):
 @pytest.mark.parametrize("store_name", list(STORE_CLASSES))
 def test_pages_share_a_store_in_the_app_shell(dash_duo, store_name):
     store_class = STORE_CLASSES[store_name]
-    app = dash.Dash(__name__, use_pages=True, pages_folder="")
-    app.server.config["SECRET_KEY"] = "x"
+    app = new_app({"use_pages": True, "pages_folder": ""})
     dash.register_page("writer", path="/", layout=html.Div([html.Button("write", id="w"), html.Div(id="w-out")]))
     dash.register_page("reader", path="/reader",
                        layout=lambda: html.Div([store_class(id="page-store", data={"made": SECRET}),
