@@ -94,7 +94,7 @@ def fill(backend: Any, entries: int, users: int = 100, per_write: int = 1000) ->
 def shift_clock(backend: Any, seconds: float = SHIFT) -> None:
     """Move the backend's clock ahead (Redis: the module's clock, for this process)."""
     if backend.name == "redis":
-        import dash_state.backends.redis as module
+        import dash_state.backends.redis.redis as module
 
         module._now_ms = lambda: int((time.time() + seconds) * 1000)
     else:
@@ -103,7 +103,7 @@ def shift_clock(backend: Any, seconds: float = SHIFT) -> None:
 
 def restore_clock(backend: Any) -> None:
     if backend.name == "redis":
-        import dash_state.backends.redis as module
+        import dash_state.backends.redis.redis as module
 
         module._now_ms = lambda: int(time.time() * 1000)
     else:

@@ -331,7 +331,7 @@ def test_gc_of_100000_expired_entries(backends, kind, monkeypatch):
     backend = backends(kind)
     gc_time.fill(backend, 100_000, users=100)
     if kind == "redis":
-        monkeypatch.setattr("dash_state.backends.redis._now_ms", lambda: int((time.time() + gc_time.SHIFT) * 1000))
+        monkeypatch.setattr("dash_state.backends.redis.redis._now_ms", lambda: int((time.time() + gc_time.SHIFT) * 1000))
     else:
         monkeypatch.setattr(backend, "_clock", lambda: time.time() + gc_time.SHIFT)
     batches = []
