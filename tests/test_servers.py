@@ -276,7 +276,8 @@ def test_flask_only_resolvers_are_refused_at_startup(backend, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_websocket_callbacks_with_server_stores_are_refused_clearly(backend):
+def test_websocket_callbacks_with_server_stores_are_accepted(backend):
+    """ServerStore works in websocket callbacks (tests/test_websocket_callbacks.py): no refusal."""
     pytest.importorskip(backend)
     app = Dash(__name__, backend=backend)
     app.layout = html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
@@ -287,9 +288,29 @@ def test_websocket_callbacks_with_server_stores_are_refused_clearly(backend):
 
     from dash_state.glue.plugin import install
 
+    install(app).scan_layouts()  # what the first callback does
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_websocket_callbacks_on_a_dash_without_the_websocket_internals_are_refused_clearly(backend, monkeypatch):
+    """A Dash whose websocket internals dash-state does not find: websocket callbacks with ServerStores
+    are refused, naming them, instead of streaming store data to the browser."""
+    pytest.importorskip(backend)
+    from dash.backends import ws
+
+    monkeypatch.delattr(ws.DashWebsocketCallback, "set_prop_sync")
+    app = Dash(__name__, backend=backend)
+    app.layout = html.Div([html.Button(id="btn"), ServerStore(id="s"), html.Div(id="out")])
+
+    @app.callback(Output("s", "data"), Input("btn", "n_clicks"), websocket=True)
+    def write(n):
+        return {"secret": n}
+
+    from dash_state.glue.plugin import install
+
     state = install(app)
-    with pytest.raises(ConfigError, match="websocket callbacks"):
-        state.scan_layouts()  # what the first callback does: no output can pass through unnoticed
+    with pytest.raises(ConfigError, match=r"Dash 4\.\d+\.\d+ lacks.*1 websocket callbacks \(s\.data\)"):
+        state.scan_layouts()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
