@@ -2,7 +2,7 @@
 
     bash scripts/test.sh --matrix                       # everything: each Dash minor x each server
     bash scripts/test.sh --matrix -s matrix_ci          # the subset CI runs (fits in its time)
-    .venv/bin/nox -s "matrix(dash='3.1.1', server='flask')"   # one cell (after scripts/test.sh set-up)
+    bash scripts/test.sh --matrix -s "matrix(dash-3.1.1)"  # one Dash release
 
 Each cell is a virtual environment with that Dash installed first; installing dash-state and its test
 extra must leave that Dash in place (checked: ``pip install dash-state`` never upgrades a supported
@@ -51,13 +51,8 @@ def _minor(version: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _cells() -> list[tuple[str, str]]:
-    cells = []
-    for version in DASH:
-        cells.append((version, "flask"))
-        if _minor(version) >= SERVERS_SINCE:
-            cells += [(version, "fastapi"), (version, "quart")]
-    return cells
+def _servers(version: str) -> list[str]:
+    return ["flask", "fastapi", "quart"] if _minor(version) >= SERVERS_SINCE else ["flask"]
 
 
 def _install(session: nox.Session, dash: str) -> None:
@@ -76,14 +71,15 @@ def _pytest(session: nox.Session, dash: str, server: str, args: list[str]) -> No
 
 
 @nox.session
-@nox.parametrize("dash,server", _cells(), ids=[f"dash-{d}-{s}" for d, s in _cells()])
-def matrix(session: nox.Session, dash: str, server: str) -> None:
-    """One Dash release on one server."""
+@nox.parametrize("dash", DASH, ids=[f"dash-{d}" for d in DASH])
+def matrix(session: nox.Session, dash: str) -> None:
+    """One Dash release on each of its servers (one virtual environment)."""
     _install(session, dash)
-    if server == "flask":
-        _pytest(session, dash, server, ["-m", "not service", *CORE, *PARITY])
-    else:
-        _pytest(session, dash, server, [*SERVER_TESTS, *PARITY])
+    for server in _servers(dash):
+        if server == "flask":
+            _pytest(session, dash, server, ["-m", "not service", *CORE, *PARITY])
+        else:
+            _pytest(session, dash, server, [*SERVER_TESTS, *PARITY])
 
 
 @nox.session

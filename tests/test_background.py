@@ -42,7 +42,7 @@ class BackgroundClient(DashClient):
         super().__init__(app)
         self.bodies: list[bytes] = []
         match = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', self.index(), re.S)
-        self.end_id = json.loads(match.group(1)).get("end_id")  # Dash 4+ signs job handles with it
+        self.end_id = json.loads(match.group(1)).get("end_id")  # Dash 4+ signs job handles with it (cacheKey "key~signature")
         self.bodies.append(self.http.get("/").data)
         self.bodies.append(self.http.get("/_dash-layout").data)
 

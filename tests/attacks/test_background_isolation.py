@@ -43,7 +43,7 @@ def start(client: BackgroundClient) -> dict:
     started = client.post(body)
     assert set(started) >= {"cacheKey", "job"}, started
     body["inputs"][0]["value"] = None  # the renderer nulls values when polling
-    return {"body": body, "started": started, "key": started["cacheKey"].rpartition("~")[0]}
+    return {"body": body, "started": started, "key": started["cacheKey"].split("~")[0]}
 
 
 def finish(client: BackgroundClient, job: dict) -> str:
