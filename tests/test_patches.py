@@ -2,7 +2,7 @@
 import pytest
 from dash import Patch
 
-from dash_state.glue.patches import PatchError, apply
+from dash_state.core.patches import PatchError, apply
 
 
 def run(value, build):

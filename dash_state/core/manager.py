@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dash_state import identity
 from dash_state.backends import (
@@ -41,12 +41,9 @@ from dash_state.core.references import (
     SHARED_SCOPES,
 )
 from dash_state.core.seal import Seal
-from dash_state.core.store_api import StoreAPI
 from dash_state.core.values import freeze, json_size_estimate
 from dash_state.defaults import BACKEND_NAMES
 from dash_state.errors import CorruptValue, QuotaExceeded, StoreValueError
-from dash_state.glue.layout import StoreIds
-from dash_state.glue.mirror import Mirrors
 from dash_state.identity import Identity, Transition
 from dash_state.metrics import Metrics, StoreLabels
 from dash_state.metrics.audit import AuditLog
@@ -55,6 +52,30 @@ log = logging.getLogger("dash_state")
 SEALED_BACKENDS = ("redis", "database", "local")  # backends that keep bytes, sealed with the app's keys
 
 MISS_REASONS = REASONS  # kept under this name for the layers above
+
+if TYPE_CHECKING:
+    from dash_state.glue.layout import StoreIds
+    from dash_state.glue.mirror import Mirrors
+
+
+class NoStoreIds:
+    """The store ids of a manager that serves no layout (built directly, as tests and benchmarks do):
+    none declared, so every store has its config.toml settings and its own metrics label."""
+
+    def declared(self, sid: str) -> None:
+        return None
+
+    def family(self, store_id: dict) -> None:
+        return None
+
+    def strings(self) -> list[str]:
+        return []
+
+    def __contains__(self, store_id: Any) -> bool:
+        return False
+
+    def __bool__(self) -> bool:
+        return False
 
 
 @dataclass
@@ -66,17 +87,19 @@ class Pending:
     snapshot: Snapshot
 
 
-class StateManager(StoreAPI, Monitoring):
-    """One app's ServerStore state; also the Python API of :class:`~dash_state.core.store_api.StoreAPI`."""
+class StateManager(Monitoring):
+    """One app's ServerStore state: values to references and back, for its users. The Python API of the
+    original design (``get_store_data``, ``set_store_data``...) is added in :mod:`dash_state.glue.store_api`,
+    whose :class:`~dash_state.glue.store_api.AppStateManager` is what ``get_state_manager()`` returns."""
 
     def __init__(self, config: Config, keys: Keys, identity_settings: identity.Settings | None = None,
-                 store_ids: StoreIds | None = None, scan: Any = None, mirrors: Mirrors | None = None):
+                 store_ids: "StoreIds | None" = None, scan: Any = None, mirrors: "Mirrors | None" = None):
         self.config = config
         self.keys = keys
         self.identity_settings = identity_settings or identity.Settings(isolation=config["STATE_ENABLE_USER_ISOLATION"])
-        self.store_ids = store_ids if store_ids is not None else StoreIds()
+        self.store_ids = store_ids if store_ids is not None else NoStoreIds()  # the layouts' ids (glue/layout.py)
         self._scan = scan or (lambda: None)
-        self.mirrors = mirrors  # stores clientside callbacks use: held in the browser too (see mirror.py)
+        self.mirrors = mirrors  # stores clientside callbacks use: held in the browser too (glue/mirror.py)
         self.metrics = Metrics(config["STATE_METRICS"], StoreLabels(self.store_ids, self._scan))  # declared ids only
         self.audit = AuditLog(config["STATE_AUDIT_LOG"], self.metrics.label)
         if config["STATE_PROMETHEUS"]:

@@ -172,7 +172,7 @@ def value_at(manager: "StateManager", sid: str, at: Current, initial: str | None
 def patch(manager: "StateManager", sid: str, operations: list, who: Any = None, initial: str | None = None) -> str:
     """Apply a ``Patch()``'s operations to the current value, atomically (tried again on the new value
     when another writer wins); returns the new reference. Raises StoreValueError when they do not apply."""
-    from dash_state.glue import patches
+    from dash_state.core import patches
 
     limit = manager.config["STATE_MAX_VALUE_BYTES"]
 

@@ -49,7 +49,9 @@ def to_json_bytes(value: Any, store_id: str = "?") -> bytes:
         return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         pass
-    from plotly.io.json import to_json_plotly as to_json  # what dash._utils.to_json calls
+    from plotly.io.json import (
+        to_json_plotly as to_json,  # what dash._utils.to_json calls
+    )
 
     try:
         text = to_json(value)
@@ -82,7 +84,9 @@ def _json_default(obj: Any) -> Any:
 
 def find_unencodable(value: Any) -> tuple[str, Any]:
     """The path and the object of the first part of ``value`` Dash's encoder rejects (iterative)."""
-    from plotly.io.json import to_json_plotly as to_json  # what dash._utils.to_json calls
+    from plotly.io.json import (
+        to_json_plotly as to_json,  # what dash._utils.to_json calls
+    )
 
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:

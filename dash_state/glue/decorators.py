@@ -5,7 +5,7 @@
     def table(n, filters, user_session_id):
         ...
 
-Each mapped store is loaded with :meth:`~dash_state.core.store_api.StoreAPI.get_store_data` into the
+Each mapped store is loaded with :meth:`~dash_state.glue.store_api.StoreAPI.get_store_data` into the
 keyword argument of that name (the page's value if the callback has the store as Input or State,
 else this user's latest); ``user_session_id`` is passed only when the function's signature asks for
 it (the logged-in user's id, else the anonymous browser's namespace). Every other argument is what

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from dash import Patch
 
-from dash_state.core import browser_form, references, shared
+from dash_state.core import browser_form, patches, references, shared
 from dash_state.core.ids import store_key
 from dash_state.core.logs import MissLog
 from dash_state.core.references import js_key
 from dash_state.errors import StoreValueError
-from dash_state.glue import clientside, compat, patches
+from dash_state.glue import clientside, compat
 from dash_state.glue.calls import (
     MAX_HINTS,
     Call,

@@ -31,12 +31,12 @@ from typing import Any, Callable
 import orjson
 from dash import hooks
 
-from dash_state.core import references, shared
+from dash_state.core import patches, references, shared
 from dash_state.core.codecs import JSON
 from dash_state.core.manager import StateManager
 from dash_state.core.references import CLIENT
 from dash_state.errors import BackendUnavailable, QuotaExceeded, StoreValueError
-from dash_state.glue import clientside, patches, web
+from dash_state.glue import clientside, web
 from dash_state.glue.initial import initial_token
 from dash_state.glue.runtime import AppState, current_state
 

@@ -29,6 +29,7 @@ from dash_state.errors import ConfigError
 from dash_state.glue import web
 from dash_state.glue.layout import StoreIds
 from dash_state.glue.mirror import Mirrors, app_callbacks
+from dash_state.glue.store_api import AppStateManager
 from dash_state.identity import resolvers
 
 log = logging.getLogger("dash_state")
@@ -61,7 +62,7 @@ class AppState:
                     config = self.load_config()
                     keys = self._keys(config)
                     log.info("%s", describe_backends(config, self._local_path(config, keys)))
-                    self._manager = StateManager(config, keys, self._identity_settings(config), self.store_ids,
+                    self._manager = AppStateManager(config, keys, self._identity_settings(config), self.store_ids,
                                                  self.scan_layouts, Mirrors(app_callbacks(self.app)))
                 manager = self._manager
         return manager

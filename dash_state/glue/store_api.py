@@ -38,25 +38,23 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dash_state import identity
 from dash_state.backends import pointer_name
 from dash_state.core import browser_form, shared
 from dash_state.core.ids import store_key
+from dash_state.core.manager import StateManager
 from dash_state.core.values import freeze
 from dash_state.errors import QuotaExceeded, StoreValueError
 from dash_state.glue import web
 from dash_state.glue.calls import carried, current_call
 
-if TYPE_CHECKING:
-    from dash_state.core.manager import StateManager
-
 _MISSING = object()
 
 
 class StoreAPI:
-    """Mixed into :class:`~dash_state.core.manager.StateManager`."""
+    """Mixed into :class:`~dash_state.core.manager.StateManager` (:class:`AppStateManager`)."""
 
     # -- who -------------------------------------------------------------------------------------------
     def set_user_context(self: "StateManager", user_id: str | None) -> None:
@@ -276,3 +274,8 @@ class StoreAPI:
             raise StoreValueError(f"{what}no user to act for: outside a request, call set_user_context(user_id) "
                                   "or use `with user_context(user_id):` first (or turn STATE_ENABLE_USER_ISOLATION off)")
         return who
+
+
+class AppStateManager(StoreAPI, StateManager):
+    """What ``get_state_manager()`` returns: the app's :class:`~dash_state.core.manager.StateManager` with the
+    Python API above."""
