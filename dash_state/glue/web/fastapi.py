@@ -189,15 +189,7 @@ async def _preread(rec: Record, receive: Any, limit: int) -> Callable:
                 break
         else:
             rec.body = bytes(data)
-    replay, sent = (b"" if isinstance(rec.body, TooLarge) else bytes(data)), False
-
-    async def replayed() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": replay, "more_body": False}
-        return await receive()
-    return replayed
+    return _replaying(b"" if isinstance(rec.body, TooLarge) else bytes(data), receive)
 
 
 async def _preread_callback(receive: Any) -> Callable:
@@ -216,7 +208,12 @@ async def _preread_callback(receive: Any) -> Callable:
         except orjson.JSONDecodeError:
             body = None  # Dash answers it as it would without dash-state
         await before_callback(body)
-    replay, sent = bytes(data), False
+    return _replaying(bytes(data), receive)
+
+
+def _replaying(replay: bytes, receive: Any) -> Callable:
+    """A ``receive`` that first hands the app the body already read, then the connection's own messages."""
+    sent = False
 
     async def replayed() -> dict:
         nonlocal sent
