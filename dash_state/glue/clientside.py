@@ -30,16 +30,25 @@ uploads a callback request needs with :func:`await_uploads` before Dash dispatch
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
-from typing import Any, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
 from dash_state.core import references
+from dash_state.core.ids import store_key
+from dash_state.core.logs import MissLog
+from dash_state.core.references import js_key
 from dash_state.errors import PatchUploadMissing
 from dash_state.glue import web
+from dash_state.glue.calls import MAX_HINTS
+
+if TYPE_CHECKING:
+    from dash_state.glue.runtime import AppState
 
 UPLOAD_WAIT = 1.5  # seconds a callback waits for the component's upload of a clientside Patch
 MAX_WAITING_PER_USER = 2  # callbacks of one user (identity namespace) waiting at once
@@ -146,10 +155,6 @@ async def await_uploads(body: Any) -> None:
     (without blocking the loop) for the uploads of the clientside Patches its inputs and states carry,
     in the same slots and within the same :data:`UPLOAD_WAIT` as :func:`wait_for`. Storage is read in
     the executor. What it could not find, :func:`wait_for` reports without waiting again."""
-    from dash_state.glue.hook import (  # hook imports this module
-        patched_entries,
-        upload_waits,
-    )
     from dash_state.glue.web.common import run_blocking
 
     entries = patched_entries(body)  # no I/O: most requests carry no patched value and stop here
@@ -189,3 +194,87 @@ def _give(owner: str) -> None:
             _waiting[owner] = left
         else:
             _waiting.pop(owner, None)
+
+
+# -- what callbacks receive -----------------------------------------------------------------------
+def client_value(state: "AppState", sid: str, value: Any, misses: MissLog | None) -> Any:
+    """A value the browser wrote into a ServerStore (see :mod:`dash_state.glue.clientside`)."""
+    manager = state.manager
+    settings = manager.settings(sid)
+    if not settings.client_write:
+        manager.miss(sid, "refused", misses)
+        return manager.latest(sid)  # the store's own (server-written) value stays what callbacks see
+    if not looks_patched(value):
+        return value
+    if settings.shared:  # the route applies a clientside Patch to the shared value; callbacks read that
+        return manager.latest(sid)
+    who = manager.identity(create=False)
+    base = patched_reference(value)
+    found = None
+    if who is not None and (base is None or manager.owned(sid, base)):
+        backend = manager.backend(settings.backend)
+        key = patched_key(who.namespace, value)
+        # the result, or PatchUploadMissing (a 422 naming the store): never the previous value in its place
+        found = wait_for(lambda: backend.get(who.namespace, key), who.namespace, sid)
+    if found is not None:
+        return found.thaw()
+    manager.throttle(logging.WARNING, "clientside-patch", "ServerStore %r: a clientside Patch() reached the server "
+                     "without its operations (see the browser console); the store's previous value is used", sid)
+    return manager.load(sid, base, misses=misses) if base is not None else manager.latest(sid)
+
+
+def patched_entries(body: Any) -> list[dict]:
+    """The ``data`` entries of a callback request's inputs and states that hold a clientside Patch the
+    renderer applied to a reference (see :func:`client_value`); pure, no storage or request access."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    for part in ("inputs", "state"):
+        items = body.get(part)
+        for item in items if isinstance(items, list) else ():
+            for entry in item if isinstance(item, list) else (item,):
+                if not isinstance(entry, dict) or entry.get("property") != "data" or not references.id_problem(entry.get("id")) is None:
+                    continue
+                value = entry.get("value")
+                if value is None or (references.looks_like_reference(value) and references.parse(value) is not None):
+                    continue
+                if looks_patched(value):
+                    found.append(entry)
+    return found
+
+
+def upload_waits(body: dict, entries: list[dict]) -> list[tuple[Callable[[], Any], str, str]]:
+    """For :func:`await_uploads`: ``(find, owner, store id)`` for each of ``entries``
+    (:func:`patched_entries` of the callback request ``body``) that :func:`client_value` would wait
+    for, under the same conditions (a store the layouts or the component's hints name as a ServerStore)."""
+    from dash_state.glue.runtime import (
+        current_state,  # runtime's imports reach this module
+    )
+
+    state = current_state()
+    if state is None or not entries:
+        return []
+    state.scan_layouts()
+    extra = body.get("dash_state")
+    stores = extra.get("stores") if isinstance(extra, dict) else None
+    hinted = {s for s in stores[:MAX_HINTS] if isinstance(s, str)} if isinstance(stores, list) else set()
+    manager = state.manager
+    waits = []
+    for entry in entries:
+        store_id = entry["id"]
+        sid = store_key(store_id)
+        if store_id not in state.store_ids and js_key(sid) not in hinted:
+            continue
+        if not manager.keeps_on_server(sid):
+            continue
+        settings = manager.settings(sid)
+        if not settings.client_write or settings.shared:
+            continue
+        who = manager.identity(create=False)
+        base = patched_reference(entry["value"])
+        if who is None or (base is not None and not manager.owned(sid, base)):
+            continue
+        backend = manager.backend(settings.backend)
+        key = patched_key(who.namespace, entry["value"])
+        waits.append((partial(backend.get, who.namespace, key), who.namespace, sid))
+    return waits
