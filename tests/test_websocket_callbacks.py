@@ -306,6 +306,55 @@ def test_concurrent_calls_on_one_connection_each_see_their_own_values(backend, a
     assert not websocket._pending  # every call's record was claimed, or dropped with its connection
 
 
+def _get_prop_app(backend: str) -> Dash:
+    from dash import ctx
+
+    app = Dash(__name__, backend=backend)
+    _secret(app, backend)
+    app.layout = html.Div([html.Button(id="btn"), html.Button(id="go"), ServerStore(id="s"), html.Div(id="out")])
+
+    @app.callback(Output("s", "data"), Input("btn", "n_clicks"), prevent_initial_call=True)
+    def write(n):
+        return {"rows": [1, 2, 3], "n": n}
+
+    @app.callback(Output("out", "children"), Input("go", "n_clicks"), prevent_initial_call=True, websocket=True)
+    async def read(n):
+        return json.dumps(await ctx.websocket.get_prop("s", "data"))
+
+    return app
+
+
+def _get_prop_call(browser: Browser, ws, page_holds: str) -> str:
+    """The read callback, answering its get_props request as a page holding ``page_holds`` in s.data."""
+    request_id = browser.send(ws, [("out", "children")], [("go", "n_clicks", 1)])
+    asked = []
+    while True:
+        message = ws.receive_json()
+        for entry in message if isinstance(message, list) else [message]:
+            if entry.get("type") == "get_props_request":
+                asked.append(entry["payload"])
+                ws.send_json({"type": "get_props_response", "requestId": entry["requestId"],
+                              "payload": {"data": page_holds}})
+            elif entry.get("type") == "callback_response" and entry["requestId"] == request_id:
+                assert asked == [{"componentId": "s", "properties": ["data"]}]
+                assert entry["payload"]["status"] == "ok", entry["payload"]
+                return entry["payload"]["data"]["response"]["out"]["children"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_prop_of_a_server_store_gives_its_value_to_its_own_browser_only(backend, browsers):
+    app = _get_prop_app(backend)
+    alice, mallory = browsers(app), browsers(app)
+    alice.load()
+    mallory.load()
+    reference = alice.http_call([("s", "data")], [("btn", "n_clicks", 1)])["s"]["data"]
+    assert reference.startswith("dsr2.")
+    with alice.connect() as ws:
+        assert json.loads(_get_prop_call(alice, ws, reference)) == {"rows": [1, 2, 3], "n": 1}
+    with mallory.connect() as ws:  # the page answers with alice's reference: it reads as missing
+        assert json.loads(_get_prop_call(mallory, ws, reference)) is None
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_app_whose_websocket_callbacks_use_no_server_store_runs(backend, browsers):
     pytest.importorskip(backend)

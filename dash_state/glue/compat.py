@@ -91,6 +91,9 @@ PRIVATE: tuple[Private, ...] = (
     Private("dash.dash:Dash._execute_callback", "end each websocket callback call as the response hook ends an "
             "HTTP one (release what the page let go of, log unusable references)", "wrapped on each app",
             since="3.1", feature="ServerStore in websocket callbacks"),
+    Private("dash.backends.ws:DashWebsocketCallback.get_prop", "a ServerStore's data asked of the page over "
+            "the websocket comes back as its value, not its reference", "wrapped once per process", since="4.2",
+            feature="ServerStore in websocket callbacks"),
     Private("dash.backends.ws:DashWebsocketCallback.set_prop_sync", "store a ServerStore's data that set_props "
             "streams over a websocket and stream its reference", "wrapped once per process", since="4.2",
             feature="ServerStore in websocket callbacks"),

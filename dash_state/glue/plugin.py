@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import sys
 import types
@@ -188,6 +189,7 @@ def _websocket_calls(app: dash.Dash, state: AppState) -> None:
         return
     compat.wrap_app(app, "_execute_callback", functools.partial(_execute_callback, state))
     compat.patch("dash.backends.ws:DashWebsocketCallback.set_prop_sync", _set_prop_sync)
+    compat.patch("dash.backends.ws:DashWebsocketCallback.get_prop", _get_prop)
 
 
 WEBSOCKET_FEATURE = "ServerStore in websocket callbacks"
@@ -226,6 +228,27 @@ def _end_websocket_call(state: AppState) -> None:
             _end_call(state)
         except Exception:  # noqa: BLE001 - never turn a finished call into an error
             log.debug("dash-state: ending a websocket call failed", exc_info=True)
+
+
+def _get_prop(original: Any) -> Any:
+    """``await ctx.websocket.get_prop(store, "data")`` asks the page for a prop: a ServerStore answers
+    with its reference, which is resolved (for the connection's identity) to the value a callback gets."""
+    async def get_prop(self, component_id, prop_name, timeout=30.0):
+        value = await original(self, component_id, prop_name, timeout)
+        state = app_state(web.serving_app()) if in_use() and web.connection() is not None else None
+        if state is None or prop_name != "data" or not references.looks_like_reference(value):
+            return value
+        store_id = component_id
+        if isinstance(component_id, str) and component_id.startswith("{"):
+            try:
+                store_id = json.loads(component_id)
+            except ValueError:
+                return value
+        state.scan_layouts()
+        if store_id not in state.store_ids:
+            return value
+        return await web.common.run_blocking(state.manager.load, store_key(store_id), value)
+    return get_prop
 
 
 def _set_prop_sync(original: Any) -> Any:
