@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="dash-state-live-"))
     (folder / "live_bench_app.py").write_text(APP)
     port, prefix = free_port(), f"live-bench-{uuid.uuid4().hex[:8]}:"
-    threads = max(32, args.pages // args.workers * 3 + 16)  # half may stream; pages spread unevenly over workers
+    # Streams may take half of a worker's pool, and gthread workers accept unevenly (in a CI run 17 of 20
+    # pages landed on one worker and one was told to poll): size each pool for every page on one worker.
+    threads = max(32, args.pages * 2 + 16)
     env = {**os.environ, "STATE_BACKEND": "redis", "STATE_REDIS_URL": args.redis_url, "STATE_KEY_PREFIX": prefix,
            "LIVE_SECRET": uuid.uuid4().hex, "STATE_LIVE_MAX_STREAMS": str(threads - 8),
            "STATE_LIVE_STREAM_SECONDS": str(int(args.budget) + 60), "STATE_CONFIG_FILE": str(folder / "none.toml")}
