@@ -123,3 +123,14 @@ def test_only_the_fence_imports_private_dash_modules():
     offenders = [hit for path in sorted(PACKAGE.rglob("*.py")) if path.name != "compat.py"
                  and path.name not in generated for hit in _private_imports(path)]
     assert offenders == []
+
+
+def test_features_available_on_this_dash():
+    """What each feature's names say on this Dash (an app's own attributes are checked on the app)."""
+    newest = compat.version_tuple(dash.__version__)
+    assert compat.available("background callbacks")
+    assert compat.available("MCP") == (newest >= (4, 3))
+    assert compat.available("ServerStore in websocket callbacks") == (newest >= (4, 2))
+    app = Dash(__name__)
+    assert compat.available("MCP", app) == (newest >= (4, 3))
+    assert compat.available("websocket callbacks", app) == (newest >= (4, 2))

@@ -98,7 +98,10 @@ PRIVATE: tuple[Private, ...] = (
             "streams over a websocket and stream its reference", "wrapped once per process", since="4.2",
             feature="ServerStore in websocket callbacks"),
     Private("dash.mcp.primitives.tools.prop_roles:STORE_DATA", "MCP describes a ServerStore's data as a "
-            "dcc.Store's", "read", since="4.4", feature="MCP"),
+            "dcc.Store's", "read", since="4.3", feature="MCP"),
+    Private("dash.mcp.primitives.tools.input_schemas.input_descriptions.description_component_props:"
+            "_PROP_TEMPLATES", "MCP describes a ServerStore's storage_type as a dcc.Store's", "read", since="4.3",
+            feature="MCP description of storage_type"),
 )
 _BY_NAME = {private.name: private for private in PRIVATE}
 _missing_features: set[str] = set()
@@ -129,9 +132,19 @@ def has(name: str) -> bool:
     return _resolve(_BY_NAME[name].name) is not _ABSENT
 
 
-def available(feature: str) -> bool:
-    """False when this Dash lacks a name that ``feature`` needs (see :func:`check`)."""
-    return all(_resolve(p.name) is not _ABSENT for p in PRIVATE if p.feature == feature)
+def available(feature: str, app: Any = None) -> bool:
+    """False when this Dash lacks a name that ``feature`` needs (see :func:`check`). Attributes that
+    ``Dash.__init__`` sets on each app are checked only on ``app``: without one, the other names decide."""
+    return all(_resolve(p.name, app) is not _ABSENT for p in PRIVATE if p.feature == feature
+               and (app is not None or not _instance_only(p.name)))
+
+
+def _instance_only(name: str) -> bool:
+    module_name, _, path = name.partition(":")
+    if not path.startswith("Dash."):
+        return False
+    cls = getattr(importlib.import_module(module_name), "Dash", None)
+    return cls is None or not hasattr(cls, path[5:])
 
 
 _ABSENT = object()

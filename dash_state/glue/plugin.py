@@ -105,21 +105,17 @@ def _config(state: AppState, original: Any) -> Any:
 
 def _describe_for_mcp() -> None:
     """Dash's MCP layer describes a dcc.Store's data as "data to be remembered client-side": the same
-    words for a ServerStore (what the tool's caller deals with is the same data)."""
-    try:
-        from dash.mcp.primitives.tools import prop_roles
-    except ImportError:
+    words for a ServerStore (what the tool's caller deals with is the same data), and its storage_type
+    with dcc.Store's template."""
+    if not compat.available("MCP"):
         return
-    prop_roles.STORE_DATA.identifiers.add(("ServerStore", "data"))
-    try:  # and its storage_type with dcc.Store's template
-        from dash.mcp.primitives.tools.input_schemas.input_descriptions import (
-            description_component_props as props,
-        )
-    except ImportError:
-        return
-    templates = getattr(props, "_PROP_TEMPLATES", None)
+    compat.get("dash.mcp.primitives.tools.prop_roles:STORE_DATA").identifiers.add(("ServerStore", "data"))
+    templates = compat.get(PROP_TEMPLATES) if compat.has(PROP_TEMPLATES) else None
     if isinstance(templates, dict) and ("Store", "storage_type") in templates:
         templates.setdefault(("ServerStore", "storage_type"), templates[("Store", "storage_type")])
+
+
+PROP_TEMPLATES = "dash.mcp.primitives.tools.input_schemas.input_descriptions.description_component_props:_PROP_TEMPLATES"
 
 
 def is_mcp_request(app: Any) -> bool:
