@@ -8,6 +8,7 @@ import pytest
 from apps import new_app
 from dash import Input, Output, Patch, html
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -54,12 +55,17 @@ def app_with(backend: str = "memory", **config):
 
 
 def text(driver, element_id):
-    return driver.find_element(By.ID, element_id).text
+    """The element's text, or None while the page has not rendered it."""
+    found = driver.find_elements(By.ID, element_id)
+    return found[0].text if found else None
 
 
 def wait_text(driver, element_id, expected, timeout=10):
-    WebDriverWait(driver, timeout).until(lambda d: text(d, element_id) == expected,
-                                         f"#{element_id} never read {expected!r} (reads {text(driver, element_id)!r})")
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: text(d, element_id) == expected)
+    except TimeoutException:  # the message reads the page when the wait ends, not before it starts
+        raise AssertionError(f"#{element_id} never read {expected!r} in {timeout} s "
+                             f"(reads {text(driver, element_id)!r})") from None
 
 
 def second_browser():
