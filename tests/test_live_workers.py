@@ -204,7 +204,8 @@ def test_chromium_follows_a_write_made_on_the_worker_that_does_not_hold_its_stre
             pytest.fail(f"the page never showed '0:0:0': {driver.page_source[:1500]!r}; console: "
                         f"{[e['message'][:300] for e in driver.get_log('browser')]}")
         WebDriverWait(driver, 20).until(lambda d: d.execute_script(
-            "const s = window.dash_state && window.dash_state.liveStatus(); return !!s && s.connected && s.transport === 'sse'"))
+            "const s = window.dash_state && window.dash_state.liveStatus();"
+            " return !!s && s.connected && s.transport === 'sse'"))
         stream_pid = pids.read_text().split()[-1]
         same_user = requests.Session()
         for cookie in driver.get_cookies():
@@ -256,7 +257,8 @@ def test_chromium_keeps_following_after_a_redis_restart(dash_duo, tmp_path):
             driver = dash_duo.driver
             driver.get(url)
             WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-                "const s = window.dash_state && window.dash_state.liveStatus(); return !!s && s.connected && s.transport === 'sse'"))
+                "const s = window.dash_state && window.dash_state.liveStatus();"
+            " return !!s && s.connected && s.transport === 'sse'"))
             stream_pid = pids.read_text().split()[-1]
             same_user = requests.Session()
             for cookie in driver.get_cookies():
