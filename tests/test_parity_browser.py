@@ -217,10 +217,13 @@ def test_pattern_matching(dash_duo, store_name):
     def css(kind, i):
         return '#\\{\\"index\\"\\:' + str(i) + '\\,\\"type\\"\\:\\"' + kind + '\\"\\}'
 
+    total = 0
     for i, clicks in ((0, 1), (2, 2)):
         for _ in range(clicks):
             dash_duo.find_element(css("btn", i)).click()
-    dash_duo.wait_for_text_to_equal("#total", "3")  # 1 + 0 + 2
+            total += 1  # one click at a time: the last callback to run is then the last click's (store 2's)
+            dash_duo.wait_for_text_to_equal("#total", str(total))
+    assert total == 3  # 1 + 0 + 2
     dash_duo.wait_for_text_to_equal("#trigger", "2|[0, 1, 2]")
     dash_duo.wait_for_text_to_equal(css("smaller", 2), "2+1")  # ALLSMALLER saw store 0 and 1
     dash_duo.wait_for_text_to_equal(css("smaller", 1), "0+0")  # store 1 never changed: initial call only
