@@ -36,7 +36,7 @@ CORE = ["tests/test_compat.py", "tests/test_ids.py", "tests/test_hook.py", "test
         "tests/test_background.py", "tests/test_mirror.py", "tests/test_mcp.py", "tests/test_coexistence.py",
         "tests/test_rollback.py", "tests/test_identity.py", "tests/test_security.py", "tests/test_config_startup.py",
         "tests/attacks"]
-SERVER_TESTS = ["tests/test_servers.py", "tests/test_server_processes.py"]
+SERVER_TESTS = ["tests/test_servers.py", "tests/test_server_processes.py", "tests/test_websocket_callbacks.py"]
 #: CI's subset: the oldest Dash on Flask (core files that cover every wrapped name) and the oldest Dash
 #: with FastAPI and Quart (their server tests); the newest Dash runs the whole suite outside nox.
 CI_CORE = ["tests/test_compat.py", "tests/test_ids.py", "tests/test_hook.py", "tests/test_routes.py",

@@ -19,3 +19,4 @@ SIDE_UPDATE_PATCH = needs((3, 3), "Patch in set_props/running side updates or da
 SERVERS = needs((4, 2), "FastAPI and Quart servers")
 MCP = needs((4, 3), "MCP layer")
 RENDERER_4_2 = needs((4, 2), "renderer fixes of 4.2 that dcc.Store's tests rely on (remounting, #3570)")
+WEBSOCKET_STORES = needs((4, 4), "websocket internals dash-state needs for ServerStores (set_prop_sync)")

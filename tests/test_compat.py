@@ -98,6 +98,8 @@ def test_every_name_in_the_table_exists_on_this_dash_but_for_newer_features():
         assert "_inputs_to_vals" in vars(app)
     elif not hasattr(dash.dash, "inputs_to_vals"):
         expected.add("dash.dash:inputs_to_vals")
+    if (4, 2) <= compat.version_tuple(dash.__version__) < (4, 4):  # their set_props awaits set_prop
+        expected.add("dash.backends.ws:DashWebsocketCallback.set_prop_sync")
     assert missing == expected
 
 
@@ -131,7 +133,7 @@ def test_features_available_on_this_dash():
     newest = compat.version_tuple(dash.__version__)
     assert compat.available("background callbacks")
     assert compat.available("MCP") == (newest >= (4, 3))
-    assert compat.available("ServerStore in websocket callbacks") == (newest >= (4, 2))
+    assert compat.available("ServerStore in websocket callbacks") == (newest >= (4, 4))
     app = Dash(__name__)
     assert compat.available("MCP", app) == (newest >= (4, 3))
     assert compat.available("websocket callbacks", app) == (newest >= (4, 2))

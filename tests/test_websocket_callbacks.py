@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 from dash import Dash, Input, Output, State, html, set_props
 
+from dash_features import WEBSOCKET_STORES
 from dash_state import ServerStore
 
 BACKENDS = ["fastapi", "quart"]
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"), WEBSOCKET_STORES]
 ORIGIN = {"origin": "http://testserver"}
 
 

@@ -95,7 +95,7 @@ PRIVATE: tuple[Private, ...] = (
             "the websocket comes back as its value, not its reference", "wrapped once per process", since="4.2",
             feature="ServerStore in websocket callbacks"),
     Private("dash.backends.ws:DashWebsocketCallback.set_prop_sync", "store a ServerStore's data that set_props "
-            "streams over a websocket and stream its reference", "wrapped once per process", since="4.2",
+            "streams over a websocket and stream its reference", "wrapped once per process", since="4.4",
             feature="ServerStore in websocket callbacks"),
     Private("dash.mcp.primitives.tools.prop_roles:STORE_DATA", "MCP describes a ServerStore's data as a "
             "dcc.Store's", "read", since="4.3", feature="MCP"),
@@ -135,8 +135,12 @@ def has(name: str) -> bool:
 def available(feature: str, app: Any = None) -> bool:
     """False when this Dash lacks a name that ``feature`` needs (see :func:`check`). Attributes that
     ``Dash.__init__`` sets on each app are checked only on ``app``: without one, the other names decide."""
-    return all(_resolve(p.name, app) is not _ABSENT for p in PRIVATE if p.feature == feature
-               and (app is not None or not _instance_only(p.name)))
+    names = [p for p in PRIVATE if p.feature == feature and (app is not None or not _instance_only(p.name))]
+    present = {p.name for p in names if _resolve(p.name, app) is not _ABSENT}
+    # a name with an older or newer stand-in (instead_of) is covered when either one is present
+    covered = present | {p.instead_of for p in names if p.name in present and p.instead_of} | \
+        {p.name for p in names if p.instead_of in present}
+    return all(p.name in covered for p in names)
 
 
 def _instance_only(name: str) -> bool:
@@ -174,9 +178,12 @@ def check(app: Any = None) -> None:
     global _warned_version
     missing = [private for private in PRIVATE if _resolve(private.name, app) is _ABSENT
                and (app is not None or not private.name.startswith("dash.dash:Dash."))]
-    replaced = {private.instead_of for private in PRIVATE if private.instead_of and private not in missing}
-    required = [private for private in missing if private.feature is None and private.name not in replaced
-                and not (private.instead_of and private.instead_of not in {m.name for m in missing})]
+    absent = {private.name for private in missing}
+    # a name and its stand-in (instead_of: another Dash release's name for the same thing) cover each other
+    covered = {p.instead_of for p in PRIVATE if p.instead_of and p.name not in absent} | \
+        {p.name for p in PRIVATE if p.instead_of and p.instead_of not in absent}
+    missing = [private for private in missing if private.name not in covered]
+    required = [private for private in missing if private.feature is None]
     if required:
         raise DashVersionError(_missing_message(required))
     for private in missing:
