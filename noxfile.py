@@ -52,7 +52,10 @@ def _minor(version: str) -> tuple[int, int]:
 
 
 def _servers(version: str) -> list[str]:
-    return ["flask", "fastapi", "quart"] if _minor(version) >= SERVERS_SINCE else ["flask"]
+    """The servers of this Dash release (``DASH_STATE_MATRIX_SERVERS=fastapi,quart`` narrows them)."""
+    servers = ["flask", "fastapi", "quart"] if _minor(version) >= SERVERS_SINCE else ["flask"]
+    chosen = os.environ.get("DASH_STATE_MATRIX_SERVERS")
+    return [s for s in servers if s in chosen.split(",")] if chosen else servers
 
 
 def _install(session: nox.Session, dash: str) -> None:
